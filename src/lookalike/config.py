@@ -1,0 +1,164 @@
+"""Settings, one frozen dataclass per pipeline stage.
+
+The library manifest (``lookalike.toml``) has one section per class; CLI flags override fields
+with :func:`dataclasses.replace`. Every class validates itself in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+from lookalike.errors import InvalidParameterError
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Largest image accepted, in pixels: a 10,000 × 10,000 photo passes, a decompression bomb not."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidParameterError(message)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How files are found and decoded.
+
+    Attributes
+    ----------
+    max_pixels : images with more pixels than this are skipped as possible decompression bombs.
+    follow_symlinks : follow symbolic links while scanning (loops are detected and reported).
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    follow_symlinks: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.max_pixels >= 1, f"max_pixels must be >= 1, got {self.max_pixels}")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Which network turns images into vectors (fixed when a library is created).
+
+    Attributes
+    ----------
+    backbone : registered backbone name, e.g. ``efficientnet-lite0``.
+    weights : optional local weights file (needed offline for ``resnet50``).
+    """
+
+    backbone: str = "efficientnet-lite0"
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How an indexing run embeds images (may change from run to run).
+
+    Attributes
+    ----------
+    batch_size : images per inference call.
+    decode_workers : threads decoding images while the model runs.
+    threads : inference threads (0 lets the runtime decide).
+    commit_every : images embedded between catalog commits (bounds work lost to a kill).
+    """
+
+    batch_size: int = 32
+    decode_workers: int = 2
+    threads: int = 0
+    commit_every: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.decode_workers >= 1, f"decode_workers must be >= 1, got {self.decode_workers}")
+        _require(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        _require(self.commit_every >= 1, f"commit_every must be >= 1, got {self.commit_every}")
+
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config as a TOML-friendly dict (None values left out)."""
+    return {k: v for k, v in asdict(config).items() if v is not None}
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, where: str) -> T:
+    """Build ``cls`` from a manifest section, refusing unknown keys with the section name."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    _require(not unknown, f"{where}: unknown setting(s) {unknown}; expected some of {sorted(known)}")
+    return cls(**data)
+
+
+INDEX_KINDS = ("auto", "exact", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Which vector index to build, and how (see ``lookalike.index``).
+
+    Attributes
+    ----------
+    kind : ``auto`` picks by collection size (see ``lookalike.index.choose_kind``), or one of
+        ``exact`` (brute force, exact), ``ivf`` (cluster-routed), ``hnsw`` (graph).
+    exact_max : ``auto`` keeps exact search up to this many vectors.
+    nlist : IVF clusters; 0 picks ``4 * sqrt(n)`` (ignored when centroids are given).
+    nprobe : IVF clusters searched per query by default (1 = only the query's cluster).
+    hnsw_m : HNSW neighbours per node (more = better recall, more memory).
+    ef_construction : HNSW build-time beam width.
+    ef_search : HNSW default search beam width.
+    max_tombstone_fraction : HNSW signals ``needs_rebuild`` once this fraction is removed.
+    seed : seed of the IVF k-means.
+    """
+
+    kind: str = "auto"
+    exact_max: int = 20_000
+    nlist: int = 0
+    nprobe: int = 8
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+    max_tombstone_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.kind in INDEX_KINDS, f"index kind must be one of {INDEX_KINDS}, got {self.kind!r}")
+        _require(self.exact_max >= 0, f"exact_max must be >= 0, got {self.exact_max}")
+        _require(self.nlist >= 0, f"nlist must be >= 0, got {self.nlist}")
+        _require(self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}")
+        _require(self.hnsw_m >= 2, f"hnsw_m must be >= 2, got {self.hnsw_m}")
+        _require(self.ef_construction >= 1, f"ef_construction must be >= 1, got {self.ef_construction}")
+        _require(self.ef_search >= 1, f"ef_search must be >= 1, got {self.ef_search}")
+        _require(
+            0.0 < self.max_tombstone_fraction <= 1.0,
+            f"max_tombstone_fraction must be in (0, 1], got {self.max_tombstone_fraction}",
+        )
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How queries are answered.
+
+    Attributes
+    ----------
+    k : neighbours returned per query (fewer when the index or filter holds fewer).
+    nprobe : IVF clusters to search (None = the index's default).
+    ef_search : HNSW beam width (None = the index's default).
+    exact_filter_max : an ``allowed_ids`` filter this small is answered exactly over its members.
+    mmap : memory-map index files when loading (read-only; see ``lookalike.index.load_index``).
+    """
+
+    k: int = 10
+    nprobe: int | None = None
+    ef_search: int | None = None
+    exact_filter_max: int = 2048
+    mmap: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.k >= 1, f"k must be >= 1, got {self.k}")
+        _require(self.nprobe is None or self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}")
+        _require(
+            self.ef_search is None or self.ef_search >= 1, f"ef_search must be >= 1, got {self.ef_search}"
+        )
+        _require(self.exact_filter_max >= 0, f"exact_filter_max must be >= 0, got {self.exact_filter_max}")

@@ -1,0 +1,174 @@
+"""Pipelined extraction: decode (threads) → batch → infer → append rows → commit.
+
+Reader, mapper and writer are separate pieces (see STYLE.md, rule 2):
+
+- :func:`decoded` decodes pending images in a thread pool, in order, keeping a bounded number
+  in flight so decoding runs ahead while the model works (the runtime releases the GIL);
+- :func:`batches` groups decoded arrays into model batches and embeds them;
+- :class:`RowWriter` appends vectors to the raw row file and commits rows, skips and the new row
+  count in one catalog transaction every ``commit_every`` images.
+
+A run killed at any point loses at most the uncommitted images, which stay ``pending`` and are
+embedded by the next run; committed work is never redone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lookalike.config import ExtractConfig
+from lookalike.errors import ImageError
+from lookalike.progress import Progress
+from lookalike.store.catalog import Catalog, PendingImage
+from lookalike.store.vectors import RawVectors
+
+Decoder = Callable[[PendingImage], np.ndarray]
+Embedder = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class ExtractReport:
+    """What one extraction run did."""
+
+    embedded: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One pending image after decoding: pixels, or the reason it cannot be used."""
+
+    image: PendingImage
+    pixels: np.ndarray | None
+    reason: str | None
+
+
+def decoded(images: Iterable[PendingImage], decode: Decoder, workers: int, ahead: int) -> Iterator[Decoded]:
+    """Decode ``images`` in a thread pool, yielding results in input order."""
+
+    def task(image: PendingImage) -> Decoded:
+        try:
+            return Decoded(image, decode(image), None)
+        except ImageError as exc:
+            return Decoded(image, None, exc.reason)
+        except OSError as exc:
+            return Decoded(image, None, f"cannot read file ({exc.strerror or exc})")
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        queue: deque[Future[Decoded]] = deque()
+        for image in images:
+            queue.append(pool.submit(task, image))
+            if len(queue) >= ahead:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()
+
+
+def batches(items: Iterator[Decoded], embed: Embedder, size: int) -> Iterator[tuple[list[Decoded], np.ndarray]]:
+    """Group decodable items into batches of ``size`` and embed them.
+
+    Yields (items, vectors) where vectors has one row per item that has pixels; items without
+    pixels (skips) ride along in the list so the writer records them in order.
+    """
+    group: list[Decoded] = []
+    ready = 0
+    for item in items:
+        group.append(item)
+        ready += item.pixels is not None
+        if ready == size:
+            yield group, _embed_group(group, embed)
+            group, ready = [], 0
+    if group:
+        yield group, _embed_group(group, embed)
+
+
+def _embed_group(group: list[Decoded], embed: Embedder) -> np.ndarray:
+    pixels = [item.pixels for item in group if item.pixels is not None]
+    if not pixels:
+        return np.zeros((0, 0), dtype=np.float32)
+    return embed(np.stack(pixels))
+
+
+class RowWriter:
+    """Appends embeddings and commits them with their catalog rows."""
+
+    def __init__(self, catalog: Catalog, vectors: RawVectors, commit_every: int) -> None:
+        self.catalog = catalog
+        self.vectors = vectors
+        self.commit_every = commit_every
+        self.generation = int(catalog.get_meta("raw_generation", "0") or 0)
+        self.rows = int(catalog.get_meta("raw_rows", "0") or 0)
+        self._ids: list[int] = []
+        self._blocks: list[np.ndarray] = []
+        self._skips: list[tuple[int, str]] = []
+
+    def write(self, group: list[Decoded], vectors: np.ndarray) -> None:
+        for item in group:
+            if item.pixels is None:
+                self._skips.append((item.image.image_id, item.reason or "could not be decoded"))
+            else:
+                self._ids.append(item.image.image_id)
+        if vectors.size:
+            self._blocks.append(vectors)
+        if len(self._ids) + len(self._skips) >= self.commit_every:
+            self.commit()
+
+    def commit(self) -> None:
+        """Make everything written so far durable and visible, atomically."""
+        if not self._ids and not self._skips:
+            return
+        first = self.rows
+        if self._blocks:
+            new_rows = self.vectors.append(self.generation, self.rows, np.concatenate(self._blocks))
+        else:
+            new_rows = self.rows
+        now = time.time()
+        with self.catalog.transaction() as db:
+            db.executemany(
+                "UPDATE images SET status='embedded', row=?, reason=NULL, updated_at=? WHERE id=?",
+                [(first + i, now, image_id) for i, image_id in enumerate(self._ids)],
+            )
+            db.executemany(
+                "UPDATE images SET status='skipped', reason=?, updated_at=? WHERE id=?",
+                [(reason, now, image_id) for image_id, reason in self._skips],
+            )
+            self.catalog.set_meta(db, "raw_rows", new_rows)
+        self.rows = new_rows
+        self._ids, self._blocks, self._skips = [], [], []
+
+
+def extract(
+    catalog: Catalog,
+    vectors: RawVectors,
+    decode: Decoder,
+    embed: Embedder,
+    config: ExtractConfig,
+    progress: Progress,
+) -> ExtractReport:
+    """Embed every pending image of ``catalog``; see the module docstring for the pipeline."""
+    pending = catalog.pending_images()
+    report = ExtractReport()
+    writer = RowWriter(catalog, vectors, config.commit_every)
+    vectors.truncate(writer.generation, writer.rows)
+    progress.phase("embedding", len(pending))
+    started = time.perf_counter()
+    stream = decoded(pending, decode, config.decode_workers, ahead=config.batch_size * 3)
+    for group, block in batches(stream, embed, config.batch_size):
+        writer.write(group, block)
+        report.embedded += block.shape[0] if block.size else 0
+        report.skipped.update(item.reason or "" for item in group if item.pixels is None)
+        progress.advance(len(group))
+    writer.commit()
+    report.seconds = time.perf_counter() - started
+    return report

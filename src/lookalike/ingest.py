@@ -1,0 +1,200 @@
+"""Bring the catalog in line with folders on disk: new, changed, unchanged and vanished files.
+
+A file whose size and mtime are unchanged since the last scan is not read again. New or changed
+files are classified by content (:func:`lookalike.io.inspect.inspect_file`); identical content
+maps to one image row, so it is embedded once while every path is kept. Files that disappeared
+from a fully scanned root are dropped, and images left with no file are removed. Work is
+committed in batches, so a killed scan resumes where it stopped and never drops a file it did
+not finish scanning.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lookalike.config import IngestConfig
+from lookalike.io.inspect import Inspection, inspect_file
+from lookalike.io.scan import FoundFile, walk
+from lookalike.store.catalog import Catalog, FileRow, encode_path, printable_path
+
+LABEL_MODES = ("none", "folder")
+COMMIT_EVERY = 500
+
+ProgressHook = Callable[[int], None]
+
+
+@dataclass
+class SyncReport:
+    """What one scan changed."""
+
+    new_files: int = 0
+    changed_files: int = 0
+    unchanged_files: int = 0
+    removed_files: int = 0
+    new_images: int = 0
+    duplicate_files: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def scanned(self) -> int:
+        return self.new_files + self.changed_files + self.unchanged_files
+
+
+def folder_label(path: Path, root: Path) -> str | None:
+    """The class label of ``path``: the name of its first-level subfolder under ``root``."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return None
+    return printable_path(parts[0]) if len(parts) > 1 else None
+
+
+def sync_roots(
+    catalog: Catalog,
+    roots: list[tuple[Path, str]],
+    config: IngestConfig,
+    on_file: ProgressHook | None = None,
+) -> SyncReport:
+    """Scan each (root, label mode) and reconcile the catalog; returns what changed."""
+    report = SyncReport()
+    for root, labels in roots:
+        root_id = catalog.add_root(root, labels)
+        known = catalog.files_under(root_id)
+        _scan_root(catalog, root, root_id, labels, known, config, report, on_file)
+        _drop_vanished(catalog, list(known.values()), report)
+    return report
+
+
+def _scan_root(
+    catalog: Catalog,
+    root: Path,
+    root_id: int,
+    labels: str,
+    known: dict[bytes, FileRow],
+    config: IngestConfig,
+    report: SyncReport,
+    on_file: ProgressHook | None,
+) -> None:
+    """Walk one root, writing file rows in batches; ``known`` keeps the paths not seen."""
+    batch: list[tuple[FoundFile, FileRow | None, Inspection | None]] = []
+    for found in walk([root], follow_symlinks=config.follow_symlinks):
+        old = known.pop(encode_path(found.path), None)
+        unchanged = (
+            old is not None
+            and old.image_id is not None
+            and found.problem is None
+            and (old.size, old.mtime_ns) == (found.size, found.mtime_ns)
+        )
+        if unchanged:
+            report.unchanged_files += 1
+        else:
+            inspection = inspect_file(found, max_pixels=config.max_pixels)
+            batch.append((found, old, inspection))
+        if len(batch) >= COMMIT_EVERY:
+            _write_batch(catalog, root, root_id, labels, batch, report)
+            batch = []
+        if on_file is not None:
+            on_file(1)
+    _write_batch(catalog, root, root_id, labels, batch, report)
+
+
+def _write_batch(
+    catalog: Catalog,
+    root: Path,
+    root_id: int,
+    labels: str,
+    batch: list[tuple[FoundFile, FileRow | None, Inspection | None]],
+    report: SyncReport,
+) -> None:
+    if not batch:
+        return
+    now = time.time()
+    with catalog.transaction() as db:
+        for found, old, inspection in batch:
+            assert inspection is not None  # prior classification is assumed
+            image_id = None
+            if inspection.problem is not None:
+                report.problems[inspection.problem] += 1
+            else:
+                image_id = _image_id(db, catalog, inspection, report, now)
+            label = folder_label(found.path, root) if labels == "folder" else None
+            db.execute(
+                "INSERT INTO files(path_bytes, path, root_id, size, mtime_ns, image_id, problem,"
+                " label, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(path_bytes) DO UPDATE SET root_id=excluded.root_id,"
+                " size=excluded.size, mtime_ns=excluded.mtime_ns, image_id=excluded.image_id,"
+                " problem=excluded.problem, label=excluded.label, seen_at=excluded.seen_at",
+                (
+                    encode_path(found.path), printable_path(found.path), root_id, found.size,
+                    found.mtime_ns, image_id, inspection.problem, label, now,
+                ),
+            )
+            if old is None:
+                report.new_files += 1
+            else:
+                report.changed_files += 1
+        _delete_orphan_images(db)
+
+
+def _image_id(
+    db: sqlite3.Connection, catalog: Catalog, inspection: Inspection, report: SyncReport, now: float
+) -> int:
+    """The image row for this content, created as pending (or skipped) when new."""
+    assert inspection.digest is not None  # prior classification is assumed
+    existing = catalog.image_for_hash(db, inspection.digest)
+    if existing is not None:
+        report.duplicate_files += 1
+        return existing
+    info = inspection.info
+    status = "pending" if info is not None else "skipped"
+    cursor = db.execute(
+        "INSERT INTO images(hash, format, width, height, status, reason, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            inspection.digest,
+            info.format if info else None,
+            info.width if info else None,
+            info.height if info else None,
+            status,
+            inspection.reason,
+            now,
+        ),
+    )
+    report.new_images += 1
+    return int(cursor.lastrowid or 0)
+
+
+def _drop_vanished(catalog: Catalog, rows: list[FileRow], report: SyncReport) -> None:
+    """Forget files no longer on disk, and images that no file holds any more."""
+    if not rows:
+        return
+    with catalog.transaction() as db:
+        db.executemany("DELETE FROM files WHERE id = ?", [(row.id,) for row in rows])
+        _delete_orphan_images(db)
+    report.removed_files += len(rows)
+
+
+def remove_paths(catalog: Catalog, paths: list[Path]) -> int:
+    """Forget the given files (and folders' files); returns how many file rows were removed."""
+    removed = 0
+    with catalog.transaction() as db:
+        for path in paths:
+            prefix = encode_path(path)
+            cursor = db.execute(
+                "DELETE FROM files WHERE path_bytes = ? OR substr(path_bytes, 1, ?) = ?",
+                (prefix, len(prefix) + 1, prefix + b"/"),
+            )
+            removed += cursor.rowcount
+        _delete_orphan_images(db)
+    return removed
+
+
+def _delete_orphan_images(db: sqlite3.Connection) -> None:
+    db.execute(
+        "DELETE FROM images WHERE id NOT IN (SELECT image_id FROM files WHERE image_id IS NOT NULL)"
+    )

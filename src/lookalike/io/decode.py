@@ -1,0 +1,431 @@
+"""Safe image decoding: format by content, pixel limit first, EXIF orientation, any mode to RGB.
+
+Every failure raises a subclass of :class:`lookalike.errors.ImageError` whose ``reason`` is a
+short sentence for a report. The pixel limit is checked from the header, before any pixel is
+decoded. Files are opened with the plugin of the format sniffed from their first bytes (never
+by extension), which also keeps Pillow's own decompression-bomb check (a process-wide
+setting) out of the way: ``max_pixels`` is the only limit. Pillow's global state is not
+changed, except that the HEIF opener of pillow-heif is registered once, on first use.
+Everything here is safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import operator
+import os
+import stat
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import (
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
+
+from lookalike.errors import (
+    CorruptImageError,
+    ImageError,
+    ImageTooLargeError,
+    InvalidParameterError,
+    LookalikeError,
+    MissingDependencyError,
+    NotAnImageError,
+    UnreadableFileError,
+)
+from lookalike.io.scan import describe_os_error, display_path
+
+ImageSource = Path | str | bytes | BinaryIO
+"""A file path, the encoded bytes of an image, or an open binary file."""
+
+_Opener = Callable[[BinaryIO], Image.Image]
+
+_OPENERS: dict[str, _Opener] = {
+    "JPEG": JpegImagePlugin.JpegImageFile,  # not the MPO factory: frame 0 is the plain JPEG
+    "PNG": PngImagePlugin.PngImageFile,
+    "GIF": GifImagePlugin.GifImageFile,
+    "BMP": BmpImagePlugin.BmpImageFile,
+    "TIFF": TiffImagePlugin.TiffImageFile,
+    "WEBP": WebPImagePlugin.WebPImageFile,
+}
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
+_OTHER_FORMATS = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "gzip data"),
+    (b"8BPS", "a Photoshop document"),
+    (b"\x00\x00\x01\x00", "an icon (ICO)"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"\xff\x0a", "a JPEG XL image"),
+    (b"\x00\x00\x00\x0cJXL ", "a JPEG XL image"),
+)
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = ("LA", "PA", "RGBA", "RGBa")
+_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_PIL_CHECKS_LATE = ("GIF", "TIFF")  # plugins that run Pillow's bomb check while decoding
+
+_heif_lock = threading.Lock()
+_warnings_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image header says, with width and height as displayed (after EXIF orientation)."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The supported format whose signature starts ``head`` (the first 32 bytes), else None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "BMP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+def probe_image(source: ImageSource, *, max_pixels: int) -> ImageInfo:
+    """Format, displayed size and mode from the header alone (no pixel is decoded).
+
+    Raises
+    ------
+    ImageError : not an image, corrupt header, over ``max_pixels``, or unreadable file.
+    """
+    _check_positive("max_pixels", max_pixels)
+    with _opened(source) as (stream, where):
+        image, fmt = _open_checked(stream, where, max_pixels)
+        # Image.getexif of the base class: PNG's override decodes all pixels to look for an
+        # eXIf chunk after them; a probe accepts missing that rare case.
+        turns = _orientation(lambda: Image.Image.getexif(image)) in (5, 6, 7, 8)
+        width, height = image.size
+        return ImageInfo(fmt, height if turns else width, width if turns else height, image.mode)
+
+
+def load_rgb(source: ImageSource, *, max_pixels: int, min_side: int | None = None) -> Image.Image:
+    """Decode to an 8-bit RGB image, EXIF-transposed; transparency is composited on white.
+
+    With ``min_side``, JPEG (and HEIF with thumbnails) are decoded at the smallest reduced
+    scale whose shorter side is still >= ``min_side``; other formats at full size.
+
+    Raises
+    ------
+    ImageError : not an image, corrupt or truncated, over ``max_pixels``, or unreadable file.
+    """
+    _check_positive("max_pixels", max_pixels)
+    if min_side is not None:
+        _check_positive("min_side", min_side)
+    with _opened(source) as (stream, where):
+        image, fmt = _open_checked(stream, where, max_pixels)
+        with _decoding(fmt, where, quiet=_pil_would_complain(fmt, image.size)):
+            if min_side is not None:
+                image.draft(None, (min_side, min_side))  # shorter side stays >= min_side
+            image.load()
+            orientation = _orientation(image.getexif)
+            rgb = _to_rgb(image, where)
+    if orientation in _TRANSPOSE:
+        rgb = rgb.transpose(_TRANSPOSE[orientation])
+    return rgb
+
+
+def to_model_input(image: Image.Image, size: int, crop_fraction: float = 0.875) -> np.ndarray:
+    """Resize the shorter side to ``round(size / crop_fraction)`` and cut the centre square.
+
+    Parameters
+    ----------
+    image : an RGB image, e.g. from :func:`load_rgb`.
+    size : side of the square output, in pixels.
+    crop_fraction : share of the resized shorter side kept; 1.0 keeps all of it.
+
+    Returns
+    -------
+    np.ndarray of uint8, shape (size, size, 3).
+    """
+    _check_model_input(size, crop_fraction)
+    if image.mode != "RGB":
+        raise InvalidParameterError(f"to_model_input expects an 'RGB' image, got mode '{image.mode}'")
+    width, height = image.size
+    short = round(size / crop_fraction)
+    scale = short / min(width, height)
+    new_w = short if width <= height else max(short, round(width * scale))
+    new_h = short if height < width else max(short, round(height * scale))
+    left, top = round((new_w - size) / 2), round((new_h - size) / 2)
+    # Resizing only the source region the crop keeps is the same as resize-then-crop, cheaper.
+    sx, sy = width / new_w, height / new_h
+    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+    out = image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
+    return np.array(out, dtype=np.uint8)
+
+
+def load_model_input(source: ImageSource, *, size: int, crop_fraction: float, max_pixels: int) -> np.ndarray:
+    """:func:`load_rgb` at the smallest useful scale, then :func:`to_model_input`.
+
+    Returns
+    -------
+    np.ndarray of uint8, shape (size, size, 3).
+    """
+    _check_model_input(size, crop_fraction)
+    image = load_rgb(source, max_pixels=max_pixels, min_side=round(size / crop_fraction))
+    return to_model_input(image, size, crop_fraction)
+
+
+def _check_positive(name: str, value: int) -> None:
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_model_input(size: int, crop_fraction: float) -> None:
+    _check_positive("size", size)
+    if not 0.0 < crop_fraction <= 1.0:
+        raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
+
+
+def _fail(cls: type[ImageError], where: Path | str | None, reason: str) -> ImageError:
+    """An ImageError whose message shows a printable path and whose ``path`` is the real one."""
+    error = cls(display_path(where) if where is not None else None, reason)
+    error.path = where
+    return error
+
+
+@contextmanager
+def _opened(source: ImageSource) -> Iterator[tuple[BinaryIO, Path | str | None]]:
+    """A seekable binary stream for ``source`` and the path to name in errors."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield io.BytesIO(source), None
+        return
+    if isinstance(source, str | os.PathLike):
+        where: Path | str | None = Path(source)
+        stream: BinaryIO = _open_file(Path(source))
+    else:
+        name = getattr(source, "name", None)
+        where = name if isinstance(name, str) else None
+        stream = source if _seekable(source) else io.BytesIO(_read_all(source, where))
+    try:
+        yield stream, where
+    finally:
+        if stream is not source:
+            stream.close()
+
+
+def _open_file(path: Path) -> BinaryIO:
+    """Open a regular file for reading; never blocks on a named pipe."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise _fail(UnreadableFileError, path, describe_os_error(error, path)) from error
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        reason = "is a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file (pipe, socket or device)"
+        raise _fail(UnreadableFileError, path, reason)
+    return os.fdopen(fd, "rb")
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _read_all(stream: BinaryIO, where: str | None) -> bytes:
+    try:
+        return stream.read()
+    except OSError as error:
+        raise _fail(UnreadableFileError, where, describe_os_error(error, opened=True)) from error
+
+
+def _open_checked(stream: BinaryIO, where: Path | str | None, max_pixels: int) -> tuple[Image.Image, str]:
+    """Open with the plugin of the sniffed format and enforce ``max_pixels`` (header only)."""
+    try:
+        start = stream.tell()
+        head = stream.read(32)
+        stream.seek(start)
+    except OSError as error:
+        raise _fail(UnreadableFileError, where, describe_os_error(error, opened=True)) from error
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise _fail(NotAnImageError, where, _not_an_image_reason(head))
+    opener = _heif_opener() if fmt == "HEIF" else _OPENERS[fmt]
+    with _decoding(fmt, where, quiet=fmt == "GIF"):
+        image = opener(stream)
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: size {width}×{height} in header")
+    if width * height > max_pixels:
+        raise _fail(ImageTooLargeError, where, _too_large_reason(width, height, max_pixels))
+    return image, fmt
+
+
+def _too_large_reason(width: int, height: int, limit: int) -> str:
+    return (
+        f"image too large: {width}×{height} = {width * height:,} pixels, over the limit of {limit:,} "
+        "(raise it with --max-pixels)"
+    )
+
+
+def _not_an_image_reason(head: bytes) -> str:
+    if not head:
+        return "empty file (0 bytes)"
+    if _looks_like_text(head):
+        return "not an image (content looks like text)"
+    what = next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+    if head[4:8] == b"ftyp":
+        brand = head[8:12].decode("latin-1").strip()
+        what = "an AVIF image" if brand in ("avif", "avis") else f"ISO media, probably video (brand '{brand}')"
+    prefix = f"looks like {what}; " if what else ""
+    return f"not a supported image format ({prefix}content starts with {head[:8]!r})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    try:  # incremental: a multi-byte character cut at byte 32 is fine
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\n\r\f\v" for c in text.removeprefix("\ufeff"))
+
+
+def _heif_opener() -> _Opener:
+    """Register pillow-heif's opener once (thread-safe) and return it."""
+    with _heif_lock:
+        if "HEIF" not in Image.OPEN:
+            try:
+                import pillow_heif
+            except ImportError as error:
+                raise MissingDependencyError("pillow-heif", "Decoding HEIC/HEIF images") from error
+            pillow_heif.register_heif_opener()
+        return Image.OPEN["HEIF"][0]  # type: ignore[return-value]
+
+
+def _pil_would_complain(fmt: str, size: tuple[int, int]) -> bool:
+    """Whether Pillow's own bomb check (process-wide limit) fires while decoding this image."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return fmt in _PIL_CHECKS_LATE and limit is not None and size[0] * size[1] > limit
+
+
+@contextmanager
+def _decoding(fmt: str, where: Path | str | None, *, quiet: bool = False) -> Iterator[None]:
+    """Turn whatever a decoder raises on bad data into an ImageError with a reason.
+
+    ``quiet`` silences Pillow's own DecompressionBombWarning (see :func:`_pil_would_complain`).
+    """
+    try:
+        with _bomb_warnings_ignored() if quiet else nullcontext():
+            yield
+    except LookalikeError:
+        raise
+    except Image.DecompressionBombError as error:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        reason = f"image too large for Pillow's {fmt} decoder (its own limit is {limit:,} pixels)"
+        raise _fail(ImageTooLargeError, where, reason) from error
+    except OSError as error:
+        if error.errno is not None:  # the file system failed, not the data
+            raise _fail(UnreadableFileError, where, describe_os_error(error, opened=True)) from error
+        raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: {_message(error)}") from error
+    except Exception as error:  # noqa: BLE001 - untrusted data can make a decoder raise anything
+        raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: {_message(error)}") from error
+
+
+@contextmanager
+def _bomb_warnings_ignored() -> Iterator[None]:
+    """Ignore DecompressionBombWarning; serialised, as ``warnings.catch_warnings`` is not thread-safe."""
+    with _warnings_lock, warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning):
+        yield
+
+
+def _message(error: BaseException) -> str:
+    """The decoder's own words; the exception type too when it is not a plain decoding error."""
+    text = str(error).strip()
+    if isinstance(error, OSError | SyntaxError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _orientation(read_exif: Callable[[], Image.Exif]) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable: a bad EXIF block does not spoil pixels)."""
+    try:
+        value = read_exif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - malformed EXIF from untrusted files
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_rgb(image: Image.Image, where: Path | str | None) -> Image.Image:
+    """8-bit RGB from any mode: alpha and transparency over white, high depths rescaled."""
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
+        return image
+    if mode in _HIGH_DEPTH_MODES:
+        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
+    if mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGB", image.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
+    try:
+        return image.convert("RGB")
+    except ValueError as error:
+        raise _fail(CorruptImageError, where, f"unsupported colour mode '{mode}'") from error
+
+
+def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Rescale one channel of 16-bit, 32-bit integer or float values to uint8, shape kept.
+
+    I;16 uses the full 16-bit range. I is read as 16-bit data when inside [0, 65535], F as
+    [0, 1] data when inside it; anything else is stretched from its minimum to its maximum.
+    """
+    if mode.startswith("I;16"):
+        return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    data = values.astype(np.float32)
+    finite = np.isfinite(data)
+    if not finite.any():
+        return np.zeros(values.shape, dtype=np.uint8)
+    low, high = float(data[finite].min()), float(data[finite].max())
+    if mode == "I" and low >= 0 and high <= 65535:
+        low, high = 0.0, 65535.0
+    elif mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    span = high - low or 1.0
+    scaled = np.where(finite, (data - low) * (255.0 / span), 0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

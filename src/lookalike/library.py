@@ -1,0 +1,266 @@
+"""The library facade: one object over the catalog, the vectors and the backbone.
+
+Every interface (CLI, Python API, REST API, web app) is a thin layer over :class:`Library`::
+
+    from lookalike import Library
+    with Library.create("photos.lookalike", backbone="efficientnet-lite0") as lib:
+        report = lib.add(["~/Pictures"])
+        ids, vectors = lib.embeddings()          # (n,), (n, 1280)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
+from lookalike.errors import (
+    BackboneMismatchError,
+    InvalidParameterError,
+    LibraryExistsError,
+    LibraryLockedError,
+    LibraryNotFoundError,
+)
+from lookalike.ingest import LABEL_MODES, SyncReport, remove_paths, sync_roots
+from lookalike.progress import NoProgress, Progress
+from lookalike.status import LibraryStatus, read_status
+from lookalike.store.atomic import remove_stale_temporaries
+from lookalike.store.catalog import Catalog, PendingImage
+from lookalike.store.manifest import EmbedRecord, Manifest, now, read_manifest, write_manifest
+from lookalike.store.vectors import RawVectors
+
+CATALOG_NAME = "catalog.sqlite"
+LOCK_NAME = ".lock"
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """The outcome of one ``index`` / ``add`` run."""
+
+    sync: SyncReport
+    embedded: int
+    skipped_while_embedding: dict[str, int]
+    seconds_embedding: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds_embedding if self.seconds_embedding > 0 else 0.0
+
+
+class Library:
+    """A collection of images on disk (see docs/architecture.md for the folder layout)."""
+
+    def __init__(self, folder: Path, manifest: Manifest, *, readonly: bool, weights: str | None) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.readonly = readonly
+        self._weights = weights
+        self._lock_fd: int | None = None
+        if not readonly:
+            self._lock_fd = _lock(folder)
+            remove_stale_temporaries(folder)
+        self.catalog = Catalog(folder / CATALOG_NAME, readonly=readonly)
+        self.vectors = RawVectors(folder / "vectors", manifest.embed.dim)
+        self._backbone: Any = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: Path | str,
+        *,
+        backbone: str = EmbedConfig.backbone,
+        weights: str | Path | None = None,
+        ingest: IngestConfig | None = None,
+        exist_ok: bool = False,
+    ) -> Library:
+        """Create a library folder built with ``backbone`` (or open it if ``exist_ok``)."""
+        folder = Path(path).expanduser()
+        if (folder / "lookalike.toml").exists():
+            if exist_ok:
+                return cls.open(folder, backbone=backbone, weights=weights)
+            raise LibraryExistsError(f"{folder}: a library already exists here")
+        if folder.exists() and any(folder.iterdir()):
+            raise LibraryExistsError(f"{folder}: folder exists and is not empty; choose a new path")
+        from lookalike.embed.backbones import load_backbone
+
+        model = load_backbone(backbone, weights=weights)
+        spec = model.spec
+        record = EmbedRecord(
+            backbone=spec.name,
+            weights_sha256=model.weights_sha256,
+            weights_source=spec.weights_source,
+            dim=spec.dim,
+            image_size=spec.image_size,
+            crop_fraction=spec.crop_fraction,
+            normalization=spec.normalization,
+            weights_path=str(Path(weights).resolve()) if weights else None,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = now()
+        write_manifest(folder, Manifest(record, ingest or IngestConfig(), stamp, stamp))
+        library = cls(folder, read_manifest(folder), readonly=False, weights=str(weights) if weights else None)
+        library._backbone = model
+        return library
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        backbone: str | None = None,
+        weights: str | Path | None = None,
+        readonly: bool = False,
+    ) -> Library:
+        """Open an existing library; ``backbone``, when given, must be the one it was built with."""
+        folder = Path(path).expanduser()
+        if not (folder / "lookalike.toml").is_file():
+            raise LibraryNotFoundError(
+                f"{folder}: no library here (create one with `lookalike index FOLDER --library {folder}`)"
+            )
+        manifest = read_manifest(folder)
+        if backbone is not None and backbone != manifest.embed.backbone:
+            raise BackboneMismatchError(
+                f"{folder} was built with backbone '{manifest.embed.backbone}', not '{backbone}'; "
+                "a library holds vectors of one backbone only: use another --library path"
+            )
+        return cls(folder, manifest, readonly=readonly, weights=str(weights) if weights else None)
+
+    def close(self) -> None:
+        self.catalog.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- building -----------------------------------------------------------------------------
+    def add(
+        self,
+        paths: list[Path | str] | None = None,
+        *,
+        labels: str = "none",
+        extract: ExtractConfig | None = None,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Scan ``paths`` (default: every folder scanned before), then embed what is new.
+
+        ``labels="folder"`` takes each file's first-level subfolder name as its label.
+        Re-running is incremental: unchanged files are not read again, vanished ones dropped.
+        """
+        self._require_writable()
+        if labels not in LABEL_MODES:
+            raise InvalidParameterError(f"labels must be one of {LABEL_MODES}, got {labels!r}")
+        roots = self._roots(paths, labels)
+        progress = progress or NoProgress()
+        progress.phase("scanning", None)
+        sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
+        return self._embed_pending(sync, extract or ExtractConfig(), progress)
+
+    index = add
+
+    def remove(self, paths: list[Path | str]) -> int:
+        """Forget files (or whole folders) without touching them on disk; returns files removed."""
+        self._require_writable()
+        return remove_paths(self.catalog, [Path(os.path.abspath(Path(p).expanduser())) for p in paths])
+
+    def _roots(self, paths: list[Path | str] | None, labels: str) -> list[tuple[Path, str]]:
+        if not paths:
+            known = self.catalog.roots()
+            if not known:
+                raise InvalidParameterError("no folders to index: give at least one folder")
+            return known
+        roots = []
+        for p in paths:
+            root = Path(os.path.abspath(Path(p).expanduser()))
+            if not os.path.lexists(root):
+                raise InvalidParameterError(f"{root}: no such file or folder")
+            roots.append((root, labels))
+        return roots
+
+    def _embed_pending(self, sync: SyncReport, config: ExtractConfig, progress: Progress) -> IndexReport:
+        from lookalike.embed.extract import extract
+
+        backbone = self.backbone(threads=config.threads)
+        embed = self.manifest.embed
+        max_pixels = self.manifest.ingest.max_pixels
+
+        def decode(image: PendingImage) -> np.ndarray:
+            from lookalike.io.decode import load_model_input
+
+            return load_model_input(
+                image.path, size=embed.image_size, crop_fraction=embed.crop_fraction, max_pixels=max_pixels
+            )
+
+        report = extract(self.catalog, self.vectors, decode, backbone.embed, config, progress)
+        self._touch_manifest()
+        return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds)
+
+    def backbone(self, threads: int = 0) -> Any:
+        """The loaded backbone, checked against the weights the library was built with."""
+        if self._backbone is None:
+            from lookalike.embed.backbones import load_backbone
+
+            embed = self.manifest.embed
+            weights = self._weights or embed.weights_path
+            model = load_backbone(embed.backbone, weights=weights, threads=threads)
+            if model.weights_sha256 != embed.weights_sha256:
+                raise BackboneMismatchError(
+                    f"{self.folder} was built with {embed.backbone} weights sha256 "
+                    f"{embed.weights_sha256[:12]}…, the weights found have {model.weights_sha256[:12]}…"
+                )
+            self._backbone = model
+        return self._backbone
+
+    # -- reading --------------------------------------------------------------------------------
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids (n,) int64, raw embeddings (n, dim) float32) of every embedded image.
+
+        Memory-mapped when the rows are contiguous; otherwise the live rows are gathered.
+        """
+        ids, rows = self.catalog.embedded_rows()
+        generation = int(self.catalog.get_meta("raw_generation", "0") or 0)
+        committed = int(self.catalog.get_meta("raw_rows", "0") or 0)
+        matrix = self.vectors.read(generation, committed)
+        rows_array = np.asarray(rows, dtype=np.int64)
+        if rows_array.size == committed and (committed == 0 or rows_array[-1] == committed - 1):
+            return np.asarray(ids, dtype=np.int64), matrix
+        return np.asarray(ids, dtype=np.int64), np.asarray(matrix[rows_array])
+
+    def status(self) -> LibraryStatus:
+        """Counts, backbone and skipped files grouped by reason."""
+        return read_status(self.catalog, self.manifest, self.folder)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if self.readonly:
+            raise InvalidParameterError(f"{self.folder} was opened read-only")
+
+    def _touch_manifest(self) -> None:
+        self.manifest = self.manifest.touched()
+        write_manifest(self.folder, self.manifest)
+
+
+def _lock(folder: Path) -> int:
+    """Take the library's writer lock (released by the OS if the process dies)."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LibraryLockedError(
+            f"{folder}: another lookalike process is writing to this library; wait for it to finish"
+        ) from None
+    return fd
