@@ -181,3 +181,22 @@ def test_bad_arguments_are_clear_errors(tmp_path):
             lib.add([tmp_path / "missing"])
         with pytest.raises(InvalidParameterError, match="labels must be one of"):
             lib.add([tmp_path], labels="csv")
+
+
+def test_compaction_after_removals_keeps_every_vector_with_its_image(tmp_path):
+    write_images(tmp_path / "data" / "keep", 3)
+    write_images(tmp_path / "data" / "drop", 5, start=10)
+    with create(tmp_path) as lib:
+        lib.add([tmp_path / "data"])
+        ids_before, vectors_before = lib.embeddings()
+        by_id = {int(i): np.array(v) for i, v in zip(ids_before, vectors_before)}
+        lib.remove([tmp_path / "data" / "drop"])
+        assert lib.compact()
+        ids, vectors = lib.embeddings()
+        assert isinstance(vectors, np.memmap)  # contiguous again: mapped, not copied
+        assert int(lib.catalog.get_meta("raw_generation")) == 1
+        for image_id, vector in zip(ids, vectors):
+            np.testing.assert_array_equal(vector, by_id[int(image_id)])
+        assert not lib.compact()  # nothing left to reclaim
+    with Library.open(tmp_path / "lib.lookalike") as lib:  # next writer sweeps the old file
+        assert [p.name for p in (lib.folder / "vectors").iterdir()] == ["raw-1.f32"]

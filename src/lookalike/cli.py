@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
-from lookalike.errors import LookalikeError
+from lookalike.cli_common import err, out, reports_errors
 
 app = typer.Typer(
     help="Visual search and clustering for image collections.",
@@ -21,32 +18,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 LibraryOption = Annotated[
     Path, typer.Option("--library", "-l", help="Library folder (created by `lookalike index`).")
 ]
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(command: F) -> F:
-    """Turn lookalike's errors into one clear line on stderr and exit code 1, never a traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except LookalikeError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("interrupted: committed work is kept; run the same command again to resume")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 @app.command()
 @reports_errors
 def index(

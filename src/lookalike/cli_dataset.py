@@ -1,29 +1,27 @@
 """``lookalike dataset ...``: list, fetch and export the offline labelled datasets.
 
 A Typer sub-app; the main CLI mounts it with ``app.add_typer(cli_dataset.app, name="dataset")``.
-Exit codes: 0 success, 1 a dataset could not be fetched or read, 2 a bad argument.
+Exit codes, as in the main CLI: 0 success, 1 a lookalike error (one line on stderr, no
+traceback), 2 a usage error caught by Typer, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
-from lookalike.errors import InvalidParameterError, LookalikeError
+from lookalike.cli_common import err as _err
+from lookalike.cli_common import out as _out
+from lookalike.cli_common import reported as _reported
 
 app = typer.Typer(
     help="Offline labelled datasets: list them, fetch them into the cache, export image folders.",
     no_args_is_help=True,
 )
-_out = Console()
-_err = Console(stderr=True)
 _CLASSES_WIDTH = 40
 
 CacheOption = Annotated[
@@ -35,16 +33,6 @@ CacheOption = Annotated[
         file_okay=False,
     ),
 ]
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Turn lookalike errors into a one-line message and an exit code (2 bad argument, else 1)."""
-    try:
-        yield
-    except LookalikeError as exc:
-        _err.print(f"[red]Error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, InvalidParameterError) else 1) from None
 
 
 @app.command("list")
@@ -85,14 +73,21 @@ def fetch_command(
     from lookalike.io.datasets import dataset_info, fetch, is_cached
 
     with _reported():
-        info = dataset_info(name)
+        dataset_info(name)
         if is_cached(name, cache_dir):
             _out.print(f"{name}: already cached at {fetch(name, cache_dir=cache_dir)}")
             return
         start = time.perf_counter()
-        with _err.status(f"Fetching {name} from {info.source} ({info.download_mb} MB)..."):
-            folder = fetch(name, cache_dir=cache_dir)
+        folder = _fetch_showing_status(name, cache_dir)
         _out.print(f"{name}: fetched in {time.perf_counter() - start:.1f} s into {folder}")
+
+
+def _fetch_showing_status(name: str, cache_dir: Path | None) -> Path:
+    from lookalike.io.datasets import dataset_info, fetch
+
+    info = dataset_info(name)
+    with _err.status(f"Fetching {name} from {info.source} ({info.download_mb} MB)..."):
+        return fetch(name, cache_dir=cache_dir)
 
 
 @app.command("export")
@@ -115,23 +110,21 @@ def export_command(
         typer.Option(help="Write into a non-empty folder not made by an export (keeps other files)."),
     ] = False,
     cache_dir: CacheOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Write a dataset as an image folder (label = subfolder) to index like any user folder."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from lookalike.io.datasets import dataset_info, export, fetch, is_cached
-    from lookalike.io.datasets.export import check_export_dir
+    from lookalike.io.datasets import check_export_dir, dataset_info, export, is_cached, resolve_split
+    from lookalike.progress import NoProgress, RichProgress
 
     with _reported():
         info = dataset_info(name)
-        check_export_dir(directory, overwrite)  # refuse before a long download
+        resolve_split(info, split)  # refuse bad arguments before a long download
+        check_export_dir(directory, overwrite)
         if not is_cached(name, cache_dir):
-            with _err.status(f"Fetching {name} from {info.source} ({info.download_mb} MB)..."):
-                fetch(name, cache_dir=cache_dir)
+            _fetch_showing_status(name, cache_dir)
         start = time.perf_counter()
-        columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=_err, transient=True) as bar:
-            task = bar.add_task(f"Exporting {name}", total=None)
+        bar = RichProgress() if progress else NoProgress()
+        try:
             counts = export(
                 name,
                 directory,
@@ -141,8 +134,10 @@ def export_command(
                 seed=seed,
                 overwrite=overwrite,
                 cache_dir=cache_dir,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=bar,
             )
+        finally:
+            bar.close()
         summary = ", ".join(f"{label}: {n}" for label, n in counts.items())
         elapsed = time.perf_counter() - start
         _out.print(f"Wrote {sum(counts.values())} images in {elapsed:.1f} s to {directory} ({summary})")

@@ -67,6 +67,8 @@ class Library:
             remove_stale_temporaries(folder)
         self.catalog = Catalog(folder / CATALOG_NAME, readonly=readonly)
         self.vectors = RawVectors(folder / "vectors", manifest.embed.dim)
+        if not readonly:
+            self.vectors.remove_other_generations(keep=self._raw_state()[0])
         self._backbone: Any = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -174,7 +176,9 @@ class Library:
     def remove(self, paths: list[Path | str]) -> int:
         """Forget files (or whole folders) without touching them on disk; returns files removed."""
         self._require_writable()
-        return remove_paths(self.catalog, [Path(os.path.abspath(Path(p).expanduser())) for p in paths])
+        removed = remove_paths(self.catalog, [Path(os.path.abspath(Path(p).expanduser())) for p in paths])
+        self.compact()
+        return removed
 
     def _roots(self, paths: list[Path | str] | None, labels: str) -> list[tuple[Path, str]]:
         if not paths:
@@ -205,6 +209,7 @@ class Library:
             )
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed, config, progress)
+        self.compact()
         self._touch_manifest()
         return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds)
 
@@ -230,14 +235,42 @@ class Library:
 
         Memory-mapped when the rows are contiguous; otherwise the live rows are gathered.
         """
-        ids, rows = self.catalog.embedded_rows()
-        generation = int(self.catalog.get_meta("raw_generation", "0") or 0)
-        committed = int(self.catalog.get_meta("raw_rows", "0") or 0)
+        with self.catalog.snapshot():
+            ids, rows = self.catalog.embedded_rows()
+            generation, committed = self._raw_state()
         matrix = self.vectors.read(generation, committed)
         rows_array = np.asarray(rows, dtype=np.int64)
         if rows_array.size == committed and (committed == 0 or rows_array[-1] == committed - 1):
             return np.asarray(ids, dtype=np.int64), matrix
         return np.asarray(ids, dtype=np.int64), np.asarray(matrix[rows_array])
+
+    def _raw_state(self) -> tuple[int, int]:
+        """(generation, committed rows) of the raw vector file."""
+        generation = int(self.catalog.get_meta("raw_generation", "0") or 0)
+        return generation, int(self.catalog.get_meta("raw_rows", "0") or 0)
+
+    def compact(self, min_hole_fraction: float = 0.25) -> bool:
+        """Rewrite the raw vectors without the rows of removed images, if holes exceed the fraction.
+
+        The new rows go to the next generation's file; the catalog switches to it in one
+        transaction. The old file is deleted when a writer next opens the library, so readers
+        that mapped it keep working. Returns whether it compacted.
+        """
+        self._require_writable()
+        with self.catalog.snapshot():
+            ids, rows = self.catalog.embedded_rows()
+            generation, committed = self._raw_state()
+        holes = committed - len(rows)
+        if holes == 0 or holes < min_hole_fraction * committed:
+            return False
+        new_generation = self.vectors.compact(generation, np.asarray(rows, dtype=np.int64))
+        with self.catalog.transaction() as db:
+            # two steps, so the UNIQUE(row) constraint never sees two images on one row
+            db.executemany("UPDATE images SET row = ? WHERE id = ?", [(-1 - i, d) for i, d in enumerate(ids)])
+            db.execute("UPDATE images SET row = -1 - row WHERE row < 0")
+            self.catalog.set_meta(db, "raw_generation", new_generation)
+            self.catalog.set_meta(db, "raw_rows", len(ids))
+        return True
 
     def status(self) -> LibraryStatus:
         """Counts, backbone and skipped files grouped by reason."""

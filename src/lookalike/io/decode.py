@@ -84,7 +84,7 @@ _TRANSPOSE = {
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("LA", "PA", "RGBA", "RGBa")
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-_PIL_CHECKS_LATE = ("GIF", "TIFF")  # plugins that run Pillow's bomb check while decoding
+_PIL_CHECKS_LATE = ("TIFF",)  # plugins that run Pillow's own bomb check again while decoding
 
 _heif_lock = threading.Lock()
 _warnings_lock = threading.Lock()
@@ -286,7 +286,7 @@ def _open_checked(stream: BinaryIO, where: Path | str | None, max_pixels: int) -
     if fmt is None:
         raise _fail(NotAnImageError, where, _not_an_image_reason(head))
     opener = _heif_opener() if fmt == "HEIF" else _OPENERS[fmt]
-    with _decoding(fmt, where, quiet=fmt == "GIF"):
+    with _decoding(fmt, where, quiet=fmt == "GIF"):  # GIF: Pillow checks frames outgrowing the screen
         image = opener(stream)
     width, height = image.size
     if width < 1 or height < 1:

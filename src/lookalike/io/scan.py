@@ -122,7 +122,8 @@ def _check_root(root: Path) -> tuple[Path, os.stat_result]:
     try:
         return root, os.stat(root)
     except OSError as error:
-        reason = describe_os_error(error, root)
+        missing = isinstance(error, FileNotFoundError) and not os.path.islink(root)
+        reason = "no such file or folder" if missing else describe_os_error(error, root)
         raise InvalidParameterError(f"cannot scan '{display_path(root)}': {reason}") from error
 
 

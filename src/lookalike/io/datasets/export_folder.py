@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -29,12 +29,12 @@ from lookalike.io.datasets.sources import (
     load_files,
     resolve_split,
 )
+from lookalike.progress import NoProgress, Progress
 from lookalike.store.atomic import write_bytes
 
 MARKER = ".lookalike-export.json"
 _TMP_GLOB = "*/.*.tmp-*"
 DEFAULT_SEED = 0
-_PROGRESS_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,11 @@ def folder_name(label: str) -> str:
 
 
 def select_subset(
-    labels: np.ndarray, *, limit: int | None = None, per_class: int | None = None, seed: int = DEFAULT_SEED
+    labels: np.ndarray,
+    *,
+    limit: int | None = None,
+    per_class: int | None = None,
+    seed: int = DEFAULT_SEED,
 ) -> np.ndarray:
     """Indices (ascending) of a seeded, class-balanced subset.
 
@@ -90,12 +94,12 @@ def export(
     seed: int = DEFAULT_SEED,
     overwrite: bool = False,
     cache_dir: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, int]:
     """Write dataset ``name`` (fetched if needed) as an image folder under ``out_dir``.
 
     ``limit``/``per_class`` choose a subset with :func:`select_subset` (seeded, class-balanced).
-    ``progress(done, total)`` is called every few files and at the end.
+    ``progress`` gets one phase, advanced per written file.
 
     Returns
     -------
@@ -105,7 +109,10 @@ def export(
     split = resolve_split(info, split)
     out_dir = Path(out_dir)
     previous = check_export_dir(out_dir, overwrite)
-    items = _array_items(name, split, cache_dir) if info.kind == "arrays" else _file_items(name, cache_dir)
+    if info.kind == "arrays":
+        items = _array_items(name, split, cache_dir)
+    else:
+        items = _file_items(name, cache_dir)
     chosen = select_subset(items.labels, limit=limit, per_class=per_class, seed=seed)
     planned = [f"{items.folders[items.labels[i]]}/{items.names[i]}" for i in chosen]
     if len(set(planned)) != len(planned):
@@ -113,12 +120,13 @@ def export(
     record = {"dataset": name, "split": split, "limit": limit, "per_class": per_class, "seed": seed}
     _write_marker(out_dir, {**record, "complete": False, "files": sorted(set(planned) | previous)})
     _remove_stale(out_dir, previous - set(planned))
-    for done, (index, relative) in enumerate(zip(chosen, planned), start=1):
+    progress = progress or NoProgress()
+    progress.phase(f"export {name}", len(planned))
+    for index, relative in zip(chosen, planned):
         target = out_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         items.write(int(index), target)
-        if progress is not None and (done % _PROGRESS_EVERY == 0 or done == len(planned)):
-            progress(done, len(planned))
+        progress.advance()
     counts = {folder: 0 for folder in items.folders}
     for i in chosen:
         counts[items.folders[items.labels[i]]] += 1
@@ -198,6 +206,9 @@ def _remove_stale(out_dir: Path, relatives: set[str]) -> None:
     for tmp in out_dir.glob(_TMP_GLOB):
         tmp.unlink(missing_ok=True)
     for relative in sorted(relatives):
+        pure = PurePosixPath(relative)
+        if pure.is_absolute() or len(pure.parts) != 2 or any(p in (".", "..") for p in pure.parts):
+            continue  # not a <label>/<file> name an export writes: never follow it out of out_dir
         path = out_dir / relative
         path.unlink(missing_ok=True)
         if path.parent != out_dir and path.parent.is_dir() and not any(path.parent.iterdir()):

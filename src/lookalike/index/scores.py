@@ -1,0 +1,163 @@
+"""Scores attached to search results: cluster confidence and calibrated match probability.
+
+Distances are squared L2 between unit vectors, ``d = ||q - x||^2 = 2 - 2 cos(q, x)`` in [0, 4].
+
+Confidence (the reference design's definition): ``confidence = 1 - d / max_d`` where ``max_d``
+is the largest distance inside the query's cluster. Here the query's cluster is its nearest
+centroid (squared L2, as k-means assigns), and a cluster's ``max_d`` is the largest squared L2
+distance from one of its members to its centroid (:func:`cluster_max_distances`, computed once
+from the data and the centroids). The value is clipped to [0, 1]: 1 for an identical vector, 0
+for a result at least as far from the query as the cluster's farthest member is from its centre.
+It is a heuristic ranking aid, not a probability.
+
+The match probability is :class:`MatchCalibrator`: a monotone map from cosine similarity to
+P(same label), fitted on leave-one-out neighbours of labelled items. Without labels there is no
+calibrator and no probability (never a made-up one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lookalike.errors import InvalidParameterError, VectorIndexError
+from lookalike.index._checks import as_matrix
+
+CALIBRATION_METHODS = ("isotonic", "logistic")
+
+
+def _nearest_centroids(X: np.ndarray, centroids: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """Index of the nearest centroid (squared L2) of each row of checked X (n, d): (n,) int64."""
+    c_sq = (centroids**2).sum(axis=1)
+    out = np.empty(len(X), dtype=np.int64)
+    for start in range(0, len(X), batch):
+        block = X[start : start + batch]
+        out[start : start + batch] = np.argmin(c_sq[None, :] - 2.0 * block @ centroids.T, axis=1)
+    return out
+
+
+def cluster_max_distances(X: Any, centroids: Any, labels: Any = None) -> np.ndarray:
+    """Per cluster, the largest squared L2 distance from a member to its centroid: (K,) float32.
+
+    X (n, d) vectors, centroids (K, d); labels (n,) cluster of each row (None = nearest
+    centroid). An empty cluster gets 0. Memory is O(n + K), never n x K at once.
+    """
+    centroids = as_matrix(centroids, None, "centroids")
+    X = as_matrix(X, centroids.shape[1], "vectors")
+    if labels is None:
+        labels = _nearest_centroids(X, centroids)
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (len(X),) or (len(labels) and (labels.min() < 0 or labels.max() >= len(centroids))):
+        raise InvalidParameterError(
+            f"labels must be (n,) = ({len(X)},) cluster numbers in [0, {len(centroids)}), "
+            f"got shape {labels.shape}"
+        )
+    sq = ((X.astype(np.float64) - centroids[labels]) ** 2).sum(axis=1) if len(X) else np.zeros(0)
+    out = np.zeros(len(centroids), dtype=np.float64)
+    np.maximum.at(out, labels, sq)
+    return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ClusterRadii:
+    """Centroids (K, d) and each cluster's largest member distance ``max_distances`` (K,)."""
+
+    centroids: np.ndarray
+    max_distances: np.ndarray
+
+    @classmethod
+    def from_data(cls, X: Any, centroids: Any, labels: Any = None) -> ClusterRadii:
+        """Compute ``max_distances`` from the clustered vectors X (n, d) (see module notes)."""
+        centroids = as_matrix(centroids, None, "centroids")
+        return cls(centroids, cluster_max_distances(X, centroids, labels))
+
+    def assign(self, queries: np.ndarray) -> np.ndarray:
+        """The cluster of each query (m, d): nearest centroid, (m,) int64."""
+        return _nearest_centroids(as_matrix(queries, self.centroids.shape[1], "queries"), self.centroids)
+
+    def confidence(self, queries: np.ndarray, distances: np.ndarray) -> np.ndarray:
+        """``clip(1 - d / max_d[cluster(query)], 0, 1)`` for distances (m, r) of queries (m, d)."""
+        max_d = self.max_distances[self.assign(queries)].astype(np.float64)[:, None]
+        d = np.asarray(distances, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            conf = np.where(max_d > 0, 1.0 - d / np.where(max_d > 0, max_d, 1.0), (d <= 0) * 1.0)
+        return np.clip(conf, 0.0, 1.0).astype(np.float32)
+
+
+class MatchCalibrator:
+    """P(same label | cosine similarity), fitted on labelled neighbour pairs.
+
+    Parameters
+    ----------
+    method : ``isotonic`` (monotone, non-parametric; default) or ``logistic`` (a sigmoid).
+
+    Fitted attributes: ``model_``, ``n_pairs_``, ``positive_rate_`` (share of same-label pairs).
+    """
+
+    def __init__(self, method: str = "isotonic") -> None:
+        self.method = method
+
+    def fit(self, similarities: Any, same_label: Any) -> MatchCalibrator:
+        """Fit on pairs: similarities (n,) in [-1, 1] and same_label (n,) bool; returns self."""
+        if self.method not in CALIBRATION_METHODS:
+            raise InvalidParameterError(f"method must be one of {CALIBRATION_METHODS}, got {self.method!r}")
+        sims = np.asarray(similarities, dtype=np.float64).ravel()
+        same = np.asarray(same_label, dtype=bool).ravel()
+        if sims.shape != same.shape or not np.isfinite(sims).all():
+            raise InvalidParameterError(
+                f"similarities and same_label must be finite (n,) arrays of equal length, "
+                f"got {sims.shape} and {same.shape}"
+            )
+        if same.all() or not same.any():
+            raise InvalidParameterError(
+                f"calibration needs both same-label and different-label pairs; got {int(same.sum())} "
+                f"same of {len(same)}"
+            )
+        if self.method == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            self.model_: Any = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            self.model_.fit(sims, same.astype(np.float64))
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            self.model_ = LogisticRegression().fit(sims[:, None], same)
+        self.n_pairs_ = len(sims)
+        self.positive_rate_ = float(same.mean())
+        return self
+
+    def predict_proba(self, similarities: Any) -> np.ndarray:
+        """P(same label) for similarities of any shape: same shape, float32 in [0, 1]."""
+        if not hasattr(self, "model_"):
+            raise VectorIndexError("this MatchCalibrator is not fitted: call fit(similarities, same_label)")
+        sims = np.asarray(similarities, dtype=np.float64)
+        flat = sims.ravel()
+        if self.method == "isotonic":
+            proba = self.model_.predict(flat)
+        else:
+            proba = self.model_.predict_proba(flat[:, None])[:, 1]
+        return np.clip(proba, 0.0, 1.0).astype(np.float32).reshape(sims.shape)
+
+
+def labelled_pairs(
+    query_ids: np.ndarray, neighbor_ids: np.ndarray, neighbor_sims: np.ndarray, label_of: dict[int, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, same label?) for every neighbour pair whose two ends are labelled.
+
+    query_ids (n,), neighbor_ids (n, k) with -1 padding, neighbor_sims (n, k);
+    ``label_of`` maps an id to its label (unlabelled ids are absent). Returns two (p,) arrays.
+    """
+    sims: list[float] = []
+    same: list[bool] = []
+    for qid, row_ids, row_sims in zip(query_ids.tolist(), neighbor_ids.tolist(), neighbor_sims.tolist()):
+        q_label = label_of.get(qid)
+        if q_label is None:
+            continue
+        for nid, sim in zip(row_ids, row_sims):
+            n_label = label_of.get(nid) if nid >= 0 else None
+            if n_label is not None:
+                sims.append(sim)
+                same.append(n_label == q_label)
+    return np.asarray(sims, dtype=np.float64), np.asarray(same, dtype=bool)
