@@ -97,3 +97,27 @@ def test_import_and_help_do_not_load_heavy_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_ingest_settings_are_fixed_per_library(tmp_path):
+    write_images(tmp_path / "p", 1)
+    lib = tmp_path / "lib.lookalike"
+    first = run("index", tmp_path / "p", "--library", lib, "--backbone", "pixels", "--no-progress",
+                "--max-pixels", "5000")
+    assert first.exit_code == 0, first.output
+    same = run("index", "--library", lib, "--no-progress", "--max-pixels", "5000")
+    assert same.exit_code == 0, same.output
+    other = run("index", "--library", lib, "--no-progress", "--max-pixels", "9000")
+    assert other.exit_code == 1 and "created with max_pixels=5000" in other.output
+
+
+def test_hidden_files_are_reported_not_read(tmp_path):
+    write_images(tmp_path / "p", 1)
+    write_images(tmp_path / "p" / ".thumbnails", 3, start=10)
+    lib = tmp_path / "lib.lookalike"
+    result = run("index", tmp_path / "p", "--library", lib, "--backbone", "pixels", "--no-progress")
+    assert "embedded 1 images this run" in result.output and "hidden folder" in result.output
+    lib2 = tmp_path / "lib2.lookalike"
+    result = run("index", tmp_path / "p", "--library", lib2, "--backbone", "pixels", "--no-progress",
+                 "--include-hidden")
+    assert "embedded 4 images this run" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +35,8 @@ def index(
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = ExtractConfig.threads,
     commit_every: Annotated[int, typer.Option(help="Images embedded between commits (work a kill can lose).")] = ExtractConfig.commit_every,
-    max_pixels: Annotated[int, typer.Option(help="Skip images with more pixels (decompression bombs).")] = IngestConfig.max_pixels,
+    max_pixels: Annotated[int | None, typer.Option(help=f"Skip images with more pixels (decompression bombs) [default: {IngestConfig.max_pixels:,}].")] = None,
+    include_hidden: Annotated[bool | None, typer.Option("--include-hidden/--no-hidden", help="Also scan files and folders named '.*' [default: no].")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Scan folders and embed every image into LIBRARY (created when missing); incremental."""
@@ -44,15 +46,17 @@ def index(
     extract = ExtractConfig(
         batch_size=batch_size, decode_workers=workers, threads=threads, commit_every=commit_every
     )
+    ingest = _ingest_overrides(max_pixels=max_pixels, include_hidden=include_hidden)
     if (library / "lookalike.toml").exists():
         lib = Library.open(library, backbone=backbone, weights=weights)
+        lib.check_ingest(ingest)
     else:
         err.print(f"creating library {library} with backbone {backbone or EmbedConfig.backbone}")
         lib = Library.create(
             library,
             backbone=backbone or EmbedConfig.backbone,
             weights=weights,
-            ingest=IngestConfig(max_pixels=max_pixels),
+            ingest=replace(IngestConfig(), **ingest),
         )
     with lib:
         bar = RichProgress() if progress else NoProgress()
@@ -61,6 +65,11 @@ def index(
         finally:
             bar.close()
         _print_index_summary(report, lib.status())
+
+
+def _ingest_overrides(**flags: Any) -> dict[str, Any]:
+    """The ingest settings given on the command line (None means not given)."""
+    return {name: value for name, value in flags.items() if value is not None}
 
 
 def _print_index_summary(report: Any, status: Any) -> None:

@@ -28,10 +28,13 @@ class IngestConfig:
     ----------
     max_pixels : images with more pixels than this are skipped as possible decompression bombs.
     follow_symlinks : follow symbolic links while scanning (loops are detected and reported).
+    include_hidden : scan files and folders whose name starts with ``.``; when False they are
+        listed as skipped ("hidden ..., not scanned") without being read.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     follow_symlinks: bool = True
+    include_hidden: bool = False
 
     def __post_init__(self) -> None:
         _require(self.max_pixels >= 1, f"max_pixels must be >= 1, got {self.max_pixels}")

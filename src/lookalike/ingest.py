@@ -82,7 +82,7 @@ def _scan_root(
 ) -> None:
     """Walk one root, writing file rows in batches; ``known`` keeps the paths not seen."""
     batch: list[tuple[FoundFile, FileRow | None, Inspection | None]] = []
-    for found in walk([root], follow_symlinks=config.follow_symlinks):
+    for found in walk([root], follow_symlinks=config.follow_symlinks, include_hidden=config.include_hidden):
         old = known.pop(encode_path(found.path), None)
         unchanged = (
             old is not None

@@ -167,7 +167,7 @@ class Library:
             raise InvalidParameterError(f"labels must be one of {LABEL_MODES}, got {labels!r}")
         roots = self._roots(paths, labels)
         progress = progress or NoProgress()
-        progress.phase("scanning", None)
+        progress.phase("scanning", None, unit="files")
         sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
         return self._embed_pending(sync, extract or ExtractConfig(), progress)
 
@@ -179,6 +179,16 @@ class Library:
         removed = remove_paths(self.catalog, [Path(os.path.abspath(Path(p).expanduser())) for p in paths])
         self.compact()
         return removed
+
+    def check_ingest(self, settings: dict[str, Any]) -> None:
+        """Refuse ingest settings that differ from the ones the library was created with."""
+        current = self.manifest.ingest
+        for name, value in settings.items():
+            if getattr(current, name) != value:
+                raise InvalidParameterError(
+                    f"{self.folder} was created with {name}={getattr(current, name)!r}; ingest settings "
+                    f"are fixed per library (got {value!r}): create a new library to change them"
+                )
 
     def _roots(self, paths: list[Path | str] | None, labels: str) -> list[tuple[Path, str]]:
         if not paths:

@@ -9,8 +9,8 @@ from typing import Protocol
 class Progress(Protocol):
     """Receives progress events; one phase at a time."""
 
-    def phase(self, name: str, total: int | None) -> None:
-        """A new phase begins (``total`` items, or None when unknown)."""
+    def phase(self, name: str, total: int | None, unit: str = "images") -> None:
+        """A new phase begins (``total`` items, or None when unknown), counted in ``unit``."""
 
     def advance(self, n: int = 1) -> None:
         """``n`` more items of the current phase are done."""
@@ -22,7 +22,7 @@ class Progress(Protocol):
 class NoProgress:
     """Shows nothing."""
 
-    def phase(self, name: str, total: int | None) -> None:
+    def phase(self, name: str, total: int | None, unit: str = "images") -> None:
         pass
 
     def advance(self, n: int = 1) -> None:
@@ -35,7 +35,7 @@ class NoProgress:
 class RichProgress:
     """A terminal progress bar per phase, with items/s and time remaining (to stderr)."""
 
-    def __init__(self, unit: str = "images") -> None:
+    def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -58,12 +58,13 @@ class RichProgress:
             transient=False,
         )
         self._task: int | None = None
-        self._unit = unit
+        self._unit = "images"
         self._bar.start()
 
-    def phase(self, name: str, total: int | None) -> None:
+    def phase(self, name: str, total: int | None, unit: str = "images") -> None:
         if self._task is not None:
             self._bar.stop_task(self._task)
+        self._unit = unit
         self._task = self._bar.add_task(name, total=total, rate="")
 
     def advance(self, n: int = 1) -> None:

@@ -185,7 +185,8 @@ class Reducer:
     # -- private helpers (input already checked) ------------------------------------------
 
     def _prepare(self, chunk: np.ndarray) -> np.ndarray:
-        return l2_normalize(chunk) if self.normalize_input else chunk
+        """A fresh float32 copy of ``chunk``, L2-normalised when ``normalize_input``."""
+        return l2_normalize(chunk) if self.normalize_input else chunk.copy()
 
     def _mean(self, x: np.ndarray) -> np.ndarray:
         total = np.zeros(x.shape[1], dtype=np.float64)
@@ -197,7 +198,8 @@ class Reducer:
         mean32 = mean.astype(np.float32)
         cov = np.zeros((x.shape[1], x.shape[1]), dtype=np.float64)
         for start in range(0, x.shape[0], _CHUNK_ROWS):
-            centred = self._prepare(x[start : start + _CHUNK_ROWS]) - mean32
+            centred = self._prepare(x[start : start + _CHUNK_ROWS])
+            centred -= mean32
             cov += centred.T @ centred
         cov /= x.shape[0] - 1
         return cov

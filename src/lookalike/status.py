@@ -41,8 +41,12 @@ class LibraryStatus:
 
 
 def reason_kind(reason: str) -> str:
-    """The group a reason belongs to: ``"truncated or corrupt PNG: …"`` → ``"truncated or corrupt PNG"``."""
-    return reason.split(":", 1)[0].strip()
+    """The group a reason belongs to: its text before any ``:`` or `` (`` detail.
+
+    ``"truncated or corrupt PNG: image file is truncated"`` → ``"truncated or corrupt PNG"``;
+    ``"broken symbolic link (target 'x' does not exist)"`` → ``"broken symbolic link"``.
+    """
+    return reason.split(":", 1)[0].split(" (", 1)[0].strip()
 
 
 def read_status(catalog: Catalog, manifest: Manifest, folder: Path) -> LibraryStatus:

@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lookalike.embed.backbones import BackboneSpec, get_entry, load_backbone, resolve_weights
+from lookalike.embed.backbones import (
+    BackboneSpec,
+    get_entry,
+    load_backbone,
+    resolve_weights,
+)
 from lookalike.embed.imagenet import imagenet_classes
 from lookalike.embed.pretrained import build_resnet50, read_state_dict
 from lookalike.embed.resnet import ResNet50
@@ -36,7 +41,7 @@ def centre_crop(image: np.ndarray, size: int, crop_fraction: float) -> np.ndarra
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     picture = Image.fromarray(rgb)
     scale = size / crop_fraction / min(picture.size)
-    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.BICUBIC)
+    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BICUBIC)
     left, top = (picture.width - size) // 2, (picture.height - size) // 2
     return np.asarray(picture.crop((left, top, left + size, top + size)))
 
@@ -104,7 +109,7 @@ def test_resnet50_random_torchvision_state_dict_exports_correctly(tmp_path: Path
     assert row_cosines(got, expected).min() >= 0.999
     centred = row_cosines(got - expected.mean(axis=0), expected - expected.mean(axis=0))
     assert centred.min() >= 0.99  # random weights make photos alike; compare what distinguishes them
-    trunk, head = build_resnet50(backbone.spec, weights)
+    _, head = build_resnet50(backbone.spec, weights)
     assert head is not None and len(backbone.predict_classes(batch[:2], top_k=1)) == 2
 
 

@@ -19,7 +19,12 @@ from lookalike.embed.backbones import (
     resolve_weights,
     weights_sha256,
 )
-from lookalike.errors import BackboneError, InvalidParameterError, UnknownBackboneError, WeightsUnavailableError
+from lookalike.errors import (
+    BackboneError,
+    InvalidParameterError,
+    UnknownBackboneError,
+    WeightsUnavailableError,
+)
 
 EXPECTED_DIMS = {
     "efficientnet-lite0": 1280,

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from lookalike._faiss import prefer_fast_blas
+
+prefer_fast_blas()  # before the first faiss import, as the CLI and benchmarks do
+
 
 @dataclass
 class Data:
@@ -16,11 +20,13 @@ class Data:
     Q: np.ndarray  # (m, d) unit queries near the data
 
 
-def make_data(n: int = 3000, d: int = 32, clusters: int = 20, m: int = 50, seed: int = 0) -> Data:
+def make_data(
+    n: int = 3000, d: int = 32, clusters: int = 20, m: int = 50, seed: int = 0, spread: float = 0.7
+) -> Data:
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((clusters, d))
     labels = rng.integers(0, clusters, n)
-    X = centers[labels] + 0.7 * rng.standard_normal((n, d))
+    X = centers[labels] + spread * rng.standard_normal((n, d))
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     ids = np.sort(rng.choice(10 * n, size=n, replace=False)).astype(np.int64)[rng.permutation(n)]
     Q = X[rng.choice(n, m, replace=False)] + 0.3 * rng.standard_normal((m, d)).astype(np.float32)
@@ -42,7 +48,7 @@ def data() -> Data:
 
 @pytest.fixture(scope="session")
 def make() -> object:
-    """The data factory ``make_data(n, d, clusters, m, seed)``."""
+    """The data factory ``make_data(n, d, clusters, m, seed, spread)``."""
     return make_data
 
 

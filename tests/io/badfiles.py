@@ -13,7 +13,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -28,6 +28,11 @@ BOMB_SIDE = 12000
 WHITE = 255
 
 
+Source = Image.Image | bytes | Callable[[Path], None]
+Expected = tuple[np.ndarray, int]
+"""The RGB array (H, W, 3) a correct decoder returns, and the largest difference allowed per value."""
+
+
 class BadFile(NamedTuple):
     path: Path
     kind: str
@@ -39,7 +44,7 @@ class BadFolder(dict[str, BadFile]):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
-        self.expected: dict[str, tuple[np.ndarray, int]] = {}
+        self.expected: dict[str, Expected] = {}
         self.formats: dict[str, str] = {}
 
     def add(self, name: str, relative: str, kind: str) -> Path:
@@ -48,9 +53,16 @@ class BadFolder(dict[str, BadFile]):
         self[name] = BadFile(path, kind)
         return path
 
-    def image(self, name: str, relative: str, fmt: str, rgb: np.ndarray, atol: int, write: Callable[[Path], None]) -> None:
-        write(self.add(name, relative, OK))
-        self.expected[name] = (rgb, atol)
+    def image(self, name: str, relative: str, fmt: str, expected: Expected, source: Source, **options: Any) -> None:
+        """Write a good image: a Pillow image (saved with ``options``), raw bytes, or a writer."""
+        path = self.add(name, relative, OK)
+        if isinstance(source, Image.Image):
+            source.save(path, **options)
+        elif isinstance(source, bytes):
+            path.write_bytes(source)
+        else:
+            source(path)
+        self.expected[name] = expected
         self.formats[name] = fmt
 
 
@@ -68,20 +80,6 @@ def png_bytes(width: int, height: int, bit_depth: int, colour_type: int, raw_row
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw_rows)) + chunk(b"IEND", b"")
-
-
-def saver(image: Image.Image, **options: object) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        image.save(path, **options)  # type: ignore[arg-type]
-
-    return write
-
-
-def writer(data: bytes) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        path.write_bytes(data)
-
-    return write
 
 
 def over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -107,20 +105,27 @@ def _add_formats(folder: BadFolder) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: shown turned 90° clockwise
     displayed = np.rot90(stored, k=-1).copy()  # numpy's clockwise turn, independent of Pillow
-    folder.image("jpeg_orient6", "orient6.jpg", "JPEG", displayed, 4, saver(Image.fromarray(stored), exif=exif, quality=95, subsampling=0))
+    jpeg = {"quality": 95, "subsampling": 0}  # no chroma subsampling: colours stay within a few levels
+    folder.image("jpeg_orient6", "orient6.jpg", "JPEG", (displayed, 4), Image.fromarray(stored), exif=exif, **jpeg)
     photo = blocks([red, green, blue, grey, blue, red])
-    folder.image("png", "rgb.png", "PNG", photo, 0, saver(Image.fromarray(photo)))
-    folder.image("webp", "lossless.webp", "WEBP", photo, 0, saver(Image.fromarray(photo), lossless=True))
-    folder.image("bmp", "plain.bmp", "BMP", photo, 0, saver(Image.fromarray(photo)))
-    folder.image("no_extension", "noext", "PNG", photo, 0, saver(Image.fromarray(photo), format="PNG"))
-    folder.image("png_as_jpg", "really_png.jpg", "PNG", photo, 0, saver(Image.fromarray(photo), format="PNG"))
+    exact = (photo, 0)
+    folder.image("png", "rgb.png", "PNG", exact, Image.fromarray(photo))
+    folder.image("webp", "lossless.webp", "WEBP", exact, Image.fromarray(photo), lossless=True)
+    folder.image("bmp", "plain.bmp", "BMP", exact, Image.fromarray(photo))
+    folder.image("no_extension", "noext", "PNG", exact, Image.fromarray(photo), format="PNG")
+    folder.image("png_as_jpg", "really_png.jpg", "PNG", exact, Image.fromarray(photo), format="PNG")
     first, second = np.full((24, 40, 3), red, np.uint8), np.full((24, 40, 3), blue, np.uint8)
     frames = [Image.fromarray(first), Image.fromarray(second)]
-    folder.image("gif_animated", "anim.gif", "GIF", first, 0, saver(frames[0], save_all=True, append_images=frames[1:], duration=100, loop=0))
+    options = {"save_all": True, "append_images": frames[1:], "duration": 100, "loop": 0}
+    folder.image("gif_animated", "anim.gif", "GIF", (first, 0), frames[0], **options)
     pages = [Image.fromarray(photo), Image.fromarray(photo[::-1].copy())]
-    folder.image("tiff_multipage", "pages.tif", "TIFF", photo, 0, saver(pages[0], save_all=True, append_images=pages[1:]))
-    folder.image("heic", "photo.heic", "HEIF", photo, 8, _heic_writer(photo))
-    folder.image("cmyk", "cmyk.jpg", "JPEG", blocks([(255, 255, 255), (255, 0, 0), (0, 0, 0), (0, 0, 255)]), 4, _cmyk_writer())
+    folder.image("tiff_multipage", "pages.tif", "TIFF", exact, pages[0], save_all=True, append_images=pages[1:])
+    folder.image("heic", "photo.heic", "HEIF", (photo, 8), _heic_writer(photo))
+    # White, red (M+Y), black (K), blue (C+M): exact under the naive CMYK -> RGB formula.
+    cmyk = blocks([(0, 0, 0, 0), (0, 255, 255, 0), (0, 0, 0, 255), (255, 255, 0, 0)])
+    shown = blocks([(255, 255, 255), (255, 0, 0), (0, 0, 0), (0, 0, 255)])
+    cmyk_image = Image.frombytes("CMYK", (cmyk.shape[1], cmyk.shape[0]), cmyk.tobytes())
+    folder.image("cmyk", "cmyk.jpg", "JPEG", (shown, 4), cmyk_image, quality=95)
 
 
 def _heic_writer(rgb: np.ndarray) -> Callable[[Path], None]:
@@ -132,12 +137,6 @@ def _heic_writer(rgb: np.ndarray) -> Callable[[Path], None]:
     return write
 
 
-def _cmyk_writer() -> Callable[[Path], None]:
-    # White, red (M+Y), black (K), blue (C+M): exact under the naive CMYK -> RGB formula.
-    cmyk = blocks([(0, 0, 0, 0), (0, 255, 255, 0), (0, 0, 0, 255), (255, 255, 0, 0)])
-    return saver(Image.frombytes("CMYK", (cmyk.shape[1], cmyk.shape[0]), cmyk.tobytes()), quality=95)
-
-
 def _add_modes(folder: BadFolder) -> None:
     rng = np.random.default_rng(7)
     h, w = 24, 32
@@ -145,44 +144,46 @@ def _add_modes(folder: BadFolder) -> None:
     index = rng.integers(0, 16, size=(h, w), dtype=np.uint8)
     p = Image.frombytes("P", (w, h), index.tobytes())
     p.putpalette(palette.tobytes())
-    folder.image("p", "palette.png", "PNG", palette[index], 0, saver(p))
+    folder.image("p", "palette.png", "PNG", (palette[index], 0), p)
     shown = palette[index].copy()
     shown[index == 0] = WHITE
-    folder.image("p_transparent", "palette_transparent.png", "PNG", shown, 0, saver(p, transparency=0))
+    folder.image("p_transparent", "palette_transparent.png", "PNG", (shown, 0), p, transparency=0)
     alpha = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
     pa = p.convert("PA")
     pa.putalpha(Image.frombytes("L", (w, h), alpha.tobytes()))
-    folder.image("pa", "palette_alpha.tif", "TIFF", over_white(palette[index], alpha), 1, saver(pa))
+    folder.image("pa", "palette_alpha.tif", "TIFF", (over_white(palette[index], alpha), 1), pa)
     grey = rng.integers(0, 256, size=(h, w), dtype=np.uint8)
     grey3 = np.repeat(grey[..., None], 3, axis=2)
-    la = Image.merge("LA", [Image.frombytes("L", (w, h), grey.tobytes()), Image.frombytes("L", (w, h), alpha.tobytes())])
-    folder.image("la", "grey_alpha.png", "PNG", over_white(grey3, alpha), 1, saver(la))
-    folder.image("gray", "grey.png", "PNG", grey3, 0, saver(Image.frombytes("L", (w, h), grey.tobytes())))
+    grey_image = Image.frombytes("L", (w, h), grey.tobytes())
+    la = Image.merge("LA", [grey_image, Image.frombytes("L", (w, h), alpha.tobytes())])
+    folder.image("la", "grey_alpha.png", "PNG", (over_white(grey3, alpha), 1), la)
+    folder.image("gray", "grey.png", "PNG", (grey3, 0), grey_image)
     rgb = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
     rgba_alpha = alpha.copy()
     rgba_alpha[0, 0] = 0  # one fully transparent pixel: must come out white
     rgba = Image.fromarray(np.dstack([rgb, rgba_alpha]))
-    folder.image("rgba", "rgba.png", "PNG", over_white(rgb, rgba_alpha), 1, saver(rgba))
-    bits = (np.indices((h, w)).sum(axis=0) % 2).astype(bool)
-    folder.image("bilevel", "bilevel.png", "PNG", np.repeat(bits[..., None], 3, 2).astype(np.uint8) * WHITE, 0, saver(Image.fromarray(bits)))
+    folder.image("rgba", "rgba.png", "PNG", (over_white(rgb, rgba_alpha), 1), rgba)
+    bits = (np.indices((h, w)).sum(axis=0) % 2).astype(bool)  # a checkerboard
+    shown_bits = np.repeat(bits[..., None], 3, axis=2).astype(np.uint8) * WHITE
+    folder.image("bilevel", "bilevel.png", "PNG", (shown_bits, 0), Image.fromarray(bits))
     _add_sixteen_bit(folder, rng)
+
+
+def to8(values: np.ndarray) -> np.ndarray:
+    """Reference 16-bit -> 8-bit scaling: round(v / 257), so 0 -> 0 and 65535 -> 255."""
+    return np.rint(values / 257.0).astype(np.uint8)
 
 
 def _add_sixteen_bit(folder: BadFolder, rng: np.random.Generator) -> None:
     h, w = 20, 30
     deep = rng.integers(1000, 60001, size=(h, w), dtype=np.uint16)
     deep[0, :3] = [1000, 32768, 60000]  # scaled: 4, 128, 233; clipped: 255s; stretched: 0, 124, 255
-    folder.image("i16", "grey16.png", "PNG", np.repeat(to8(deep)[..., None], 3, 2), 0, saver(Image.fromarray(deep)))
+    folder.image("i16", "grey16.png", "PNG", (np.repeat(to8(deep)[..., None], 3, axis=2), 0), Image.fromarray(deep))
     colour = rng.integers(0, 65536, size=(h, w, 3), dtype=np.uint16)
     colour[0, 0] = [1000, 32768, 65535]
     rows = b"".join(b"\x00" + colour[y].astype(">u2").tobytes() for y in range(h))
     # Pillow keeps the high byte of 16-bit RGB: within 1 of the rounded v/257.
-    folder.image("rgb16", "rgb16.png", "PNG", to8(colour), 1, writer(png_bytes(w, h, 16, 2, rows)))
-
-
-def to8(values: np.ndarray) -> np.ndarray:
-    """Reference 16-bit -> 8-bit scaling: round(v / 257), so 0 -> 0 and 65535 -> 255."""
-    return np.rint(values / 257.0).astype(np.uint8)
+    folder.image("rgb16", "rgb16.png", "PNG", (to8(colour), 1), png_bytes(w, h, 16, 2, rows))
 
 
 def _add_broken(folder: BadFolder) -> None:
@@ -202,7 +203,7 @@ def _add_broken(folder: BadFolder) -> None:
     rows = b"".join(b"\x00" + bytes(8) for _ in range(8))
     folder.add("bomb_header", "bomb_header.png", TOO_LARGE).write_bytes(png_bytes(100_000, 100_000, 8, 0, rows))
     locked_rgb = blocks([(1, 2, 3), (4, 5, 6)] * 2)
-    folder.image("no_permission", "locked.png", "PNG", locked_rgb, 0, saver(Image.fromarray(locked_rgb)))
+    folder.image("no_permission", "locked.png", "PNG", (locked_rgb, 0), Image.fromarray(locked_rgb))
     locked = folder["no_permission"].path
     locked.chmod(0)
     if not os.access(locked, os.R_OK):  # root reads it anyway: then it is simply a good image
@@ -216,7 +217,7 @@ def _add_links_and_names(folder: BadFolder) -> None:
     folder.add("loop_a", "loop_a.jpg", UNREADABLE).symlink_to("loop_b.jpg")
     folder.add("loop_b", "loop_b.jpg", UNREADABLE).symlink_to("loop_a.jpg")
     picture = blocks([(10, 120, 200), (250, 250, 0)] * 2)
-    folder.image("inside_loop", "sub/inside.png", "PNG", picture, 0, saver(Image.fromarray(picture)))
+    folder.image("inside_loop", "sub/inside.png", "PNG", (picture, 0), Image.fromarray(picture))
     folder.add("dir_loop", "sub/up", UNREADABLE).symlink_to("..", target_is_directory=True)
-    folder.image("non_utf8", os.fsdecode(b"caf\xe9.png"), "PNG", picture, 0, saver(Image.fromarray(picture)))
-    folder.image("non_ascii", "日本.jpg", "JPEG", picture, 4, saver(Image.fromarray(picture), quality=95, subsampling=0))
+    folder.image("non_utf8", os.fsdecode(b"caf\xe9.png"), "PNG", (picture, 0), Image.fromarray(picture))
+    folder.image("non_ascii", "日本.jpg", "JPEG", (picture, 4), Image.fromarray(picture), quality=95, subsampling=0)

@@ -58,11 +58,11 @@ def test_order_is_sorted_and_repeatable(shared_bad_folder) -> None:
 def test_links_are_reported_not_followed_when_following_is_off(shared_bad_folder) -> None:
     found = {f.path: f for f in walk([shared_bad_folder.root], follow_symlinks=False)}
     for name in LINK_PROBLEMS:
-        assert found[shared_bad_folder[name].path].problem == "symbolic link not followed (following links is turned off)"
+        assert found[shared_bad_folder[name].path].problem == "symbolic link not followed (following links is off)"
     assert found[shared_bad_folder["inside_loop"].path].problem is None
 
 
-def test_second_way_into_a_folder_is_reported_once(tmp_path: Path) -> None:
+def test_a_folder_reached_again_is_reported_not_rescanned(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "a.png").write_bytes(b"x")
     (tmp_path / "shortcut").symlink_to("real", target_is_directory=True)

@@ -43,6 +43,9 @@ class EmbeddingNet(nn.Module):
     the graph, so an exported model takes the decoder's uint8 batches as they are.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, trunk: nn.Module, head: nn.Module | None, mean: tuple[float, ...], std: tuple[float, ...]):
         super().__init__()
         self.trunk = trunk
@@ -108,7 +111,7 @@ def build_efficientnet_lite(spec: BackboneSpec, weights_path: Path) -> TorchPart
     which exports as constant Pad nodes.
     """
     try:
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untyped]
     except ImportError as exc:
         raise MissingDependencyError("efficientnet-lite-pytorch", f"backbone {spec.name!r}") from exc
     native = EfficientNet.get_image_size(spec.name)

@@ -50,6 +50,13 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+def _stage(in_channels: int, width: int, blocks: int, stride: int) -> nn.Sequential:
+    """``blocks`` bottlenecks; the first one strides and projects the shortcut."""
+    layers = [Bottleneck(in_channels, width, stride)]
+    layers += [Bottleneck(width * EXPANSION, width, 1) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
 class ResNet50(nn.Module):
     """ResNet-50 for 1000 ImageNet classes; ``features`` gives the last convolutional map."""
 
@@ -59,16 +66,12 @@ class ResNet50(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        in_channels = 64
-        for stage, (blocks, width) in enumerate(zip(RESNET50_LAYERS, (64, 128, 256, 512)), 1):
-            stride = 1 if stage == 1 else 2
-            layer = []
-            for index in range(blocks):
-                layer.append(Bottleneck(in_channels, width, stride if index == 0 else 1))
-                in_channels = width * EXPANSION
-            setattr(self, f"layer{stage}", nn.Sequential(*layer))
+        self.layer1 = _stage(64, 64, RESNET50_LAYERS[0], stride=1)
+        self.layer2 = _stage(256, 128, RESNET50_LAYERS[1], stride=2)
+        self.layer3 = _stage(512, 256, RESNET50_LAYERS[2], stride=2)
+        self.layer4 = _stage(1024, 512, RESNET50_LAYERS[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes)
+        self.fc = nn.Linear(512 * EXPANSION, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -178,7 +178,7 @@ def parity_images(size: int, count: int = 4, seed: int = 0) -> np.ndarray:
     for index in range(count):
         grid = int(rng.integers(3, 8))
         coarse = (rng.random((grid, grid, 3)) * 255).astype(np.uint8)
-        field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.float64)
+        field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float64)
         gradient = np.stack([xx, yy, 1 - xx], axis=-1) * 255
         image = 0.6 * field + 0.4 * np.roll(gradient, index, axis=-1)
         cy, cx, radius = rng.random(3) * [1, 1, 0.3] + [0, 0, 0.1]
@@ -192,7 +192,7 @@ def parity_images(size: int, count: int = 4, seed: int = 0) -> np.ndarray:
 def make_session(path: Path, threads: int = 0) -> Any:
     """ONNX Runtime CPU session with all graph optimisations; ``threads`` intra-op (0 = default)."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
     except ImportError as exc:
         from lookalike.errors import MissingDependencyError
 

@@ -3,9 +3,11 @@
 Every failure raises a subclass of :class:`lookalike.errors.ImageError` whose ``reason`` is a
 short sentence for a report. The pixel limit is checked from the header, before any pixel is
 decoded. Files are opened with the plugin of the format sniffed from their first bytes (never
-by extension), which also keeps Pillow's own decompression-bomb check (a process-wide
-setting) out of the way: ``max_pixels`` is the only limit. Pillow's global state is not
-changed, except that the HEIF opener of pillow-heif is registered once, on first use.
+by extension) rather than ``Image.open``, so Pillow's own decompression-bomb check (a
+process-wide limit) does not run at open; the few plugins that run it again while decoding
+(GIF frames, TIFF tiles) do so with its warning silenced, and its hard error becomes an
+ImageTooLargeError. ``max_pixels`` is the limit that counts. Pillow's global settings are
+never changed, except that pillow-heif's opener is registered once, on first use.
 Everything here is safe to call from several threads.
 """
 
@@ -48,7 +50,7 @@ from lookalike.errors import (
 from lookalike.io.scan import describe_os_error, display_path
 
 ImageSource = Path | str | bytes | BinaryIO
-"""A file path, the encoded bytes of an image, or an open binary file."""
+"""A file path, the encoded content of an image file (bytes are never a path), or an open binary file."""
 
 _Opener = Callable[[BinaryIO], Image.Image]
 
@@ -359,11 +361,13 @@ def _decoding(fmt: str, where: Path | str | None, *, quiet: bool = False) -> Ite
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         reason = f"image too large for Pillow's {fmt} decoder (its own limit is {limit:,} pixels)"
         raise _fail(ImageTooLargeError, where, reason) from error
+    except MemoryError as error:
+        raise _fail(ImageTooLargeError, where, "not enough memory to decode this image") from error
     except OSError as error:
         if error.errno is not None:  # the file system failed, not the data
             raise _fail(UnreadableFileError, where, describe_os_error(error, opened=True)) from error
         raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: {_message(error)}") from error
-    except Exception as error:  # noqa: BLE001 - untrusted data can make a decoder raise anything
+    except Exception as error:  # untrusted data can make a decoder raise anything
         raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: {_message(error)}") from error
 
 
@@ -386,7 +390,7 @@ def _orientation(read_exif: Callable[[], Image.Exif]) -> int:
     """EXIF orientation 1..8 (1 when absent or unreadable: a bad EXIF block does not spoil pixels)."""
     try:
         value = read_exif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - malformed EXIF from untrusted files
+    except Exception:  # malformed EXIF from untrusted files
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 

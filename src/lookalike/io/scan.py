@@ -100,8 +100,14 @@ def content_hash(path: Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def walk(roots: Sequence[Path | str], *, follow_symlinks: bool = True) -> Iterator[FoundFile]:
+def walk(
+    roots: Sequence[Path | str], *, follow_symlinks: bool = True, include_hidden: bool = True
+) -> Iterator[FoundFile]:
     """Every regular file under each root, depth first, entries sorted by their bytes.
+
+    With ``include_hidden=False``, entries below the roots whose name starts with ``.`` are not
+    entered or read, but still reported once each as a problem ("hidden folder, not scanned"),
+    so nothing disappears silently.
 
     A root that is a file yields that file. Each real directory is entered once (keyed by
     ``(st_dev, st_ino)``): a link back to an ancestor is reported as a loop, a second way into a
@@ -115,7 +121,7 @@ def walk(roots: Sequence[Path | str], *, follow_symlinks: bool = True) -> Iterat
     if isinstance(roots, str | Path):
         raise InvalidParameterError(f"roots must be a sequence of paths, got the single path '{roots}'")
     checked = [_check_root(Path(root)) for root in roots]
-    return _walk_roots(checked, follow_symlinks)
+    return _walk_roots(checked, follow_symlinks, include_hidden)
 
 
 def _check_root(root: Path) -> tuple[Path, os.stat_result]:
@@ -127,16 +133,20 @@ def _check_root(root: Path) -> tuple[Path, os.stat_result]:
         raise InvalidParameterError(f"cannot scan '{display_path(root)}': {reason}") from error
 
 
-def _walk_roots(roots: list[tuple[Path, os.stat_result]], follow: bool) -> Iterator[FoundFile]:
+def _walk_roots(
+    roots: list[tuple[Path, os.stat_result]], follow: bool, hidden: bool
+) -> Iterator[FoundFile]:
     visited: dict[_DirKey, Path] = {}
     for root, info in roots:
         if stat.S_ISDIR(info.st_mode):
-            yield from _walk_tree(root, info, follow, visited)
+            yield from _walk_tree(root, info, follow, hidden, visited)
         else:
             yield _file_or_problem(root, root, info)
 
 
-def _walk_tree(root: Path, info: os.stat_result, follow: bool, visited: dict[_DirKey, Path]) -> Iterator[FoundFile]:
+def _walk_tree(
+    root: Path, info: os.stat_result, follow: bool, hidden: bool, visited: dict[_DirKey, Path]
+) -> Iterator[FoundFile]:
     """Depth-first walk with an explicit stack (no recursion limit on deep trees)."""
     key = (info.st_dev, info.st_ino)
     if key in visited:
@@ -157,6 +167,9 @@ def _walk_tree(root: Path, info: os.stat_result, follow: bool, visited: dict[_Di
             del ancestors[dir_key]
             continue
         path = Path(entry.path)
+        if not hidden and entry.name.startswith("."):
+            yield _problem(path, root, _hidden_reason(entry))
+            continue
         info_or_problem = _entry_stat(entry, follow)
         if isinstance(info_or_problem, str):
             yield _problem(path, root, info_or_problem)
@@ -179,6 +192,14 @@ def _walk_tree(root: Path, info: os.stat_result, follow: bool, visited: dict[_Di
                     ancestors[sub_key] = path
 
 
+def _hidden_reason(entry: os.DirEntry[str]) -> str:
+    try:
+        kind = "folder" if entry.is_dir() else "file"
+    except OSError:
+        kind = "file"
+    return f"hidden {kind}, not scanned (use --include-hidden)"
+
+
 def _list_dir(folder: Path) -> tuple[list[os.DirEntry[str]], str | None]:
     """The folder's entries sorted by name bytes, or a reason it cannot be listed."""
     try:
@@ -193,7 +214,7 @@ def _entry_stat(entry: os.DirEntry[str], follow: bool) -> os.stat_result | str:
     try:
         is_link = entry.is_symlink()
         if is_link and not follow:
-            return "symbolic link not followed (following links is turned off)"
+            return "symbolic link not followed (following links is off)"
         return entry.stat(follow_symlinks=True)
     except FileNotFoundError as error:
         if os.path.islink(entry.path):

@@ -1,0 +1,140 @@
+"""Duplicates: identical content, pHash near duplicates, semantic near duplicates, grouping."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from lookalike.errors import InvalidParameterError
+from lookalike.index import ExactIndex
+from lookalike.index.duplicates import (
+    DuplicatePair,
+    find_duplicates,
+    group_pairs,
+    identical_pairs,
+    phash_pairs,
+    semantic_pairs,
+)
+
+
+def flip_bits(value: int, count: int, rng: np.random.Generator) -> int:
+    for bit in rng.choice(64, count, replace=False):
+        value ^= 1 << int(bit)
+    return value
+
+
+def planted_hashes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n random 64-bit hashes; every 10th is a copy of the previous one with 0..15 bits flipped."""
+    rng = np.random.default_rng(seed)
+    hashes = [int(h) for h in rng.integers(0, 2**64, n, dtype=np.uint64)]
+    for i in range(1, n, 10):
+        hashes[i] = flip_bits(hashes[i - 1], int(rng.integers(0, 16)), rng)
+    ids = np.arange(n, dtype=np.int64) * 7 + 3
+    return ids, np.array(hashes, dtype=np.uint64)
+
+
+def brute_hash_pairs(ids, hashes, t):
+    xor = hashes[:, None] ^ hashes[None, :]
+    dist = np.bitwise_count(xor)
+    i, j = np.nonzero(np.triu(dist <= t, k=1))
+    return {(int(ids[a]), int(ids[b]), int(dist[a, b])) for a, b in zip(i, j)}
+
+
+@pytest.mark.parametrize("threshold", [0, 5, 8, 11, 14], ids=lambda t: f"t{t}")
+def test_phash_pairs_equal_brute_force_hamming(threshold):
+    ids, hashes = planted_hashes(1500)
+    found = phash_pairs(ids, hashes, threshold)
+    assert {(p.a, p.b, int(round((1 - p.score) * 64))) for p in found} == brute_hash_pairs(ids, hashes, threshold)
+    assert all(p.reason == f"perceptual hash distance {int(round((1 - p.score) * 64))}/64" for p in found)
+    assert len(found) > 0
+
+
+def test_identical_content_groups_become_stars():
+    pairs = identical_pairs([5, 9, 2, 7, 4], ["x", "y", "x", "x", "z"])
+    assert {(p.a, p.b) for p in pairs} == {(2, 5), (2, 7)}
+    assert all(p.reason == "identical content" and p.score == 1.0 for p in pairs)
+
+
+def near_copies(seed: int = 0):
+    """300 unit vectors; rows 0..29 are tight copies of one vector, 100/101 and 200/201 pairs."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, 24))
+    X[1:30] = X[0] + 0.02 * rng.standard_normal((29, 24))
+    X[101] = X[100] + 0.05 * rng.standard_normal(24)
+    X[201] = X[200] + 0.05 * rng.standard_normal(24)
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    return X, np.arange(300, dtype=np.int64) * 2 + 1
+
+
+def test_semantic_pairs_equal_brute_force_even_for_a_dense_group():
+    X, ids = near_copies()
+    sims = X.astype(np.float64) @ X.T.astype(np.float64)
+    i, j = np.nonzero(np.triu(sims >= 0.97, k=1))
+    expected = {(int(ids[a]), int(ids[b])) for a, b in zip(i, j)}
+    assert len(expected) > 30 * 29 // 2  # the group of 30 is larger than k = 16 neighbours
+    found = semantic_pairs(ExactIndex().fit(X, ids), 0.97, k=16)
+    assert {(p.a, p.b) for p in found} == expected
+    for p in found:
+        np.testing.assert_allclose(p.score, sims[(p.a - 1) // 2, (p.b - 1) // 2], atol=1e-5)
+        assert p.reason == f"cosine {p.score:.2f}"
+
+
+def test_group_pairs_is_union_find_over_all_reasons():
+    pairs = [DuplicatePair(1, 2, "identical content", 1.0), DuplicatePair(3, 4, "cosine 0.99", 0.99),
+             DuplicatePair(2, 3, "perceptual hash distance 2/64", 62 / 64), DuplicatePair(8, 9, "cosine 0.97", 0.97)]
+    groups = group_pairs(pairs)
+    assert [g.ids for g in groups] == [[1, 2, 3, 4], [8, 9]]
+    assert sorted(p.reason for p in groups[0].pairs) == sorted(p.reason for p in pairs[:3])
+
+
+def test_find_duplicates_joins_every_source():
+    X, ids = near_copies()
+    content = [f"h{i}" for i in range(300)]
+    content[250] = content[251] = "same"
+    phashes = np.arange(300, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # spread out
+    phashes[261] = phashes[260] ^ np.uint64(0b101)
+    groups = find_duplicates(ids, content_hashes=content, phashes=phashes, index=ExactIndex().fit(X, ids),
+                             max_hash_distance=4, min_similarity=0.97)
+    by_first = {g.ids[0]: g for g in groups}
+    assert by_first[ids[0]].ids == sorted(ids[:30].tolist())
+    assert by_first[ids[100]].ids == [ids[100], ids[101]]
+    assert by_first[ids[250]].pairs[0].reason == "identical content"
+    assert by_first[ids[260]].pairs[0].reason == "perceptual hash distance 2/64"
+    assert len(groups) == 5
+    with pytest.raises(InvalidParameterError, match="ids are required"):
+        find_duplicates(content_hashes=content)
+
+
+def test_duplicates_at_20k_stay_memory_light():
+    rng = np.random.default_rng(5)
+    n, d = 20_000, 16
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[1::100] = X[0::100] + 0.01 * rng.standard_normal((n // 100, d)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    ids = np.arange(n, dtype=np.int64)
+    index = ExactIndex().fit(X, ids)
+    ids_h, hashes = planted_hashes(n, seed=6)
+    tracemalloc.start()
+    started = time.perf_counter()
+    semantic = semantic_pairs(index, 0.99, k=8)
+    hashed = phash_pairs(ids_h, hashes, 8)
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64e6  # an n x n float32 matrix would be 1.6 GB
+    assert elapsed < 30
+    planted = {(i, i + 1) for i in range(0, n, 100)}
+    found = {(p.a, p.b) for p in semantic}
+    assert planted <= found
+    assert all(float(X[a] @ X[b]) >= 0.99 - 1e-5 for a, b in found)
+    by_id = dict(zip(ids_h.tolist(), hashes.tolist()))
+    planted_h = {(int(ids_h[i - 1]), int(ids_h[i])) for i in range(1, n, 10) if bits(hashes[i] ^ hashes[i - 1]) <= 8}
+    assert planted_h <= {(p.a, p.b) for p in hashed}
+    assert all(bits(by_id[p.a] ^ by_id[p.b]) <= 8 for p in hashed)
+
+
+def bits(value) -> int:
+    return bin(int(value)).count("1")

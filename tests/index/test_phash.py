@@ -1,0 +1,86 @@
+"""pHash: stable under resize and JPEG re-encoding, different across photos, EXIF-aware."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.errors import InvalidParameterError
+from lookalike.index.phash import hamming_distance, hashes_to_bytes, phash, phash_many
+
+skdata = pytest.importorskip("skimage.data")
+PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "coins", "moon", "rocket", "hubble_deep_field", "brick"]
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return {name: getattr(skdata, name)() for name in PHOTOS}
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_resize_and_jpeg_reencoding_move_few_bits(name, photos):
+    original = Image.fromarray(photos[name])
+    h = phash(original)
+    w, ht = original.size
+    variants = [
+        original.resize((w // 2, ht // 2), Image.Resampling.BILINEAR),
+        original.resize((w * 3 // 2, ht * 3 // 2), Image.Resampling.BICUBIC),
+        jpeg(original, 40),
+        jpeg(original.resize((w // 3, ht // 3)), 60),
+    ]
+    assert [int(hamming_distance(h, phash(v))) for v in variants] == pytest.approx([0] * 4, abs=6)
+
+
+def test_different_photos_are_far_apart(photos):
+    hashes = {name: phash(array) for name, array in photos.items()}
+    distances = [int(hamming_distance(hashes[a], hashes[b])) for a, b in itertools.combinations(PHOTOS, 2)]
+    assert min(distances) > 12 and 24 <= np.median(distances) <= 40
+
+
+def test_exif_orientation_is_applied_before_hashing(photos):
+    upright = Image.fromarray(photos["chelsea"])
+    stored = upright.transpose(Image.Transpose.ROTATE_270)  # sensor rows as a camera writes them ...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ... with tag 8: "turn 90 degrees counter-clockwise to view"
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    buffer.seek(0)
+    tagged = Image.open(buffer)
+    assert hamming_distance(phash(tagged), phash(upright)) <= 4
+    assert hamming_distance(phash(np.asarray(tagged)), phash(upright)) > 12  # arrays are as given
+
+
+def test_arrays_and_pil_images_agree_and_hashes_pack_to_bytes(photos):
+    gray, rgba = photos["camera"], np.dstack([photos["coffee"], np.full(photos["coffee"].shape[:2], 255, np.uint8)])
+    assert phash(gray) == phash(Image.fromarray(gray)) == phash(gray[:, :, None])
+    assert phash(rgba) == phash(photos["coffee"])
+    hashes = phash_many([gray, rgba])
+    assert hashes.dtype == np.uint64 and hashes.shape == (2,)
+    codes = hashes_to_bytes(hashes)
+    assert codes.shape == (2, 8) and int.from_bytes(codes[0].tobytes(), "big") == int(hashes[0])
+    assert int(np.unpackbits(codes[0] ^ codes[1]).sum()) == int(hamming_distance(hashes[0], hashes[1]))
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((8, 8), np.float32), "must be uint8"),
+        (np.zeros((8, 8, 2), np.uint8), r"\(H, W\), \(H, W, 3\) or \(H, W, 4\)"),
+        (np.zeros((0, 8), np.uint8), "image is empty"),
+    ],
+    ids=["float", "two-channels", "empty"],
+)
+def test_bad_arrays_are_refused(image, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        phash(image)
