@@ -6,13 +6,20 @@ with :func:`dataclasses.replace`. Every class validates itself in ``__post_init_
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lookalike.errors import InvalidParameterError
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Largest image accepted, in pixels: a 10,000 × 10,000 photo passes, a decompression bomb not."""
+
+
+def cache_root() -> Path:
+    """Where downloads and exports are cached: ``$LOOKALIKE_CACHE``, else ``~/.cache/lookalike``."""
+    return Path(os.environ.get("LOOKALIKE_CACHE") or Path.home() / ".cache" / "lookalike").expanduser()
 
 
 def _require(condition: bool, message: str) -> None:
@@ -148,14 +155,12 @@ class SearchConfig:
     k : neighbours returned per query (fewer when the index or filter holds fewer).
     nprobe : IVF clusters to search (None = the index's default).
     ef_search : HNSW beam width (None = the index's default).
-    exact_filter_max : an ``allowed_ids`` filter this small is answered exactly over its members.
     mmap : memory-map index files when loading (read-only; see ``lookalike.index.load_index``).
     """
 
     k: int = 10
     nprobe: int | None = None
     ef_search: int | None = None
-    exact_filter_max: int = 2048
     mmap: bool = True
 
     def __post_init__(self) -> None:
@@ -164,4 +169,3 @@ class SearchConfig:
         _require(
             self.ef_search is None or self.ef_search >= 1, f"ef_search must be >= 1, got {self.ef_search}"
         )
-        _require(self.exact_filter_max >= 0, f"exact_filter_max must be >= 0, got {self.exact_filter_max}")

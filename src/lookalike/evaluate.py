@@ -120,11 +120,13 @@ class RetrievalScores:
     n_queries: int
 
 
-def evaluate_retrieval(index: VectorIndex, ids: Any, labels: Any, k: int = 10, **options: int | None) -> RetrievalScores:
+def evaluate_retrieval(
+    index: VectorIndex, ids: Any, labels: Any, k: int = 10, *, nprobe: int | None = None, ef_search: int | None = None
+) -> RetrievalScores:
     """precision/recall/mAP@k with every labelled item (ids (n,), labels (n,)) as a query.
 
-    Neighbours come from the whole index; unlabelled neighbours are not relevant. ``options``
-    (``nprobe``, ``ef_search``) go to the search.
+    Neighbours come from the whole index; unlabelled neighbours are not relevant. ``nprobe``
+    (ivf) and ``ef_search`` (hnsw) go to the search.
     """
     from lookalike.index.search import member_neighbors
 
@@ -132,7 +134,7 @@ def evaluate_retrieval(index: VectorIndex, ids: Any, labels: Any, k: int = 10, *
     ids = np.asarray(ids, dtype=np.int64)
     if len(labels) != len(ids) or len(ids) == 0:
         raise InvalidParameterError(f"need one label per id and at least one, got {len(ids)} ids, {len(labels)} labels")
-    nbr_ids, _ = member_neighbors(index, ids, k, **options)
+    nbr_ids, _ = member_neighbors(index, ids, k, nprobe=nprobe, ef_search=ef_search)
     label_of = dict(zip(ids.tolist(), labels))
     counts = Counter(labels)
     n_relevant = np.array([counts[lab] - 1 for lab in labels], dtype=np.int64)

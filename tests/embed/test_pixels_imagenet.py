@@ -38,10 +38,12 @@ def test_pixels_empty_batch() -> None:
 
 @pytest.mark.parametrize(
     ("bad", "message"),
-    [(np.zeros((2, 32, 32, 3), np.float32), "dtype must be uint8"),
-     (np.zeros((2, 64, 64, 3), np.uint8), r"shape \(N, 32, 32, 3\), got \(2, 64, 64, 3\)"),
-     (np.zeros((32, 32, 3), np.uint8), r"got \(32, 32, 3\)"),
-     ([[0]], "numpy array")],
+    [
+        (np.zeros((2, 32, 32, 3), np.float32), "dtype must be uint8"),
+        (np.zeros((2, 64, 64, 3), np.uint8), r"shape \(N, 32, 32, 3\), got \(2, 64, 64, 3\)"),
+        (np.zeros((32, 32, 3), np.uint8), r"got \(32, 32, 3\)"),
+        ([[0]], "numpy array"),
+    ],
     ids=["float", "wrong-size", "no-batch-axis", "list"],
 )
 def test_pixels_rejects_bad_batches(bad: np.ndarray, message: str) -> None:

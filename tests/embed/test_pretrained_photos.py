@@ -41,7 +41,9 @@ def centre_crop(image: np.ndarray, size: int, crop_fraction: float) -> np.ndarra
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     picture = Image.fromarray(rgb)
     scale = size / crop_fraction / min(picture.size)
-    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BICUBIC)
+    picture = picture.resize(
+        (round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BICUBIC
+    )
     left, top = (picture.width - size) // 2, (picture.height - size) // 2
     return np.asarray(picture.crop((left, top, left + size, top + size)))
 
@@ -115,8 +117,12 @@ def test_resnet50_random_torchvision_state_dict_exports_correctly(tmp_path: Path
 
 def _first_layer_fit(spec: BackboneSpec, weight: torch.Tensor, bn: str, state: dict, mean, std) -> float:
     """Mean |log(var / running_var)| of the stem's output channels on the photos for one normalisation."""
-    batch = np.stack([centre_crop(getattr(data, n)(), spec.image_size, spec.crop_fraction) for n in PHOTOS[:4]])
-    x = torch.from_numpy(((batch - np.float32(mean)) / np.float32(std)).astype(np.float32).transpose(0, 3, 1, 2))
+    batch = np.stack(
+        [centre_crop(getattr(data, n)(), spec.image_size, spec.crop_fraction) for n in PHOTOS[:4]]
+    )
+    x = torch.from_numpy(
+        ((batch - np.float32(mean)) / np.float32(std)).astype(np.float32).transpose(0, 3, 1, 2)
+    )
     variance = F.conv2d(x, weight, stride=2, padding=1).var(dim=(0, 2, 3))
     running = state[f"{bn}.running_var"]
     alive = running > 1e-4
@@ -125,8 +131,11 @@ def _first_layer_fit(spec: BackboneSpec, weight: torch.Tensor, bn: str, state: d
 
 @pytest.mark.parametrize(
     ("name", "conv", "bn"),
-    [("efficientnet-lite0", "_conv_stem.weight", "_bn0"), ("efficientnet-lite2", "_conv_stem.weight", "_bn0"),
-     ("mobilenetv2", "features.0.0.weight", "features.0.1")],
+    [
+        ("efficientnet-lite0", "_conv_stem.weight", "_bn0"),
+        ("efficientnet-lite2", "_conv_stem.weight", "_bn0"),
+        ("mobilenetv2", "features.0.0.weight", "features.0.1"),
+    ],
 )
 def test_spec_normalisation_is_what_the_weights_were_trained_with(name: str, conv: str, bn: str) -> None:
     spec = get_entry(name).spec

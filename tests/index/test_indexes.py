@@ -68,7 +68,7 @@ def test_ivf_nprobe_1_returns_only_members_of_the_query_cluster(data):
     index = build("ivf", data, nprobe=1)
     centroids = index.centroids_
     # independent cluster assignment: nearest centroid by squared L2, in numpy
-    nearest = lambda V: np.argmin(((V[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)  # noqa: E731
+    nearest = lambda V: np.argmin(((V[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
     data_cluster = nearest(data.X)
     for q, res in zip(data.Q, search(index, data.Q, 10)):
         members = data_cluster == nearest(q[None])[0]
@@ -253,3 +253,18 @@ def test_auto_picks_exact_for_small_and_hnsw_for_large_collections():
     assert isinstance(create_index(config, n_vectors=5000), HNSWIndex)
     ivf = create_index(IndexConfig(kind="ivf", nprobe=3), centroids=np.eye(4, dtype=np.float32))
     assert isinstance(ivf, IVFIndex) and ivf.nprobe == 3 and ivf.centroids.shape == (4, 4)
+
+
+def test_search_options_reach_faiss(reference):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Q = rng.standard_normal((100, 32)).astype(np.float32)
+    ids = np.arange(3000)
+    expected, _ = reference(X, ids, Q / np.linalg.norm(Q, axis=1, keepdims=True), 10)
+    sparse_graph = HNSWIndex(m=4, ef_construction=16).fit(X, ids)  # hard data, weak graph
+    assert recall(result_ids(sparse_graph, Q, 10, ef_search=10), expected) < 0.5
+    assert recall(result_ids(sparse_graph, Q, 10, ef_search=500), expected) > 0.9
+    ivf = IVFIndex(nlist=32, nprobe=1).fit(X, ids)
+    assert recall(result_ids(ivf, Q, 10), expected) < 0.5
+    assert recall(result_ids(ivf, Q, 10, nprobe=32), expected) == 1.0

@@ -135,7 +135,7 @@ def test_no_clusters_and_no_calibrator_give_no_scores(indexes, data):
 def test_match_calibrator_recovers_a_known_probability(method):
     rng = np.random.default_rng(3)
     sims = rng.uniform(-1, 1, 20000)
-    truth = lambda s: 1 / (1 + np.exp(-8 * (s - 0.3)))  # noqa: E731
+    truth = lambda s: 1 / (1 + np.exp(-8 * (s - 0.3)))
     same = rng.random(len(sims)) < truth(sims)
     calibrator = MatchCalibrator(method).fit(sims, same)
     grid = np.linspace(-0.9, 0.9, 19)

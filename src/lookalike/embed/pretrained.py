@@ -46,7 +46,9 @@ class EmbeddingNet(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, trunk: nn.Module, head: nn.Module | None, mean: tuple[float, ...], std: tuple[float, ...]):
+    def __init__(
+        self, trunk: nn.Module, head: nn.Module | None, mean: tuple[float, ...], std: tuple[float, ...]
+    ):
         super().__init__()
         self.trunk = trunk
         self.head = head
@@ -116,7 +118,9 @@ def build_efficientnet_lite(spec: BackboneSpec, weights_path: Path) -> TorchPart
         raise MissingDependencyError("efficientnet-lite-pytorch", f"backbone {spec.name!r}") from exc
     native = EfficientNet.get_image_size(spec.name)
     if native != spec.image_size:
-        raise BackboneError(f"{spec.name}: spec image_size {spec.image_size} differs from the model's {native}")
+        raise BackboneError(
+            f"{spec.name}: spec image_size {spec.image_size} differs from the model's {native}"
+        )
     model = EfficientNet.from_name(spec.name)
     apply_state_dict(model, read_state_dict(weights_path, spec.name), weights_path, spec.name)
     return Pooled(model, "extract_features"), model._fc

@@ -48,7 +48,9 @@ Builder = Callable[[BackboneSpec, Path], Any]
 
 def default_cache_dir() -> Path:
     """``$LOOKALIKE_CACHE`` if set, else ``~/.cache/lookalike``."""
-    return Path(os.environ.get("LOOKALIKE_CACHE") or Path.home() / ".cache" / "lookalike").expanduser()
+    from lookalike.config import cache_root
+
+    return cache_root()
 
 
 def cached_model_path(spec: BackboneSpec, weights_sha: str, cache_dir: Path | None = None) -> Path:
@@ -76,7 +78,9 @@ def ensure_exported(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackboneError(f"cannot create the model cache {target.parent} ({exc}); set $LOOKALIKE_CACHE") from exc
+        raise BackboneError(
+            f"cannot create the model cache {target.parent} ({exc}); set $LOOKALIKE_CACHE"
+        ) from exc
     with _exclusive(target.with_suffix(".lock")):
         if not is_valid_export(target, weights_sha):
             export_onnx(spec, build, weights_path, weights_sha, target)
@@ -96,41 +100,70 @@ def is_valid_export(path: Path, weights_sha: str) -> bool:
         return False
 
 
-def export_onnx(spec: BackboneSpec, build: Builder, weights_path: Path, weights_sha: str, target: Path) -> float:
+def export_onnx(
+    spec: BackboneSpec, build: Builder, weights_path: Path, weights_sha: str, target: Path
+) -> float:
     """Export, check parity with PyTorch, then atomically place ``target`` and its sidecar.
 
     Returns the smallest per-image cosine similarity seen in the parity check.
     """
-    import torch
-
     from lookalike.embed.pretrained import EmbeddingNet
 
     trunk, head = build(spec, weights_path)
     net = EmbeddingNet(trunk, head, spec.mean, spec.std).eval()
-    outputs = ["embedding"] + (["logits"] if head is not None else [])
-    dummy = torch.from_numpy(parity_images(spec.image_size)[:2])
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".onnx.tmp")
     os.close(handle)
+    tmp = Path(tmp_name)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net, (dummy,), tmp_name, input_names=[INPUT_NAME], output_names=outputs,
-                dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
-                opset_version=OPSET, dynamo=False, do_constant_folding=True,
-            )
-        cosine = check_parity(net, Path(tmp_name), spec)
-        record = {
-            "backbone": spec.name, "weights_sha256": weights_sha, "onnx_sha256": weights_sha256(Path(tmp_name)),
-            "spec": asdict(spec), "format": EXPORT_FORMAT, "opset": OPSET, "torch": torch.__version__,
-            "min_parity_cosine": cosine, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        os.replace(tmp_name, target)
+        _torch_export(net, spec, tmp, with_logits=head is not None)
+        cosine = check_parity(net, tmp, spec)
+        record = _export_record(spec, weights_sha, tmp, cosine)
+        os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        tmp.unlink(missing_ok=True)
     _write_atomic(target.with_suffix(".json"), json.dumps(record, indent=2))
     return cosine
+
+
+def _torch_export(net: Any, spec: BackboneSpec, path: Path, *, with_logits: bool) -> None:
+    """Legacy (TorchScript) exporter, dynamic batch axis, uint8 NHWC input."""
+    import torch
+
+    outputs = ["embedding", "logits"] if with_logits else ["embedding"]
+    dummy = torch.from_numpy(parity_images(spec.image_size, count=2))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
+            torch.onnx.export(
+                net,
+                (dummy,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+    except Exception as exc:  # torch raises many types from tracing and export
+        raise BackboneError(f"exporting {spec.name} to ONNX failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _export_record(spec: BackboneSpec, weights_sha: str, onnx_path: Path, cosine: float) -> dict[str, Any]:
+    """The sidecar JSON saved beside a cached export."""
+    import torch
+
+    return {
+        "backbone": spec.name,
+        "weights_sha256": weights_sha,
+        "onnx_sha256": weights_sha256(onnx_path),
+        "spec": asdict(spec),
+        "format": EXPORT_FORMAT,
+        "opset": OPSET,
+        "torch": torch.__version__,
+        "min_parity_cosine": cosine,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def check_parity(net: Any, onnx_path: Path, spec: BackboneSpec) -> float:
@@ -152,7 +185,7 @@ def check_parity(net: Any, onnx_path: Path, spec: BackboneSpec) -> float:
         if cosines[index] < PARITY_MIN_COSINE:
             raise ExportMismatchError(
                 f"ONNX export of {spec.name} disagrees with PyTorch on output {name!r}: cosine "
-                f"{cosines[index]:.5f} < {PARITY_MIN_COSINE} on parity image {index} ({onnx_path})"
+                f"{cosines[index]:.5f} < {PARITY_MIN_COSINE} on parity image {index} of {PARITY_BATCH}"
             )
         worst = min(worst, float(cosines.min()))
     return worst
@@ -178,7 +211,9 @@ def parity_images(size: int, count: int = 4, seed: int = 0) -> np.ndarray:
     for index in range(count):
         grid = int(rng.integers(3, 8))
         coarse = (rng.random((grid, grid, 3)) * 255).astype(np.uint8)
-        field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float64)
+        field = np.asarray(
+            Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float64
+        )
         gradient = np.stack([xx, yy, 1 - xx], axis=-1) * 255
         image = 0.6 * field + 0.4 * np.roll(gradient, index, axis=-1)
         cy, cx, radius = rng.random(3) * [1, 1, 0.3] + [0, 0, 0.1]

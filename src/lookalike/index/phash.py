@@ -28,7 +28,7 @@ def phash(image: Any) -> int:
     are. Returns an int in [0, 2**64).
     """
     from PIL import Image
-    from scipy.fft import dctn
+    from scipy.fft import dctn  # type: ignore[import-untyped]
 
     grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)

@@ -18,24 +18,35 @@ calibrator and no probability (never a made-up one).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from lookalike._faiss import import_faiss
 from lookalike.errors import InvalidParameterError, VectorIndexError
 from lookalike.index._checks import as_matrix
 
 CALIBRATION_METHODS = ("isotonic", "logistic")
 
 
-def _nearest_centroids(X: np.ndarray, centroids: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """Index of the nearest centroid (squared L2) of each row of checked X (n, d): (n,) int64."""
-    c_sq = (centroids**2).sum(axis=1)
-    out = np.empty(len(X), dtype=np.int64)
-    for start in range(0, len(X), batch):
-        block = X[start : start + batch]
-        out[start : start + batch] = np.argmin(c_sq[None, :] - 2.0 * block @ centroids.T, axis=1)
-    return out
+def _quantizer(centroids: np.ndarray) -> Any:
+    """A FAISS exact L2 index over checked centroids (K, d), to assign vectors to clusters.
+
+    FAISS rather than numpy: its threads do the work that also runs the searches, so the two
+    thread pools do not fight over the cores.
+    """
+    quantizer = import_faiss().IndexFlatL2(centroids.shape[1])
+    quantizer.add(centroids)
+    return quantizer
+
+
+def _nearest(quantizer: Any, X: np.ndarray) -> np.ndarray:
+    """The nearest centroid (squared L2) of each row of checked X (n, d): (n,) int64."""
+    if len(X) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, labels = quantizer.search(X, 1)
+    return labels[:, 0].astype(np.int64)
 
 
 def cluster_max_distances(X: Any, centroids: Any, labels: Any = None) -> np.ndarray:
@@ -47,7 +58,7 @@ def cluster_max_distances(X: Any, centroids: Any, labels: Any = None) -> np.ndar
     centroids = as_matrix(centroids, None, "centroids")
     X = as_matrix(X, centroids.shape[1], "vectors")
     if labels is None:
-        labels = _nearest_centroids(X, centroids)
+        labels = _nearest(_quantizer(centroids), X)
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (len(X),) or (len(labels) and (labels.min() < 0 or labels.max() >= len(centroids))):
         raise InvalidParameterError(
@@ -73,9 +84,13 @@ class ClusterRadii:
         centroids = as_matrix(centroids, None, "centroids")
         return cls(centroids, cluster_max_distances(X, centroids, labels))
 
+    @cached_property
+    def _quantizer(self) -> Any:
+        return _quantizer(as_matrix(self.centroids, None, "centroids"))
+
     def assign(self, queries: np.ndarray) -> np.ndarray:
         """The cluster of each query (m, d): nearest centroid, (m,) int64."""
-        return _nearest_centroids(as_matrix(queries, self.centroids.shape[1], "queries"), self.centroids)
+        return _nearest(self._quantizer, as_matrix(queries, self.centroids.shape[1], "queries"))
 
     def confidence(self, queries: np.ndarray, distances: np.ndarray) -> np.ndarray:
         """``clip(1 - d / max_d[cluster(query)], 0, 1)`` for distances (m, r) of queries (m, d)."""
@@ -116,12 +131,12 @@ class MatchCalibrator:
                 f"same of {len(same)}"
             )
         if self.method == "isotonic":
-            from sklearn.isotonic import IsotonicRegression
+            from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
 
             self.model_: Any = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             self.model_.fit(sims, same.astype(np.float64))
         else:
-            from sklearn.linear_model import LogisticRegression
+            from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
             self.model_ = LogisticRegression().fit(sims[:, None], same)
         self.n_pairs_ = len(sims)

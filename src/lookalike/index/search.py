@@ -24,7 +24,13 @@ import numpy as np
 
 from lookalike._faiss import import_faiss
 from lookalike.errors import InvalidParameterError, VectorIndexError
-from lookalike.index._checks import as_ids, as_queries, as_unit_matrix, check_k, mean_query
+from lookalike.index._checks import (
+    as_ids,
+    as_queries,
+    as_unit_matrix,
+    check_k,
+    mean_query,
+)
 from lookalike.index.base import VectorIndex
 from lookalike.index.scores import ClusterRadii, MatchCalibrator, labelled_pairs
 

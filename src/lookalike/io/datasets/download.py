@@ -38,8 +38,9 @@ _APT_UNKNOWN = ("Unable to locate package", "has no installation candidate", "Ca
 
 def default_cache_dir() -> Path:
     """``$LOOKALIKE_CACHE/datasets``, with ``LOOKALIKE_CACHE`` defaulting to ~/.cache/lookalike."""
-    root = os.environ.get("LOOKALIKE_CACHE") or "~/.cache/lookalike"
-    return Path(root).expanduser() / "datasets"
+    from lookalike.config import cache_root
+
+    return cache_root() / "datasets"
 
 
 def run_tool(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
