@@ -22,7 +22,7 @@ def _embeddings(n: int = 600, d: int = 40, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((n, d)) * scales) @ rotation + 5.0
 
 
-def _sklearn_reference(x: np.ndarray, k: int | float, whiten: bool = False) -> PCA:
+def _sklearn_reference(x: np.ndarray, k: float, whiten: bool = False) -> PCA:
     return PCA(n_components=k, whiten=whiten, svd_solver="full").fit(normalize(x))
 
 
@@ -118,7 +118,13 @@ def test_from_arrays_refuses_incomplete_state() -> None:
 
 @pytest.mark.parametrize(
     ("value", "match"),
-    [(0, "must be >= 1"), (1.5, "in \\(0, 1\\)"), (0.0, "in \\(0, 1\\)"), ("64", "int >= 1"), (True, "int >= 1")],
+    [
+        (0, "must be >= 1"),
+        (1.5, "in \\(0, 1\\)"),
+        (0.0, "in \\(0, 1\\)"),
+        ("64", "int >= 1"),
+        (True, "int >= 1"),
+    ],
     ids=["zero", "fraction-above-one", "fraction-zero", "string", "bool"],
 )
 def test_bad_n_components(value: object, match: str) -> None:

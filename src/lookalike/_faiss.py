@@ -18,9 +18,15 @@ FAST_CORETYPE = "Haswell"
 
 
 def prefer_fast_blas(environ: dict[str, str] | None = None) -> None:
-    """Set ``OPENBLAS_CORETYPE`` unless the user chose one (call before faiss loads)."""
+    """Set ``OPENBLAS_CORETYPE`` and ``OMP_WAIT_POLICY`` unless the user chose them.
+
+    Call before faiss (and scikit-learn) load. ``OMP_WAIT_POLICY=PASSIVE`` makes idle OpenMP
+    threads sleep instead of spinning: when other processes share the cores, spinning threads
+    made FAISS k-means and batch search 2.5-3x slower here (benchmarks/bench_cluster.py).
+    """
     env = os.environ if environ is None else environ
     env.setdefault("OPENBLAS_CORETYPE", FAST_CORETYPE)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def import_faiss() -> ModuleType:

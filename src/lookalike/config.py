@@ -169,3 +169,90 @@ class SearchConfig:
         _require(
             self.ef_search is None or self.ef_search >= 1, f"ef_search must be >= 1, got {self.ef_search}"
         )
+
+
+@dataclass(frozen=True)
+class ReduceConfig:
+    """How raw embeddings become reduced vectors (``lookalike.reduce.Reducer``).
+
+    Attributes
+    ----------
+    n_components : dimensions kept (int >= 1), or the explained-variance fraction to reach
+        (float in (0, 1)). Clamped to min(n_images, embedding dim) with a recorded note.
+    whiten : divide each component by its standard deviation.
+    renormalize : L2-normalise after PCA, so inner product = cosine (the default).
+    """
+
+    n_components: int | float = 256
+    whiten: bool = False
+    renormalize: bool = True
+
+    def __post_init__(self) -> None:
+        n = self.n_components
+        _require(
+            not isinstance(n, bool) and ((isinstance(n, int) and n >= 1) or (isinstance(n, float) and 0 < n < 1)),
+            f"n_components must be an int >= 1 or a float in (0, 1), got {n!r}",
+        )
+
+
+CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan", "hdbscan")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How vectors are clustered (``lookalike.cluster.build_clusterer``).
+
+    Attributes
+    ----------
+    method : ``kmeans``, ``agglomerative``, ``dbscan`` or ``hdbscan``.
+    n_clusters : K for kmeans/agglomerative; None = pick K with ``choose_k`` (kmeans) or cut at
+        ``distance_threshold`` (agglomerative).
+    seed : seed for every random choice.
+    n_init, max_iter, spherical : k-means restarts, Lloyd iterations, unit-length centres.
+    k_min, k_max, k_step : the K sweep of ``choose_k``.
+    sample_size : points in the silhouette sample (``choose_k``, metrics) and the eps sample.
+    linkage, distance_threshold, n_micro : agglomerative linkage (ward/average/complete), cut
+        height, and micro-clusters above which points are pre-grouped by k-means.
+    metric : ``euclidean`` or ``cosine``; None = euclidean for kmeans/agglomerative, cosine for
+        dbscan/hdbscan.
+    eps, min_samples : DBSCAN radius (None = suggested from the k-distance knee) and core size;
+        ``min_samples`` is also HDBSCAN's.
+    min_cluster_size : HDBSCAN's smallest cluster.
+    """
+
+    method: str = "kmeans"
+    n_clusters: int | None = None
+    seed: int = 0
+    n_init: int = 3
+    max_iter: int = 25
+    spherical: bool = False
+    k_min: int = 2
+    k_max: int = 30
+    k_step: int = 1
+    sample_size: int = 10_000
+    linkage: str = "ward"
+    distance_threshold: float | None = None
+    n_micro: int = 1000
+    metric: str | None = None
+    eps: float | None = None
+    min_samples: int = 5
+    min_cluster_size: int = 5
+
+    def __post_init__(self) -> None:
+        _require(self.method in CLUSTER_METHODS, f"method must be one of {CLUSTER_METHODS}, got {self.method!r}")
+        _require(self.n_clusters is None or self.n_clusters >= 2, f"n_clusters must be >= 2, got {self.n_clusters}")
+        _require(self.n_init >= 1, f"n_init must be >= 1, got {self.n_init}")
+        _require(self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter}")
+        _require(2 <= self.k_min <= self.k_max, f"need 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}")
+        _require(self.k_step >= 1, f"k_step must be >= 1, got {self.k_step}")
+        _require(self.sample_size >= 2, f"sample_size must be >= 2, got {self.sample_size}")
+        _require(self.linkage in ("ward", "average", "complete"), f"unknown linkage {self.linkage!r}")
+        _require(
+            self.distance_threshold is None or self.distance_threshold > 0,
+            f"distance_threshold must be > 0, got {self.distance_threshold}",
+        )
+        _require(2 <= self.n_micro <= 20_000, f"n_micro must be in [2, 20000], got {self.n_micro}")
+        _require(self.metric in (None, "euclidean", "cosine"), f"unknown metric {self.metric!r}")
+        _require(self.eps is None or self.eps > 0, f"eps must be > 0, got {self.eps}")
+        _require(self.min_samples >= 1, f"min_samples must be >= 1, got {self.min_samples}")
+        _require(self.min_cluster_size >= 2, f"min_cluster_size must be >= 2, got {self.min_cluster_size}")

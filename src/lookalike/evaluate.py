@@ -121,7 +121,13 @@ class RetrievalScores:
 
 
 def evaluate_retrieval(
-    index: VectorIndex, ids: Any, labels: Any, k: int = 10, *, nprobe: int | None = None, ef_search: int | None = None
+    index: VectorIndex,
+    ids: Any,
+    labels: Any,
+    k: int = 10,
+    *,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
 ) -> RetrievalScores:
     """precision/recall/mAP@k with every labelled item (ids (n,), labels (n,)) as a query.
 
@@ -133,7 +139,9 @@ def evaluate_retrieval(
     labels = list(labels)
     ids = np.asarray(ids, dtype=np.int64)
     if len(labels) != len(ids) or len(ids) == 0:
-        raise InvalidParameterError(f"need one label per id and at least one, got {len(ids)} ids, {len(labels)} labels")
+        raise InvalidParameterError(
+            f"need one label per id and at least one: got {len(ids)} ids, {len(labels)} labels"
+        )
     nbr_ids, _ = member_neighbors(index, ids, k, nprobe=nprobe, ef_search=ef_search)
     label_of = dict(zip(ids.tolist(), labels))
     counts = Counter(labels)

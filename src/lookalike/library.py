@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import fcntl
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
+from lookalike import derived
+from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig, ReduceConfig, from_dict, to_dict
 from lookalike.errors import (
     BackboneMismatchError,
     InvalidParameterError,
@@ -69,6 +70,7 @@ class Library:
         self.vectors = RawVectors(folder / "vectors", manifest.embed.dim)
         if not readonly:
             self.vectors.remove_other_generations(keep=self._raw_state()[0])
+            derived.remove_other_reduced(folder, self.catalog.get_meta("reduced_key"))
         self._backbone: Any = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -218,7 +220,7 @@ class Library:
                 image.path, size=embed.image_size, crop_fraction=embed.crop_fraction, max_pixels=max_pixels
             )
 
-        report = extract(self.catalog, self.vectors, decode, backbone.embed, config, progress)
+        report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()
         self._touch_manifest()
         return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds)
@@ -281,6 +283,78 @@ class Library:
             self.catalog.set_meta(db, "raw_generation", new_generation)
             self.catalog.set_meta(db, "raw_rows", len(ids))
         return True
+
+    # -- reduction ----------------------------------------------------------------------------
+    def reduce_config(self) -> ReduceConfig | None:
+        """The settings the stored reducer was fitted with (None before the first fit)."""
+        section = self.manifest.sections.get("reduce")
+        if section is None:
+            return None
+        return from_dict(ReduceConfig, section, where=f"{self.folder}/lookalike.toml [reduce]")
+
+    def reducer(self) -> Any:
+        """The stored L2 + PCA reducer (``lookalike.reduce.Reducer``), or None before ``reduce``."""
+        return derived.load_reducer(self.folder)
+
+    def reduce(self, config: ReduceConfig | None = None, *, refit: bool = False) -> Any:
+        """Fit the reducer (first time, or ``refit``) and store every image's reduced vector.
+
+        Without ``refit`` an existing reducer is kept and only applied to the current
+        embeddings; asking for different settings then is an error that names ``--refit``.
+        Refitting makes cluster runs and indexes built on the old reducer stale.
+        """
+        self._require_writable()
+        stored = self.reduce_config()
+        if config is not None and stored is not None and config != stored and not refit:
+            raise InvalidParameterError(
+                f"{self.folder}: PCA was fitted with {to_dict(stored)}; to use {to_dict(config)} "
+                "refit it (`lookalike reduce --refit`), which makes clusters and indexes stale"
+            )
+        ids, embeddings = self.embeddings()
+        reducer = None if refit else self.reducer()
+        if reducer is None:
+            config = config or stored or ReduceConfig()
+            reducer = derived.fit_reducer(self.folder, embeddings, config)
+            fitted = {"fingerprint": reducer.fingerprint, "dim": int(reducer.n_components_),
+                      "fitted_on": int(embeddings.shape[0]), "fitted": now()}
+            self.manifest = replace(
+                self.manifest,
+                sections={**self.manifest.sections, "reduce": to_dict(config), "reducer": fitted},
+            )
+            self._touch_manifest()
+        self._store_reduced(reducer, ids, embeddings)
+        return reducer
+
+    def reduced(self) -> derived.ReducedVectors:
+        """Every embedded image's reduced vector, brought up to date with the stored reducer.
+
+        Fits the default reducer on first use (writable libraries). A read-only library whose
+        stored reduced vectors are out of date gets them computed in memory.
+        """
+        reducer = self.reducer()
+        if reducer is None:
+            if self.readonly:
+                raise InvalidParameterError(f"{self.folder}: no PCA yet; run `lookalike reduce` first")
+            reducer = self.reduce()
+        with self.catalog.snapshot():
+            ids, _ = self.catalog.embedded_rows()
+            key = derived.reduced_key(reducer.fingerprint, derived.embedding_state(np.asarray(ids), *self._raw_state()))
+            committed = self.catalog.get_meta("reduced_key")
+        if committed == key:
+            stored_ids, vectors = derived.read_reduced(self.folder, key)
+            return derived.ReducedVectors(stored_ids, vectors, reducer.fingerprint)
+        ids_now, embeddings = self.embeddings()
+        if self.readonly:
+            return derived.ReducedVectors(ids_now, derived.transform_all(reducer, embeddings), reducer.fingerprint)
+        return self._store_reduced(reducer, ids_now, embeddings)
+
+    def _store_reduced(self, reducer: Any, ids: np.ndarray, embeddings: np.ndarray) -> derived.ReducedVectors:
+        vectors = derived.transform_all(reducer, embeddings)
+        key = derived.reduced_key(reducer.fingerprint, derived.embedding_state(ids, *self._raw_state()))
+        derived.write_reduced(self.folder, key, ids, vectors)
+        with self.catalog.transaction() as db:
+            self.catalog.set_meta(db, "reduced_key", key)
+        return derived.ReducedVectors(ids, vectors, reducer.fingerprint)
 
     def status(self) -> LibraryStatus:
         """Counts, backbone and skipped files grouped by reason."""

@@ -60,7 +60,7 @@ class Reducer:
 
     def __init__(
         self,
-        n_components: int | float = 256,
+        n_components: float = 256,
         *,
         whiten: bool = False,
         normalize_input: bool = True,
@@ -156,10 +156,14 @@ class Reducer:
         """Rebuild a fitted Reducer from :meth:`to_arrays` output (or an ``np.load`` result)."""
         missing = [key for key in _ARRAY_KEYS if key not in arrays]
         if missing:
-            raise InvalidParameterError(f"saved Reducer state lacks {missing}; expected keys {list(_ARRAY_KEYS)}")
+            raise InvalidParameterError(
+                f"saved Reducer state lacks {missing}; expected keys {list(_ARRAY_KEYS)}"
+            )
         version = int(arrays["format_version"])
         if version != FORMAT_VERSION:
-            raise InvalidParameterError(f"saved Reducer format {version} is not the supported {FORMAT_VERSION}")
+            raise InvalidParameterError(
+                f"saved Reducer format {version} is not the supported {FORMAT_VERSION}"
+            )
         param = float(arrays["n_components_param"])
         reducer = cls(
             int(param) if param >= 1 else param,
@@ -219,7 +223,7 @@ def _check_n_components(value: Any) -> None:
 
 
 def _resolve_n_components(
-    requested: int | float, ratio: np.ndarray, n_samples: int, n_features: int
+    requested: float, ratio: np.ndarray, n_samples: int, n_features: int
 ) -> tuple[int, list[str]]:
     """Components to keep and any notes; ``requested`` is already valid."""
     limit = min(n_samples, n_features)

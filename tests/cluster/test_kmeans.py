@@ -91,7 +91,9 @@ def test_sample_training_still_fits_all_points(mixture: Mixture) -> None:
     ],
     ids=["k-below-2", "k-above-n", "empty", "identical", "nan", "n-init", "init", "float-k"],
 )
-def test_bad_input(blobs: tuple[np.ndarray, np.ndarray], kwargs: dict, data: np.ndarray | None, match: str) -> None:
+def test_bad_input(
+    blobs: tuple[np.ndarray, np.ndarray], kwargs: dict, data: np.ndarray | None, match: str
+) -> None:
     x = blobs[0] if data is None else data
     with pytest.raises(InvalidParameterError, match=match):
         KMeans(**kwargs).fit(x)

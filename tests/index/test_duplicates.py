@@ -80,6 +80,8 @@ def test_semantic_pairs_equal_brute_force_even_for_a_dense_group():
     for p in found:
         np.testing.assert_allclose(p.score, sims[(p.a - 1) // 2, (p.b - 1) // 2], atol=1e-5)
         assert p.reason == f"cosine {p.score:.2f}"
+    orthogonal = ExactIndex().fit(np.eye(4, dtype=np.float32), [1, 2, 3, 4])
+    assert semantic_pairs(orthogonal, 0.5) == [] and semantic_pairs(ExactIndex().fit(X[:1], [7]), 0.5) == []
 
 
 def test_group_pairs_is_union_find_over_all_reasons():

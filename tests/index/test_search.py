@@ -173,3 +173,23 @@ def test_fit_calibrator_gives_calibrated_probabilities_only_with_labels(make):
     assert fit_calibrator(index, data.ids, np.zeros(len(data.ids), dtype=int)) is None
     with pytest.raises(InvalidParameterError, match="one per id"):
         fit_calibrator(index, data.ids, [1, 2])
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
+def test_single_queries_match_batched_rows_and_restore_the_thread_count(kind, indexes, data, monkeypatch):
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    used = []
+    real_knn = type(indexes[kind])._knn
+
+    def spying_knn(self, *args, **kwargs):
+        used.append(faiss.omp_get_max_threads())
+        return real_knn(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(indexes[kind]), "_knn", spying_knn)
+    batched = search(indexes[kind], data.Q[:5], 10)
+    singles = [search(indexes[kind], q, 10)[0] for q in data.Q[:5]]
+    assert used == [before] + [1] * 5 and faiss.omp_get_max_threads() == before
+    for a, b in zip(batched, singles):
+        np.testing.assert_array_equal(a.ids, b.ids)

@@ -57,7 +57,9 @@ def choose_k(
     """
     x = as_matrix(X)
     ks = _check_k_values(k_values, x.shape[0])
-    check_int(sample_size, "sample_size", low=0)
+    if check_int(sample_size, "sample_size", low=0) == 1:
+        raise InvalidParameterError("sample_size must be 0 (no silhouette) or >= 2; got 1")
+    check_int(seed, "seed", low=0)
     refuse_identical(x, what="choosing K")
     inertia, silhouette, seconds = [], [], []
     used = 0
@@ -76,7 +78,7 @@ def choose_k(
     elbow_k = None if elbow is None else ks[elbow]
     scored = [(s, k) for s, k in zip(silhouette, ks) if s is not None]
     silhouette_k = max(scored)[1] if scored else None
-    recommended, reason = _recommend(ks, elbow_k, silhouette_k, dict((k, s) for s, k in scored))
+    recommended, reason = _recommend(ks, elbow_k, silhouette_k, {k: s for s, k in scored})
     return KChoice(
         k_values=tuple(ks),
         inertia=tuple(inertia),

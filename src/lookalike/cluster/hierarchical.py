@@ -115,16 +115,17 @@ class Agglomerative:
             raise InvalidParameterError("this Agglomerative is not fitted yet; call fit(X) first")
         n_leaves = self.leaf_sizes_.shape[0]
         _check_cut(n_clusters, distance_threshold)
-        if n_clusters is not None:
-            n_merges = n_leaves - check_n_clusters(n_clusters, n_leaves, name="n_clusters (leaves)")
+        if distance_threshold is not None:
+            n_merges = int(np.searchsorted(self.linkage_[:, 2], float(distance_threshold), side="left"))
         else:
-            n_merges = int(np.searchsorted(self.linkage_[:, 2], float(distance_threshold), side="left"))  # type: ignore[arg-type]
+            n_merges = n_leaves - check_n_clusters(n_clusters, n_leaves, name="n_clusters (leaves)")
         return cut_tree(self.linkage_, n_leaves, n_merges)[self.leaf_labels_]
 
     def _check_settings(self, n_points: int) -> None:
         check_choice(self.linkage, "linkage", LINKAGES)
         check_choice(self.metric, "metric", METRICS)
         check_int(self.n_micro, "n_micro", low=2, high=MAX_MICRO)
+        check_int(self.seed, "seed", low=0)
         _check_cut(self.n_clusters, self.distance_threshold)
         if self.n_clusters is not None:
             check_n_clusters(self.n_clusters, n_points)

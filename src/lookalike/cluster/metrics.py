@@ -72,6 +72,7 @@ def internal_scores(
     x = as_matrix(X)
     lab = check_labels(labels, x.shape[0]).astype(np.int64)
     check_int(sample_size, "sample_size", low=2)
+    check_int(seed, "seed", low=0)
     check_choice(metric, "metric", METRICS)
     keep = lab != NOISE
     n_noise = int(x.shape[0] - keep.sum())

@@ -122,6 +122,28 @@ class Backbone(abc.ABC):
             return []
         return top_k_classes(self._logits(batch), top_k)
 
+    def embed_with_classes(
+        self, batch: np.ndarray, top_k: int = 5
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Embeddings and, with an ImageNet head, each image's top-k classes, in one pass.
+
+        Returns ``(embeddings (N, dim), class indices (N, top_k) int16 | None,
+        probabilities (N, top_k) float32 | None)``.
+        """
+        batch = self.check_batch(batch)
+        if not self.spec.has_classifier or len(batch) == 0:
+            return self.embed(batch), None, None
+        from lookalike.embed.imagenet import softmax
+
+        embeddings, logits = self._embed_and_logits(batch)
+        probabilities = softmax(logits)
+        order = np.argsort(-probabilities, axis=1)[:, :top_k]
+        return embeddings, order.astype(np.int16), np.take_along_axis(probabilities, order, 1).astype(np.float32)
+
+    def _embed_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and logits of a validated batch (override to compute both in one run)."""
+        return self._embed(batch), self._logits(batch)
+
     def manifest(self) -> dict[str, Any]:
         """What the library manifest records about this backbone."""
         record = asdict(self.spec)

@@ -29,7 +29,9 @@ from lookalike.store.catalog import Catalog, PendingImage
 from lookalike.store.vectors import RawVectors
 
 Decoder = Callable[[PendingImage], np.ndarray]
-Embedder = Callable[[np.ndarray], np.ndarray]
+Embedded = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+"""(embeddings (n, dim), top class indices (n, k) or None, their probabilities (n, k) or None)"""
+Embedder = Callable[[np.ndarray], Embedded]
 
 
 @dataclass
@@ -75,10 +77,10 @@ def decoded(images: Iterable[PendingImage], decode: Decoder, workers: int, ahead
             yield queue.popleft().result()
 
 
-def batches(items: Iterator[Decoded], embed: Embedder, size: int) -> Iterator[tuple[list[Decoded], np.ndarray]]:
+def batches(items: Iterator[Decoded], embed: Embedder, size: int) -> Iterator[tuple[list[Decoded], Embedded]]:
     """Group decodable items into batches of ``size`` and embed them.
 
-    Yields (items, vectors) where vectors has one row per item that has pixels; items without
+    Yields (items, embedded) where embedded has one row per item that has pixels; items without
     pixels (skips) ride along in the list so the writer records them in order.
     """
     group: list[Decoded] = []
@@ -93,10 +95,10 @@ def batches(items: Iterator[Decoded], embed: Embedder, size: int) -> Iterator[tu
         yield group, _embed_group(group, embed)
 
 
-def _embed_group(group: list[Decoded], embed: Embedder) -> np.ndarray:
+def _embed_group(group: list[Decoded], embed: Embedder) -> Embedded:
     pixels = [item.pixels for item in group if item.pixels is not None]
     if not pixels:
-        return np.zeros((0, 0), dtype=np.float32)
+        return np.zeros((0, 0), dtype=np.float32), None, None
     return embed(np.stack(pixels))
 
 
@@ -112,15 +114,23 @@ class RowWriter:
         self._ids: list[int] = []
         self._blocks: list[np.ndarray] = []
         self._skips: list[tuple[int, str]] = []
+        self._classes: list[tuple[int, int, int, float]] = []
 
-    def write(self, group: list[Decoded], vectors: np.ndarray) -> None:
-        for item in group:
-            if item.pixels is None:
-                self._skips.append((item.image.image_id, item.reason or "could not be decoded"))
-            else:
-                self._ids.append(item.image.image_id)
+    def write(self, group: list[Decoded], embedded: Embedded) -> None:
+        vectors, classes, probabilities = embedded
+        done = [item.image.image_id for item in group if item.pixels is not None]
+        self._skips.extend(
+            (item.image.image_id, item.reason or "could not be decoded") for item in group if item.pixels is None
+        )
+        self._ids.extend(done)
         if vectors.size:
             self._blocks.append(vectors)
+        if classes is not None and probabilities is not None:
+            self._classes.extend(
+                (image_id, rank, int(c), float(p))
+                for image_id, row_c, row_p in zip(done, classes, probabilities)
+                for rank, (c, p) in enumerate(zip(row_c, row_p))
+            )
         if len(self._ids) + len(self._skips) >= self.commit_every:
             self.commit()
 
@@ -143,9 +153,14 @@ class RowWriter:
                 "UPDATE images SET status='skipped', reason=?, updated_at=? WHERE id=?",
                 [(reason, now, image_id) for image_id, reason in self._skips],
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO image_classes(image_id, rank, class_index, probability)"
+                " VALUES (?, ?, ?, ?)",
+                self._classes,
+            )
             self.catalog.set_meta(db, "raw_rows", new_rows)
         self.rows = new_rows
-        self._ids, self._blocks, self._skips = [], [], []
+        self._ids, self._blocks, self._skips, self._classes = [], [], [], []
 
 
 def extract(
@@ -164,9 +179,9 @@ def extract(
     progress.phase("embedding", len(pending))
     started = time.perf_counter()
     stream = decoded(pending, decode, config.decode_workers, ahead=config.batch_size * 3)
-    for group, block in batches(stream, embed, config.batch_size):
-        writer.write(group, block)
-        report.embedded += block.shape[0] if block.size else 0
+    for group, embedded in batches(stream, embed, config.batch_size):
+        writer.write(group, embedded)
+        report.embedded += embedded[0].shape[0]
         report.skipped.update(item.reason or "" for item in group if item.pixels is None)
         progress.advance(len(group))
     writer.commit()

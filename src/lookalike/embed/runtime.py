@@ -263,6 +263,10 @@ class OnnxBackbone(Backbone):
             return super()._logits(batch)
         return self._run("logits", batch)
 
+    def _embed_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embedding, logits = self.session.run(["embedding", "logits"], {INPUT_NAME: batch})
+        return embedding.astype(np.float32, copy=False), logits.astype(np.float32, copy=False)
+
 
 def benchmark(backbone: Backbone, *, batch_size: int = 32, batches: int = 5, seed: int = 0) -> float:
     """Model-only throughput in images/s on pre-made uint8 batches (one warm-up batch first)."""

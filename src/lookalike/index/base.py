@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -111,9 +113,16 @@ class VectorIndex(ABC):
 
         Returns inner products (m, k) float32 and ids (m, k) int64, ``-1`` where fewer than k
         results exist. ``selector`` is a ``faiss.IDSelector`` over ids; ``options`` are the
-        kind's :attr:`search_options` (None = the index default).
+        kind's :attr:`search_options` (None = the index default). A single query runs on one
+        OpenMP thread: it cannot use more, and waking idle workers costs more than it searches
+        (0.23 -> 0.13 ms for exact search over 10k vectors; under CPU contention the fork/join
+        waits a scheduler tick, several ms).
         """
-        return self._knn(queries, k, selector, **self.check_options(**options))
+        checked = self.check_options(**options)
+        if len(queries) != 1:
+            return self._knn(queries, k, selector, **checked)
+        with one_omp_thread():
+            return self._knn(queries, k, selector, **checked)
 
     def check_options(self, **options: int | None) -> dict[str, int]:
         """The given (not None) search options, refusing those this kind does not have."""
@@ -221,6 +230,18 @@ class VectorIndex(ABC):
     @abstractmethod
     def _recognizes(cls, raw: Any) -> bool:
         """Whether a loaded FAISS index is one this class writes."""
+
+
+@contextmanager
+def one_omp_thread() -> Iterator[None]:
+    """Run FAISS on one OpenMP thread inside the block (the setting is per calling thread)."""
+    faiss = import_faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def register(cls: type[VectorIndex]) -> type[VectorIndex]:

@@ -116,33 +116,26 @@ def semantic_pairs(
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
     ids = index.ids().copy()
     rows = np.arange(len(ids))
-    found: list[np.ndarray] = []
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     while len(rows) and len(ids) > 1:
         k = min(k, len(ids) - 1)
         given = None if vectors is None else np.asarray(vectors)[rows]
         nbr_ids, nbr_sims = member_neighbors(index, ids[rows], k, vectors=given)
         passing = np.nan_to_num(nbr_sims, nan=-2.0) >= min_similarity
         q, c = np.nonzero(passing)
-        found.append(np.stack([ids[rows][q], nbr_ids[q, c], nbr_sims[q, c]], axis=1))
+        found.append((ids[rows][q], nbr_ids[q, c], nbr_sims[q, c]))
         if k == len(ids) - 1:
             break
         rows = rows[passing[:, -1]]
         k *= 4
-    return _unique_pairs(np.concatenate(found) if found else np.zeros((0, 3)))
+    return _unique_pairs(*(np.concatenate(parts) for parts in zip(*found))) if found else []
 
 
-def _unique_pairs(triples: np.ndarray) -> list[DuplicatePair]:
-    """DuplicatePairs from rows (a, b, similarity), each unordered pair once."""
-    if len(triples) == 0:
-        return []
-    a = triples[:, 0].astype(np.int64)
-    b = triples[:, 1].astype(np.int64)
+def _unique_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> list[DuplicatePair]:
+    """DuplicatePairs from ids a (p,), b (p,) and their similarities (p,), each pair once."""
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     _, first = np.unique(np.stack([lo, hi], axis=1), axis=0, return_index=True)
-    return [
-        DuplicatePair(int(lo[i]), int(hi[i]), f"cosine {triples[i, 2]:.2f}", float(triples[i, 2]))
-        for i in np.sort(first)
-    ]
+    return [DuplicatePair(int(lo[i]), int(hi[i]), f"cosine {sims[i]:.2f}", float(sims[i])) for i in np.sort(first)]
 
 
 def group_pairs(pairs: Iterable[DuplicatePair]) -> list[DuplicateGroup]:

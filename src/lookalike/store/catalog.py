@@ -9,7 +9,14 @@ Tables (schema version 1):
   embedded once): format, width, height, status (pending / embedded / skipped), skip reason,
   and the row of its vector in ``vectors/raw-*.f32``.
 - ``roots``: the folders given to ``index``, re-scanned by a bare ``lookalike index``.
-- ``meta``: key/value facts (schema version, committed vector rows, vector file generation).
+- ``image_classes``: each image's top-5 ImageNet classes (backbones with a classifier head).
+- ``cluster_runs`` / ``cluster_members`` / ``clusters``: stored clustering runs, side by side:
+  settings, reducer they were built on, metrics and evidence (JSON), each image's cluster
+  (-1 = noise) and distance to the centre, and per-cluster size, name, medoid, spread,
+  representatives. ``cluster_members.image_id`` has no foreign key: removing an image leaves
+  old runs readable (joins skip it).
+- ``meta``: key/value facts (schema version, committed vector rows, vector file generation,
+  current reduced vectors).
 - view ``catalog``: the per-file table users see (path, hash, size, mtime, width, height,
   status, reason, label).
 
@@ -67,6 +74,43 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_image ON files(image_id);
 CREATE INDEX IF NOT EXISTS files_root ON files(root_id);
 CREATE INDEX IF NOT EXISTS images_status ON images(status);
+CREATE TABLE IF NOT EXISTS image_classes (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    rank INTEGER NOT NULL,
+    class_index INTEGER NOT NULL,
+    probability REAL NOT NULL,
+    PRIMARY KEY (image_id, rank)
+);
+CREATE TABLE IF NOT EXISTS cluster_runs (
+    id INTEGER PRIMARY KEY,
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    reducer_fingerprint TEXT NOT NULL,
+    n_images INTEGER NOT NULL,
+    n_clusters INTEGER NOT NULL,
+    n_noise INTEGER NOT NULL DEFAULT 0,
+    metrics TEXT NOT NULL,
+    evidence TEXT,
+    created REAL NOT NULL,
+    seconds REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_members (
+    run_id INTEGER NOT NULL REFERENCES cluster_runs(id) ON DELETE CASCADE,
+    image_id INTEGER NOT NULL,
+    cluster INTEGER NOT NULL,
+    distance REAL,
+    PRIMARY KEY (run_id, image_id)
+);
+CREATE TABLE IF NOT EXISTS clusters (
+    run_id INTEGER NOT NULL REFERENCES cluster_runs(id) ON DELETE CASCADE,
+    cluster INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    medoid_image_id INTEGER,
+    spread REAL,
+    representatives TEXT,
+    PRIMARY KEY (run_id, cluster)
+);
 CREATE VIEW IF NOT EXISTS catalog AS
     SELECT f.id AS file_id, f.path, f.path_bytes, f.size, f.mtime_ns, f.label,
            i.id AS image_id, i.hash, i.format, i.width, i.height,
