@@ -41,5 +41,9 @@ bench: venv
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi
 	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
 
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
+
 clean:
 	rm -rf $(VENV) $(DEMO) bench-results .pytest_cache

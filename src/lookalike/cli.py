@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
 from lookalike.cli_common import err, out, reports_errors
+from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
 
 app = typer.Typer(
     help="Visual search and clustering for image collections.",
@@ -151,15 +150,23 @@ def backbones() -> None:
     out.print(table)
 
 
-def _mount_subapps() -> None:
-    try:
-        from lookalike.cli_dataset import app as dataset_app
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return
+COMMAND_MODULES = ("lookalike.cli_cluster", "lookalike.cli_search")
+"""Modules that add commands to ``app`` through their ``register(app)`` function."""
+
+
+def _mount_commands() -> None:
+    import importlib
+    import importlib.util
+
+    from lookalike.cli_dataset import app as dataset_app
+
     app.add_typer(dataset_app, name="dataset")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(app)
 
 
-_mount_subapps()
+_mount_commands()
 
 
 def main() -> None:
@@ -171,4 +178,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

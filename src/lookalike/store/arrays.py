@@ -16,7 +16,7 @@ def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write a dict of arrays as one ``.npz`` file, atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **dict(arrays))  # type: ignore[arg-type]
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:

@@ -67,7 +67,7 @@ class RawVectors:
         try:
             os.ftruncate(fd, committed_rows * self.row_bytes())
             os.lseek(fd, 0, os.SEEK_END)
-            view = memoryview(block).cast("B")
+            view = memoryview(block.tobytes())
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
