@@ -87,11 +87,11 @@ def probe_blas(args: argparse.Namespace) -> dict[str, Any]:
     faiss = import_faiss()
     x, _ = make_data(args)
     km = faiss.Kmeans(x.shape[1], args.k, niter=10, nredo=1, seed=1, max_points_per_centroid=10**7)
-    _, kmeans_s = timed(lambda: km.train(x))
+    kmeans_s = min(timed(lambda: km.train(x))[1] for _ in range(2))
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     queries = x[: min(2000, len(x))]
-    _, search_s = timed(lambda: index.search(queries, 10))
+    search_s = min(timed(lambda: index.search(queries, 10))[1] for _ in range(2))
     kernels = {
         Path(i["filepath"]).name: i.get("architecture") for i in threadpool_info() if "architecture" in i
     }
@@ -215,15 +215,40 @@ def bench_kmeans(x: Any, k: int, seeds: int) -> dict[str, Any]:
 
 
 def probe_hierarchical(args: argparse.Namespace) -> dict[str, Any]:
-    """Child process: Agglomerative on all points; wall time and peak RSS."""
+    """Child process: Agglomerative on all points; wall time and peak RSS.
+
+    Linux: the peak (VmHWM) is reset after the data is made (``/proc/self/clear_refs``), so
+    ``peak_rss_during_fit_mb`` covers the fit alone (data included); ``peak_rss_mb`` is the
+    whole process's, data generation included.
+    """
     from lookalike.cluster import Agglomerative
 
     x, _ = make_data(args)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    resident = _proc_status_mb("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
     model, seconds = timed(lambda: Agglomerative(args.k, linkage="ward").fit(x))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak), "rss_before_fit_mb": round(before),
-            "n_micro": model.n_micro, "n_clusters": model.n_clusters_}  # fmt: skip
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_during_fit_mb": _proc_status_mb("VmHWM"),
+        "rss_before_fit_mb": resident,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "n_micro": model.n_micro,
+        "n_clusters": model.n_clusters_,
+    }
+
+
+def _proc_status_mb(field: str) -> int | None:
+    """A ``/proc/self/status`` memory field in MiB (None off Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        return None
+    return None
 
 
 def ward_sse(x: Any, labels: Any) -> float:
@@ -249,7 +274,7 @@ def bench_hierarchical(args: argparse.Namespace, x: Any, subset: int) -> dict[st
     ours, ours_s = timed(lambda: Agglomerative(args.k, linkage="ward").fit(sub).labels_)
     return {
         f"full_{len(x)}": full,
-        "targets": {"seconds": "< 300", "peak_rss_mb": "< 8192"},
+        "targets": {"seconds": "< 300", "peak_rss_during_fit_mb": "< 8192"},
         "subset": {
             "n": len(sub),
             "ari_vs_exact_ward": round(adjusted_rand_score(exact, ours), 4),

@@ -113,6 +113,7 @@ class IndexConfig:
     kind : ``auto`` picks by collection size (see ``lookalike.index.choose_kind``), or one of
         ``exact`` (brute force, exact), ``ivf`` (cluster-routed), ``hnsw`` (graph).
     exact_max : ``auto`` keeps exact search up to this many vectors.
+    hnsw_max : ``auto`` uses HNSW up to this many vectors, IVF beyond.
     nlist : IVF clusters; 0 picks ``4 * sqrt(n)`` (ignored when centroids are given).
     nprobe : IVF clusters searched per query by default (1 = only the query's cluster).
     hnsw_m : HNSW neighbours per node (more = better recall, more memory).
@@ -124,8 +125,9 @@ class IndexConfig:
 
     kind: str = "auto"
     exact_max: int = 20_000
+    hnsw_max: int = 250_000
     nlist: int = 0
-    nprobe: int = 8
+    nprobe: int = 16
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 64
@@ -135,6 +137,7 @@ class IndexConfig:
     def __post_init__(self) -> None:
         _require(self.kind in INDEX_KINDS, f"index kind must be one of {INDEX_KINDS}, got {self.kind!r}")
         _require(self.exact_max >= 0, f"exact_max must be >= 0, got {self.exact_max}")
+        _require(self.hnsw_max >= self.exact_max, f"hnsw_max must be >= exact_max, got {self.hnsw_max}")
         _require(self.nlist >= 0, f"nlist must be >= 0, got {self.nlist}")
         _require(self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}")
         _require(self.hnsw_m >= 2, f"hnsw_m must be >= 2, got {self.hnsw_m}")
@@ -232,7 +235,7 @@ class ClusterConfig:
     sample_size: int = 10_000
     linkage: str = "ward"
     distance_threshold: float | None = None
-    n_micro: int = 1000
+    n_micro: int = 3000
     metric: str | None = None
     eps: float | None = None
     min_samples: int = 5

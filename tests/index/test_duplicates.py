@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import InvalidParameterError
-from lookalike.index import ExactIndex
+from lookalike.index import ExactIndex, duplicates
 from lookalike.index.duplicates import (
     DuplicatePair,
     find_duplicates,
@@ -43,8 +43,10 @@ def brute_hash_pairs(ids, hashes, t):
     return {(int(ids[a]), int(ids[b]), int(dist[a, b])) for a, b in zip(i, j)}
 
 
-@pytest.mark.parametrize("threshold", [0, 5, 8, 11, 14], ids=lambda t: f"t{t}")
-def test_phash_pairs_equal_brute_force_hamming(threshold):
+@pytest.mark.parametrize("flat_max", [10**9, 0], ids=["flat", "multihash"])
+@pytest.mark.parametrize("threshold", [0, 5, 8, 11], ids=lambda t: f"t{t}")
+def test_phash_pairs_equal_brute_force_hamming(threshold, flat_max, monkeypatch):
+    monkeypatch.setattr(duplicates, "BINARY_FLAT_MAX", flat_max)  # exercise both search paths
     ids, hashes = planted_hashes(1500)
     found = phash_pairs(ids, hashes, threshold)
     assert {(p.a, p.b, round((1 - p.score) * 64)) for p in found} == brute_hash_pairs(ids, hashes, threshold)

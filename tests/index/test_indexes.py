@@ -245,10 +245,12 @@ def test_bad_vectors_ids_and_states_are_refused(data):
         IVFIndex(nlist=500).fit(data.X[:100], data.ids[:100])
 
 
-def test_auto_picks_exact_for_small_and_hnsw_for_large_collections():
-    config = IndexConfig(exact_max=1000)
+def test_auto_picks_exact_then_hnsw_then_ivf_as_collections_grow():
+    config = IndexConfig(exact_max=1000, hnsw_max=5000)
     assert choose_kind(1000, config) == "exact"
     assert choose_kind(1001, config) == "hnsw"
+    assert choose_kind(5001, config) == "ivf"
+    assert [choose_kind(n) for n in (20_000, 250_000, 250_001)] == ["exact", "hnsw", "ivf"]
     assert choose_kind(10, IndexConfig(kind="ivf")) == "ivf"
     assert isinstance(create_index(config, n_vectors=5000), HNSWIndex)
     ivf = create_index(IndexConfig(kind="ivf", nprobe=3), centroids=np.eye(4, dtype=np.float32))

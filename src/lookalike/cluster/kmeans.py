@@ -1,12 +1,15 @@
 """K-Means on FAISS: greedy k-means++ seeding, BLAS-speed Lloyd iterations, best of ``n_init``.
 
 FAISS's own initialisation is uniform random sampling (or plain k-means++), which lands in worse
-local minima than scikit-learn's *greedy* k-means++ on data with many compact groups (5–10 %
-higher inertia on a 300-cluster mixture). So seeding is done here: greedy k-means++ (``2 + ln k``
+local minima than scikit-learn's *greedy* k-means++ on data with many compact groups (7–10 %
+higher inertia at K = 300 on a 500-group mixture). So seeding is done here: greedy k-means++ (``2 + ln k``
 candidates per step, the one lowering the potential most is kept, as in scikit-learn) on a
 seeded sample of at most ``max(10_000, 64 k)`` points, then FAISS runs the Lloyd iterations
 on all points. ``inertia_`` is recomputed on all points with the final centres and has
 scikit-learn's definition: the sum of squared Euclidean distances to the assigned centre.
+
+Measured (``benchmarks/bench_cluster.py``, 100k × 256, K = 300, 2 cores): defaults 15 s,
+inertia +0.6 % over scikit-learn's ``KMeans(300)`` (32 s); ``n_init=1`` 5 s, +1.6 %.
 """
 
 from __future__ import annotations

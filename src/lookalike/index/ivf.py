@@ -37,7 +37,8 @@ class IVFIndex(VectorIndex):
     Parameters
     ----------
     nlist : clusters to train (0 = :func:`default_nlist`); ignored when ``centroids`` is given.
-    nprobe : clusters searched per query by default (1 = only the query's own cluster).
+    nprobe : clusters searched per query by default (1 = only the query's own cluster; 16
+        reaches recall@10 >= 0.95 with the default nlist at 100k and 1M vectors).
     centroids : (K, d) centroids of an existing clustering run, or None to train.
     seed : k-means seed.
     """
@@ -45,7 +46,7 @@ class IVFIndex(VectorIndex):
     kind = "ivf"
     search_options = frozenset({"nprobe"})
 
-    def __init__(self, nlist: int = 0, nprobe: int = 8, centroids: Any = None, seed: int = 0) -> None:
+    def __init__(self, nlist: int = 0, nprobe: int = 16, centroids: Any = None, seed: int = 0) -> None:
         super().__init__()
         self.nlist = nlist
         self.nprobe = nprobe

@@ -28,6 +28,7 @@ from lookalike.errors import InvalidParameterError, VectorIndexError
 from lookalike.index._checks import as_matrix
 
 CALIBRATION_METHODS = ("isotonic", "logistic")
+BLOCK_ROWS = 65_536
 
 
 def _quantizer(centroids: np.ndarray) -> Any:
@@ -53,7 +54,7 @@ def cluster_max_distances(X: Any, centroids: Any, labels: Any = None) -> np.ndar
     """Per cluster, the largest squared L2 distance from a member to its centroid: (K,) float32.
 
     X (n, d) vectors, centroids (K, d); labels (n,) cluster of each row (None = nearest
-    centroid). An empty cluster gets 0. Memory is O(n + K), never n x K at once.
+    centroid). An empty cluster gets 0. Works in blocks: never an (n, K) or (n, d) float64 array.
     """
     centroids = as_matrix(centroids, None, "centroids")
     X = as_matrix(X, centroids.shape[1], "vectors")
@@ -65,9 +66,11 @@ def cluster_max_distances(X: Any, centroids: Any, labels: Any = None) -> np.ndar
             f"labels must be (n,) = ({len(X)},) cluster numbers in [0, {len(centroids)}), "
             f"got shape {labels.shape}"
         )
-    sq = ((X.astype(np.float64) - centroids[labels]) ** 2).sum(axis=1) if len(X) else np.zeros(0)
     out = np.zeros(len(centroids), dtype=np.float64)
-    np.maximum.at(out, labels, sq)
+    for start in range(0, len(X), BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        sq = ((X[rows].astype(np.float64) - centroids[labels[rows]]) ** 2).sum(axis=1)
+        np.maximum.at(out, labels[rows], sq)
     return out.astype(np.float32)
 
 
