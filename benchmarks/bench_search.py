@@ -214,7 +214,7 @@ def run_duplicates(index: Any, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     hashes = rng.integers(0, 2**64, n, dtype=np.uint64)
     flips = np.zeros(n // 10, dtype=np.uint64)
-    for bit in range(6):
+    for _ in range(6):
         flips |= (rng.random(n // 10) < 0.5).astype(np.uint64) << np.uint64(rng.integers(0, 64))
     hashes[1::10][: len(flips)] = hashes[0::10][: len(flips)] ^ flips
     out = {"n": n}

@@ -33,3 +33,10 @@ def bad_folder(tmp_path: Path, badfiles_module):
     max_pixels); ``.root`` is the folder, ``.expected[name]`` the (RGB array, atol) of each good image.
     """
     return badfiles_module.make_bad_folder(tmp_path / "bad")
+
+
+def pytest_configure(config):
+    """faiss loads OpenBLAS once per process: choose its settings before any test imports it."""
+    from lookalike._faiss import prefer_fast_blas
+
+    prefer_fast_blas()

@@ -199,3 +199,17 @@ def test_compaction_after_removals_keeps_every_vector_with_its_image(tmp_path):
         assert not lib.compact()  # nothing left to reclaim
     with Library.open(tmp_path / "lib.lookalike") as lib:  # next writer sweeps the old file
         assert [p.name for p in (lib.folder / "vectors").iterdir()] == ["raw-1.f32"]
+
+
+def test_each_image_gets_a_perceptual_hash_of_its_upright_pixels(tmp_path):
+    from lookalike.index.phash import phash
+    from lookalike.io.decode import load_rgb
+    from lookalike.store.catalog import from_signed64
+
+    write_images(tmp_path / "p", 3)
+    with create(tmp_path) as lib:
+        lib.add([tmp_path / "p"])
+        rows = lib.catalog.query("SELECT path, phash FROM catalog JOIN images i ON i.id = catalog.image_id")
+    assert len(rows) == 3
+    for path, stored in rows:
+        assert from_signed64(stored) == phash(load_rgb(path, max_pixels=10**8))

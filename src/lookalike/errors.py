@@ -20,6 +20,7 @@
     │   ├── UnknownBackboneError
     │   ├── WeightsUnavailableError               weights neither local nor downloadable
     │   └── ExportMismatchError                   exported model disagrees with PyTorch
+    ├── VectorIndexError                          a vector index is empty, unbuilt or unreadable
     └── DatasetError                              a dataset could not be fetched or read
 
 Messages say what was expected, what was found, and where (file or setting).

@@ -213,12 +213,13 @@ class Library:
         embed = self.manifest.embed
         max_pixels = self.manifest.ingest.max_pixels
 
-        def decode(image: PendingImage) -> np.ndarray:
-            from lookalike.io.decode import load_model_input
+        def decode(image: PendingImage) -> tuple[np.ndarray, int]:
+            from lookalike.index.phash import phash
+            from lookalike.io.decode import load_rgb, to_model_input
 
-            return load_model_input(
-                image.path, size=embed.image_size, crop_fraction=embed.crop_fraction, max_pixels=max_pixels
-            )
+            short_side = round(embed.image_size / embed.crop_fraction)
+            upright = load_rgb(image.path, max_pixels=max_pixels, min_side=short_side)
+            return to_model_input(upright, embed.image_size, embed.crop_fraction), phash(upright)
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()

@@ -25,10 +25,11 @@ import numpy as np
 from lookalike.config import ExtractConfig
 from lookalike.errors import ImageError
 from lookalike.progress import Progress
-from lookalike.store.catalog import Catalog, PendingImage
+from lookalike.store.catalog import Catalog, PendingImage, to_signed64
 from lookalike.store.vectors import RawVectors
 
-Decoder = Callable[[PendingImage], np.ndarray]
+Decoder = Callable[[PendingImage], tuple[np.ndarray, int | None]]
+"""One pending image -> (model input (S, S, 3) uint8, 64-bit perceptual hash or None)."""
 Embedded = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 """(embeddings (n, dim), top class indices (n, k) or None, their probabilities (n, k) or None)"""
 Embedder = Callable[[np.ndarray], Embedded]
@@ -54,6 +55,7 @@ class Decoded:
     image: PendingImage
     pixels: np.ndarray | None
     reason: str | None
+    phash: int | None = None
 
 
 def decoded(images: Iterable[PendingImage], decode: Decoder, workers: int, ahead: int) -> Iterator[Decoded]:
@@ -61,7 +63,8 @@ def decoded(images: Iterable[PendingImage], decode: Decoder, workers: int, ahead
 
     def task(image: PendingImage) -> Decoded:
         try:
-            return Decoded(image, decode(image), None)
+            pixels, phash = decode(image)
+            return Decoded(image, pixels, None, phash)
         except ImageError as exc:
             return Decoded(image, None, exc.reason)
         except OSError as exc:
@@ -115,6 +118,7 @@ class RowWriter:
         self._blocks: list[np.ndarray] = []
         self._skips: list[tuple[int, str]] = []
         self._classes: list[tuple[int, int, int, float]] = []
+        self._hashes: list[tuple[int, int]] = []
 
     def write(self, group: list[Decoded], embedded: Embedded) -> None:
         vectors, classes, probabilities = embedded
@@ -123,6 +127,9 @@ class RowWriter:
             (item.image.image_id, item.reason or "could not be decoded") for item in group if item.pixels is None
         )
         self._ids.extend(done)
+        self._hashes.extend(
+            (to_signed64(item.phash), item.image.image_id) for item in group if item.phash is not None
+        )
         if vectors.size:
             self._blocks.append(vectors)
         if classes is not None and probabilities is not None:
@@ -158,9 +165,10 @@ class RowWriter:
                 " VALUES (?, ?, ?, ?)",
                 self._classes,
             )
+            db.executemany("UPDATE images SET phash=? WHERE id=?", self._hashes)
             self.catalog.set_meta(db, "raw_rows", new_rows)
         self.rows = new_rows
-        self._ids, self._blocks, self._skips, self._classes = [], [], [], []
+        self._ids, self._blocks, self._skips, self._classes, self._hashes = [], [], [], [], []
 
 
 def extract(

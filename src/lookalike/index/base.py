@@ -195,6 +195,7 @@ class VectorIndex(ABC):
 
     def _sync_settings(self) -> None:
         """Copy settings changed since fit (e.g. default nprobe) into ``index_`` before saving."""
+        return None  # nothing to copy by default (exact has no search settings)
 
     def _adopt(self, raw: Any, read_only: bool) -> None:
         """Take over a loaded FAISS index (subclasses read their settings from it)."""

@@ -7,7 +7,8 @@ Tables (schema version 1):
   is unusable (broken link, not an image, ...), its ``problem``.
 - ``images``: one row per distinct content hash (identical files share it, so they are
   embedded once): format, width, height, status (pending / embedded / skipped), skip reason,
-  and the row of its vector in ``vectors/raw-*.f32``.
+  the row of its vector in ``vectors/raw-*.f32``, and its 64-bit perceptual hash (DCT pHash of
+  the upright image, stored as a signed 64-bit integer; see :func:`to_signed64`).
 - ``roots``: the folders given to ``index``, re-scanned by a bare ``lookalike index``.
 - ``image_classes``: each image's top-5 ImageNet classes (backbones with a classifier head).
 - ``cluster_runs`` / ``cluster_members`` / ``clusters``: stored clustering runs, side by side:
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS images (
     status TEXT NOT NULL CHECK (status IN ('pending', 'embedded', 'skipped')),
     reason TEXT,
     row INTEGER UNIQUE,
+    phash INTEGER,
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -137,6 +139,16 @@ class PendingImage:
 
     image_id: int
     path: Path
+
+
+def to_signed64(value: int) -> int:
+    """An unsigned 64-bit hash as the signed integer SQLite stores."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def from_signed64(value: int) -> int:
+    """The unsigned 64-bit hash back from SQLite's signed integer."""
+    return value + (1 << 64) if value < 0 else value
 
 
 def encode_path(path: Path | str) -> bytes:
