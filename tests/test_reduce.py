@@ -154,3 +154,23 @@ def test_transform_checks_fitted_and_dimension() -> None:
     reducer = Reducer(4).fit(_embeddings(d=40))
     with pytest.raises(InvalidParameterError, match="has 39 dimensions but this Reducer was fitted on 40"):
         reducer.transform(np.ones((3, 39)))
+
+
+@pytest.mark.parametrize("k", [10, 0.9], ids=["int", "fraction"])
+def test_fewer_samples_than_features_matches_sklearn(k: float) -> None:
+    """n < d goes through the (n, n) Gram matrix; the result is still sklearn's PCA."""
+    x = _embeddings(n=30, d=40)[:, :30] @ np.random.default_rng(1).standard_normal((30, 300))
+    ours = Reducer(k).fit(x)
+    ref = _sklearn_reference(x, k)
+    assert ours.n_components_ == ref.n_components_
+    np.testing.assert_allclose(ours.explained_variance_, ref.explained_variance_, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(np.sum(ours.components_ * ref.components_, axis=1)), 1.0, atol=1e-4)
+
+
+def test_fewer_samples_than_features_clamped_components_stay_orthonormal() -> None:
+    x = np.random.default_rng(2).random((12, 500))
+    with pytest.warns(UserWarning, match="clamped to 12"):
+        reducer = Reducer(64).fit(x)
+    gram = reducer.components_ @ reducer.components_.T
+    np.testing.assert_allclose(gram, np.eye(12), atol=1e-5)
+    assert reducer.explained_variance_[-1] < 1e-9 * reducer.explained_variance_[0]  # centring: rank n - 1

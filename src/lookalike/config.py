@@ -259,3 +259,53 @@ class ClusterConfig:
         _require(self.eps is None or self.eps > 0, f"eps must be > 0, got {self.eps}")
         _require(self.min_samples >= 1, f"min_samples must be >= 1, got {self.min_samples}")
         _require(self.min_cluster_size >= 2, f"min_cluster_size must be >= 2, got {self.min_cluster_size}")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """How a convolutional autoencoder is trained on a library's images (``lookalike.autoencoder_training``).
+
+    Attributes
+    ----------
+    image_size : side of the square training images; every image, whatever its size, is resized
+        (shorter side to ``image_size``) and centre-cropped to a square. A multiple of 16.
+    latent_dim : length of the encoder's output: the embedding of the ``autoencoder:PATH`` backbone.
+    width : channels of the first convolution, doubled at each of the 4 downsampling stages.
+    epochs : most passes over the training split (early stopping may end sooner).
+    batch_size : images per optimiser step.
+    learning_rate : Adam step size.
+    val_fraction : share of images held out to measure the validation loss (at least 1 image).
+    patience : epochs without a better validation loss before training stops; 0 never stops early.
+    augment : light augmentations (horizontal flip, small shift, brightness) on training batches.
+    max_images : at most this many images (a seeded random subset) are decoded into memory.
+    seed : seeds the weights, the split, the shuffling and the augmentations.
+    threads : PyTorch intra-op threads (0 leaves PyTorch's default).
+    """
+
+    image_size: int = 64
+    latent_dim: int = 128
+    width: int = 32
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    val_fraction: float = 0.1
+    patience: int = 3
+    augment: bool = True
+    max_images: int = 20_000
+    seed: int = 0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.image_size >= 16 and self.image_size % 16 == 0,
+            f"image_size must be a multiple of 16 and >= 16, got {self.image_size}",
+        )
+        _require(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        _require(self.width >= 1, f"width must be >= 1, got {self.width}")
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        _require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _require(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        _require(self.max_images >= 2, f"max_images must be >= 2, got {self.max_images}")
+        _require(self.threads >= 0, f"threads must be >= 0, got {self.threads}")

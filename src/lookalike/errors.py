@@ -21,6 +21,7 @@
     │   ├── WeightsUnavailableError               weights neither local nor downloadable
     │   └── ExportMismatchError                   exported model disagrees with PyTorch
     ├── VectorIndexError                          a vector index is empty, unbuilt or unreadable
+    ├── TrainingError                             too few images, incompatible checkpoint
     └── DatasetError                              a dataset could not be fetched or read
 
 Messages say what was expected, what was found, and where (file or setting).
@@ -120,3 +121,7 @@ class DatasetError(LookalikeError):
 
 class VectorIndexError(LookalikeError):
     """A vector index cannot serve the request: empty, not fitted, read-only, or unreadable file."""
+
+
+class TrainingError(LookalikeError):
+    """A model cannot be trained or resumed: too few images, or an incompatible checkpoint."""

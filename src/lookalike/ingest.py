@@ -81,7 +81,7 @@ def _scan_root(
     on_file: ProgressHook | None,
 ) -> None:
     """Walk one root, writing file rows in batches; ``known`` keeps the paths not seen."""
-    batch: list[tuple[FoundFile, FileRow | None, Inspection | None]] = []
+    batch: list[tuple[FoundFile, FileRow | None, Inspection]] = []
     for found in walk([root], follow_symlinks=config.follow_symlinks, include_hidden=config.include_hidden):
         old = known.pop(encode_path(found.path), None)
         unchanged = (
@@ -108,7 +108,7 @@ def _write_batch(
     root: Path,
     root_id: int,
     labels: str,
-    batch: list[tuple[FoundFile, FileRow | None, Inspection | None]],
+    batch: list[tuple[FoundFile, FileRow | None, Inspection]],
     report: SyncReport,
 ) -> None:
     if not batch:
@@ -116,7 +116,6 @@ def _write_batch(
     now = time.time()
     with catalog.transaction() as db:
         for found, old, inspection in batch:
-            assert inspection is not None  # prior classification is assumed
             image_id = None
             if inspection.problem is not None:
                 report.problems[inspection.problem] += 1

@@ -10,7 +10,10 @@ inner product *is* the cosine similarity and Euclidean distance is a monotone fu
 
 PCA is fitted from the covariance matrix, accumulated in float64 over float32 chunks of
 mean-centred rows (two passes, never a float64 copy of the data): a 100k × 1280 fit holds the
-float32 input plus one chunk and a 1280 × 1280 matrix. Components follow scikit-learn's sign
+float32 input plus one chunk and a 1280 × 1280 matrix; only the wanted top eigenpairs are
+computed (LAPACK ``syevr`` on an index range). With fewer samples than features the (n, n) Gram
+matrix of the centred rows is decomposed instead (a float64 copy of at most n·d < d² values):
+30 images of 3072-d pixels fit in milliseconds instead of ~10 s for a 3072 × 3072 ``eigh``. Components follow scikit-learn's sign
 convention (the largest-magnitude entry of each component is positive), so results agree with
 ``sklearn.decomposition.PCA`` up to float32 rounding and the fingerprint is stable.
 
@@ -76,17 +79,19 @@ class Reducer:
         _check_n_components(self.n_components)
         x = as_matrix(X, min_rows=2)
         mean = self._mean(x)
-        cov = self._covariance(x, mean)
-        total = float(np.trace(cov))
+        n, d = x.shape
+        limit = min(n, d)
+        wanted = None if isinstance(self.n_components, (float, np.floating)) else min(int(self.n_components), limit)
+        if n < d:
+            values, vectors, total = self._gram_eigen(x, mean)
+        else:
+            values, vectors, total = _top_eigen(self._covariance(x, mean), wanted)
         if total <= 0.0:
             raise InvalidParameterError(
-                f"all {x.shape[0]} points in X are identical after normalisation; PCA needs variation"
+                f"all {n} points in X are identical after normalisation; PCA needs variation"
             )
-        values, vectors = np.linalg.eigh(cov)
-        values = np.clip(values[::-1], 0.0, None)
-        vectors = vectors[:, ::-1].T
         ratio = values / total
-        k, notes = _resolve_n_components(self.n_components, ratio, *x.shape)
+        k, notes = _resolve_n_components(self.n_components, ratio, n, d)
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=2)
         self.mean_ = mean.astype(np.float32)
@@ -95,8 +100,8 @@ class Reducer:
         self.explained_variance_ratio_ = ratio[:k].copy()
         self.total_variance_ = total
         self.n_components_ = k
-        self.n_features_in_ = x.shape[1]
-        self.n_samples_ = x.shape[0]
+        self.n_features_in_ = d
+        self.n_samples_ = n
         self.notes_ = notes
         return self
 
@@ -208,9 +213,57 @@ class Reducer:
         cov /= x.shape[0] - 1
         return cov
 
+    def _gram_eigen(self, x: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Eigen-decomposition through the (n, n) Gram matrix, for n_samples < n_features.
+
+        The covariance ``C = Xcᵀ Xc / (n-1)`` and ``G = Xc Xcᵀ / (n-1)`` share their non-zero
+        eigenvalues, and ``u = Xcᵀ v / sqrt((n-1) λ)`` turns an eigenvector of G into one of C:
+        O(n²·d + n³) instead of O(n·d² + d³). Returns (n,) descending eigenvalues, (n, d) unit
+        axes and the total variance. Axes of (numerically) zero variance — centring leaves at most
+        n - 1 non-zero ones — are completed to an orthonormal set deterministically.
+        """
+        centred = np.empty(x.shape, dtype=np.float64)
+        for start in range(0, x.shape[0], _CHUNK_ROWS):
+            centred[start : start + _CHUNK_ROWS] = self._prepare(x[start : start + _CHUNK_ROWS])
+        centred -= mean
+        gram = centred @ centred.T
+        gram /= x.shape[0] - 1
+        values, small = np.linalg.eigh(gram)
+        values, small = np.clip(values[::-1], 0.0, None), small[:, ::-1]
+        good = values > max(values[0] * 1e-10, 0.0)
+        axes = (centred.T @ small[:, good]) / np.sqrt((x.shape[0] - 1) * values[good])
+        return values, _complete_orthonormal(axes.T, x.shape[0]), float(np.trace(gram))
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "components_"):
             raise InvalidParameterError("this Reducer is not fitted yet; call fit(X) first")
+
+
+def _top_eigen(cov: np.ndarray, wanted: int | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Largest eigenvalues (descending) and unit axes (rows) of a (d, d) covariance, and its trace.
+
+    ``wanted`` components only (LAPACK ``syevr`` on that index range: about half the time of a
+    full decomposition at d = 3072), or the full spectrum when None (variance-fraction targets).
+    """
+    import scipy.linalg
+
+    total = float(np.trace(cov))
+    d = cov.shape[0]
+    subset = None if wanted is None or wanted >= d else (d - wanted, d - 1)
+    values, vectors = scipy.linalg.eigh(cov, subset_by_index=subset, driver="evr" if subset else "evd")
+    return np.clip(values[::-1], 0.0, None), vectors[:, ::-1].T, total
+
+
+def _complete_orthonormal(axes: np.ndarray, count: int) -> np.ndarray:
+    """``axes`` (r, d) orthonormal rows extended to ``count`` rows with seeded orthonormal ones."""
+    missing = count - axes.shape[0]
+    if missing <= 0:
+        return axes
+    rng = np.random.default_rng(0)
+    extra = rng.standard_normal((missing, axes.shape[1]))
+    extra -= (extra @ axes.T) @ axes
+    basis, _ = np.linalg.qr(extra.T)
+    return np.vstack([axes, basis.T])
 
 
 def _check_n_components(value: Any) -> None:

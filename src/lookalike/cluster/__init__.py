@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lookalike.cluster.choose_k import KChoice, choose_k, knee_index
+from lookalike.cluster.choose_k import KChoice, choose_cut, choose_k, knee_index
 from lookalike.cluster.density import DBSCAN, HDBSCAN, EpsSuggestion, suggest_eps
 from lookalike.cluster.hierarchical import Agglomerative
 from lookalike.cluster.kmeans import KMeans
@@ -86,6 +86,7 @@ __all__ = [
     "KChoice",
     "KMeans",
     "build_clusterer",
+    "choose_cut",
     "choose_k",
     "external_scores",
     "internal_scores",

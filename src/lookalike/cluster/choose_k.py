@@ -9,18 +9,22 @@ kneedle (Satopää et al., 2011, implemented in :func:`knee_index`): after scali
 Recommendation rule: the silhouette peak, unless it sits on the edge of the swept range (a hint
 that the best K lies outside it) and an elbow exists, in which case the elbow; the elbow when
 there is no silhouette; else the smallest K. ``reason`` states which rule fired.
+
+:func:`choose_cut` gives the same evidence for the cuts of one fitted agglomerative tree (no
+refits: cutting is cheap), with the within-cluster sum of squares in place of inertia.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lookalike.cluster._checks import as_matrix, check_int, check_n_clusters, refuse_identical
+from lookalike.cluster._groups import group_means
 from lookalike.cluster.kmeans import KMeans
 from lookalike.cluster.metrics import sampled_silhouette
 from lookalike.errors import InvalidParameterError
@@ -49,31 +53,82 @@ def choose_k(
     seed: int = 0,
     max_iter: int = 20,
     max_points_per_centroid: int | None = 256,
+    on_step: Callable[[int], None] | None = None,
 ) -> KChoice:
     """Sweep K over ``k_values`` on ``X`` (n, d) and recommend one.
 
     ``sample_size`` bounds the silhouette sample (0 skips the silhouette);
-    ``max_points_per_centroid`` bounds each fit's training sample (None: all points).
+    ``max_points_per_centroid`` bounds each fit's training sample (None: all points);
+    ``on_step(k)`` is called after each K (progress).
     """
     x = as_matrix(X)
     ks = _check_k_values(k_values, x.shape[0])
-    if check_int(sample_size, "sample_size", low=0) == 1:
-        raise InvalidParameterError("sample_size must be 0 (no silhouette) or >= 2; got 1")
-    check_int(seed, "seed", low=0)
-    refuse_identical(x, what="choosing K")
+    _check_sweep(x, sample_size, seed, "choosing K")
+
+    def fit(k: int) -> tuple[np.ndarray, float]:
+        km = KMeans(
+            k, n_init=1, max_iter=max_iter, seed=seed, max_points_per_centroid=max_points_per_centroid
+        ).fit(x)
+        return km.labels_, km.inertia_
+
+    return sweep_k(x, ks, fit, sample_size=sample_size, seed=seed, on_step=on_step)
+
+
+def choose_cut(
+    X: Any,
+    tree: Any,
+    k_values: Iterable[int],
+    *,
+    sample_size: int = 5_000,
+    seed: int = 0,
+    on_step: Callable[[int], None] | None = None,
+) -> KChoice:
+    """Recommend where to cut a fitted agglomerative ``tree`` (``Agglomerative``) of ``X`` (n, d).
+
+    The same evidence as :func:`choose_k`, from cuts of the one tree instead of K-Means fits:
+    ``inertia`` is each cut's within-cluster sum of squares (Ward's objective).
+    """
+    x = as_matrix(X)
+    n_leaves = int(tree.leaf_sizes_.shape[0])
+    ks = _check_k_values(k_values, min(x.shape[0], n_leaves))
+    _check_sweep(x, sample_size, seed, "choosing K")
+
+    def fit(k: int) -> tuple[np.ndarray, float]:
+        labels = tree.cut(k)
+        return labels, within_sum_of_squares(x, labels)
+
+    return sweep_k(x, ks, fit, sample_size=sample_size, seed=seed, on_step=on_step)
+
+
+def within_sum_of_squares(x: np.ndarray, labels: np.ndarray) -> float:
+    """Sum of squared distances of rows of ``x`` (n, d) to their cluster mean (labels 0..K-1)."""
+    means, _ = group_means(x, labels, int(labels.max()) + 1)
+    return float(((x - means[labels].astype(np.float32)) ** 2).sum(dtype=np.float64))
+
+
+def sweep_k(
+    x: np.ndarray,
+    ks: list[int],
+    fit: Callable[[int], tuple[np.ndarray, float]],
+    *,
+    sample_size: int,
+    seed: int,
+    on_step: Callable[[int], None] | None = None,
+) -> KChoice:
+    """Evidence for each K in ``ks`` (checked) from ``fit(k) -> (labels (n,), inertia)``."""
     inertia, silhouette, seconds = [], [], []
     used = 0
     for k in ks:
         start = time.perf_counter()
-        km = KMeans(
-            k, n_init=1, max_iter=max_iter, seed=seed, max_points_per_centroid=max_points_per_centroid
-        ).fit(x)
-        inertia.append(km.inertia_)
+        labels, value = fit(k)
+        inertia.append(float(value))
         score = None
         if sample_size >= 2:
-            score, used = sampled_silhouette(x, km.labels_, sample_size=sample_size, seed=seed)
+            score, used = sampled_silhouette(x, labels, sample_size=sample_size, seed=seed)
         silhouette.append(score)
         seconds.append(time.perf_counter() - start)
+        if on_step is not None:
+            on_step(k)
     elbow = knee_index(np.array(ks, float), np.array(inertia), direction="decreasing")
     elbow_k = None if elbow is None else ks[elbow]
     scored = [(s, k) for s, k in zip(silhouette, ks) if s is not None]
@@ -90,6 +145,13 @@ def choose_k(
         reason=reason,
         seconds=tuple(seconds),
     )
+
+
+def _check_sweep(x: np.ndarray, sample_size: int, seed: int, what: str) -> None:
+    if check_int(sample_size, "sample_size", low=0) == 1:
+        raise InvalidParameterError("sample_size must be 0 (no silhouette) or >= 2; got 1")
+    check_int(seed, "seed", low=0)
+    refuse_identical(x, what=what)
 
 
 def knee_index(x: np.ndarray, y: np.ndarray, *, direction: str = "decreasing") -> int | None:

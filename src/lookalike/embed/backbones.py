@@ -334,3 +334,13 @@ for _entry in (
 ):
     register_backbone(_entry)
 del _entry
+
+
+def _autoencoder_family(name: str) -> BackboneEntry:
+    """``autoencoder:PATH``: an encoder trained by ``lookalike train-autoencoder`` (imported lazily)."""
+    from lookalike.embed.autoencoder import autoencoder_entry
+
+    return autoencoder_entry(name)
+
+
+register_family("autoencoder", _autoencoder_family)

@@ -111,7 +111,10 @@ class MatchCalibrator:
     ----------
     method : ``isotonic`` (monotone, non-parametric; default) or ``logistic`` (a sigmoid).
 
-    Fitted attributes: ``model_``, ``n_pairs_``, ``positive_rate_`` (share of same-label pairs).
+    Fitted attributes: ``x_`` and ``y_`` (isotonic knots: P is linear between them, constant
+    beyond) or ``coef_`` and ``intercept_`` (logistic), ``n_pairs_``, ``positive_rate_`` (share
+    of same-label pairs). Predicting needs only numpy; :meth:`to_arrays` / :meth:`from_arrays`
+    store and restore the fitted state.
     """
 
     def __init__(self, method: str = "isotonic") -> None:
@@ -136,27 +139,57 @@ class MatchCalibrator:
         if self.method == "isotonic":
             from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
 
-            self.model_: Any = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            self.model_.fit(sims, same.astype(np.float64))
+            model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(sims, same * 1.0)
+            self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)
+            self.y_ = np.asarray(model.y_thresholds_, dtype=np.float64)
         else:
             from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
-            self.model_ = LogisticRegression().fit(sims[:, None], same)
+            model = LogisticRegression().fit(sims[:, None], same)
+            self.coef_ = float(model.coef_[0, 0])
+            self.intercept_ = float(model.intercept_[0])
         self.n_pairs_ = len(sims)
         self.positive_rate_ = float(same.mean())
         return self
 
     def predict_proba(self, similarities: Any) -> np.ndarray:
         """P(same label) for similarities of any shape: same shape, float32 in [0, 1]."""
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "n_pairs_"):
             raise VectorIndexError("this MatchCalibrator is not fitted: call fit(similarities, same_label)")
         sims = np.asarray(similarities, dtype=np.float64)
-        flat = sims.ravel()
         if self.method == "isotonic":
-            proba = self.model_.predict(flat)
+            proba = np.interp(sims, self.x_, self.y_)  # constant beyond the end knots ("clip")
         else:
-            proba = self.model_.predict_proba(flat[:, None])[:, 1]
-        return np.clip(proba, 0.0, 1.0).astype(np.float32).reshape(sims.shape)
+            proba = 1.0 / (1.0 + np.exp(-(self.coef_ * sims + self.intercept_)))
+        return np.clip(proba, 0.0, 1.0).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as named arrays (for ``np.savez``)."""
+        if not hasattr(self, "n_pairs_"):
+            raise VectorIndexError("this MatchCalibrator is not fitted: nothing to save")
+        if self.method == "isotonic":
+            params = {"x": self.x_, "y": self.y_}
+        else:
+            params = {"coef": np.array(self.coef_), "intercept": np.array(self.intercept_)}
+        return {"method": np.array(self.method), "n_pairs": np.array(self.n_pairs_),
+                "positive_rate": np.array(self.positive_rate_), **params}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> MatchCalibrator:
+        """A fitted calibrator from :meth:`to_arrays` output; missing keys raise VectorIndexError."""
+        try:
+            calibrator = cls(str(arrays["method"]))
+            if calibrator.method == "isotonic":
+                calibrator.x_ = np.asarray(arrays["x"], dtype=np.float64)
+                calibrator.y_ = np.asarray(arrays["y"], dtype=np.float64)
+            else:
+                calibrator.coef_ = float(arrays["coef"])
+                calibrator.intercept_ = float(arrays["intercept"])
+            calibrator.n_pairs_ = int(arrays["n_pairs"])
+            calibrator.positive_rate_ = float(arrays["positive_rate"])
+        except KeyError as exc:
+            raise VectorIndexError(f"stored match calibrator lacks {exc}") from exc
+        return calibrator
 
 
 def labelled_pairs(
