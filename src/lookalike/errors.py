@@ -73,6 +73,10 @@ class BackboneMismatchError(LibraryError):
     """The library was built with a different backbone or weights."""
 
 
+class StaleModelError(LibraryError):
+    """A stored model was trained on another reducer (PCA refitted since) or backbone."""
+
+
 class ImageError(LookalikeError):
     """One image file could not be used; ``reason`` is the human-readable cause."""
 

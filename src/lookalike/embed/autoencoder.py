@@ -2,14 +2,16 @@
 
 Architecture (``S = image_size``, ``w = width``)::
 
-    encoder  (N, 3, S, S) ─ 4 × [Conv 3×3 stride 2, BatchNorm, ReLU]: w, 2w, 4w, 8w channels
+    encoder  (N, 3, S, S) ─ 4 × [Conv 3×3 stride 2, GroupNorm, ReLU]: w, 2w, 4w, 8w channels
              ─ flatten (N, 8w·(S/16)²) ─ Linear ─▶ latent (N, latent_dim)       = the embedding
     decoder  latent ─ Linear, ReLU ─ (N, 8w, S/16, S/16)
-             ─ 3 × [ConvTranspose 4×4 stride 2, BatchNorm, ReLU]: 4w, 2w, w ─ ConvTranspose ─ sigmoid
+             ─ 3 × [ConvTranspose 4×4 stride 2, GroupNorm, ReLU]: 4w, 2w, w ─ ConvTranspose ─ sigmoid
              ─▶ reconstruction (N, 3, S, S) in [0, 1]
 
 Inputs are RGB scaled to [0, 1] (``x / 255``). The models are plain ``nn.Sequential`` stacks built
-by :func:`build_autoencoder`, so this module imports torch only inside functions.
+by :func:`build_autoencoder`, so this module imports torch only inside functions. GroupNorm, not
+BatchNorm: it gets training off the "predict the mean image" plateau as fast, yet has no running
+statistics, so training and evaluation behave the same even after a few steps.
 
 Encoder file (``.npz``, read with numpy, no pickle): the encoder's ``state_dict`` tensors as arrays
 plus ``__meta__``, a JSON string with the format tag and the :class:`Architecture`. A library built
@@ -20,6 +22,7 @@ by :mod:`lookalike.embed.runtime`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import asdict, dataclass
@@ -80,7 +83,7 @@ def build_autoencoder(arch: Architecture) -> Any:
     flat = channels[-1] * side * side
     down: list[nn.Module] = []
     for c_in, c_out in zip([3, *channels[:-1]], channels):
-        down += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        down += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), _norm(c_out), nn.ReLU(inplace=True)]
     encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(flat, arch.latent_dim))
     up: list[nn.Module] = [
         nn.Linear(arch.latent_dim, flat),
@@ -89,9 +92,54 @@ def build_autoencoder(arch: Architecture) -> Any:
     ]
     reversed_channels = channels[::-1]
     for c_in, c_out in zip(reversed_channels[:-1], reversed_channels[1:]):
-        up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        up += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.ReLU(inplace=True)]
     up += [nn.ConvTranspose2d(channels[0], 3, 4, stride=2, padding=1), nn.Sigmoid()]
     return nn.Sequential(OrderedDict(encoder=encoder, decoder=nn.Sequential(*up)))
+
+
+def _norm(channels: int) -> Any:
+    """GroupNorm with up to 8 groups (a divisor of ``channels``)."""
+    import math
+
+    from torch import nn
+
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
+# -- training data: arrays in, arrays out --------------------------------------------------------
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) index split of ``n`` items; validation has at least 1 item."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def data_fingerprint(images: np.ndarray) -> str:
+    """SHA-256 of the training images' shape and bytes (a checkpoint resumes on the same images)."""
+    digest = hashlib.sha256(repr(images.shape).encode("ascii"))
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+def augment_batch(x: Any, generator: Any) -> Any:
+    """Light augmentations of ``x`` float ``(N, 3, S, S)`` in [0, 1]: flip, shift by up to S/16, brightness ±10 %."""
+    import torch
+    import torch.nn.functional as F
+
+    n, size = x.shape[0], x.shape[-1]
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    pad = max(1, size // 16)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
+    x = torch.stack([padded[i, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets)])
+    scale = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.2
+    return (x * scale).clamp(0.0, 1.0)
+
+
+def as_unit_float(batch: Any) -> Any:
+    """uint8 NHWC tensor -> float NCHW in [0, 1]."""
+    return batch.permute(0, 3, 1, 2).float() / 255.0
 
 
 # -- encoder files ------------------------------------------------------------------------------
