@@ -10,7 +10,8 @@
     │   ├── LibraryExistsError
     │   ├── LibraryFormatError                    manifest or catalog unreadable or too new
     │   ├── LibraryLockedError                    another writer holds the library
-    │   └── BackboneMismatchError                 library built with another backbone
+    │   ├── BackboneMismatchError                 library built with another backbone
+    │   └── StaleModelError                       a stored model was built on another PCA/backbone
     ├── ImageError                                one image file could not be used
     │   ├── NotAnImageError                       content is not a known image format
     │   ├── CorruptImageError                     truncated or undecodable data
