@@ -34,8 +34,8 @@ def index(
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = ExtractConfig.threads,
     commit_every: Annotated[int, typer.Option(help="Images embedded between commits (work a kill can lose).")] = ExtractConfig.commit_every,
-    max_pixels: Annotated[int | None, typer.Option(help=f"Skip images with more pixels (decompression bombs) [default: {IngestConfig.max_pixels:,}].")] = None,
-    include_hidden: Annotated[bool | None, typer.Option("--include-hidden/--no-hidden", help="Also scan files and folders named '.*' [default: no].")] = None,
+    max_pixels: Annotated[int | None, typer.Option(help=f"Skip images with more pixels (decompression bombs); default {IngestConfig.max_pixels:,}.")] = None,
+    include_hidden: Annotated[bool | None, typer.Option("--include-hidden/--no-hidden", help="Also scan files and folders named '.*' (default: no).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Scan folders and embed every image into LIBRARY (created when missing); incremental."""
@@ -150,7 +150,7 @@ def backbones() -> None:
     out.print(table)
 
 
-COMMAND_MODULES = ("lookalike.cli_cluster", "lookalike.cli_search")
+COMMAND_MODULES = ("lookalike.cli_cluster", "lookalike.cli_search", "lookalike.cli_autoencoder", "lookalike.cli_classify")
 """Modules that add commands to ``app`` through their ``register(app)`` function."""
 
 

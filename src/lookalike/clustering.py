@@ -24,16 +24,14 @@ fewer images than the library now holds gets a note on the run suggesting a refi
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lookalike.cluster import (
-    Agglomerative,
     build_clusterer,
     choose_cut,
     choose_k,
@@ -43,80 +41,29 @@ from lookalike.cluster import (
     summarize_clusters,
 )
 from lookalike.cluster._groups import group_means
-from lookalike.cluster.kmeans import assign
+from lookalike.cluster_runs import (
+    NOISE,
+    UNASSIGNED,
+    ClusterInfo,
+    ClusterRun,
+    NewRun,
+    RunInfo,
+    list_runs,
+    read_run,
+    store_run,
+)
 from lookalike.config import ClusterConfig, to_dict
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import NoProgress, Progress
-from lookalike.store.arrays import load_npz, save_npz
 
 if TYPE_CHECKING:
     from lookalike.library import Library
 
-NOISE = -1
-UNASSIGNED = -2
-"""Label of an image embedded after a non-K-Means (or stale) run."""
+__all__ = ["NOISE", "UNASSIGNED", "ClusterInfo", "ClusterRun", "RunInfo", "list_runs", "read_run", "run_clustering"]
+
 REFIT_GROWTH = 2.0
 """A run notes that the PCA may be outdated once the library holds this many times the images it was fitted on."""
 _DENSITY = ("dbscan", "hdbscan")
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    """One stored cluster: image ids (``medoid``, ``representatives``, medoid first) and paths."""
-
-    cluster: int
-    size: int
-    name: str
-    medoid: int | None
-    spread: float | None
-    representatives: tuple[int, ...]
-    representative_paths: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One row of ``cluster_runs``; ``stale`` compares its reducer with the library's current one."""
-
-    id: int
-    method: str
-    params: dict[str, Any]
-    reducer_fingerprint: str
-    n_images: int
-    n_clusters: int
-    n_noise: int
-    metrics: dict[str, Any]
-    evidence: dict[str, Any]
-    created: float
-    seconds: float
-    stale: bool
-
-    @property
-    def notes(self) -> list[str]:
-        return list(self.evidence.get("notes", []))
-
-
-@dataclass(frozen=True)
-class ClusterRun:
-    """A stored run as it applies to the library now.
-
-    ``image_ids`` (n,) every currently embedded image; ``labels`` (n,) its cluster (-1 noise,
-    -2 unassigned); ``distances`` (n,) to the cluster centre (NaN for noise/unassigned);
-    ``arrays`` the run's ``.npz`` artefacts.
-    """
-
-    info: RunInfo
-    clusters: tuple[ClusterInfo, ...]
-    image_ids: np.ndarray
-    labels: np.ndarray
-    distances: np.ndarray
-    n_new: int
-    n_predicted: int
-    n_removed: int
-    arrays: dict[str, np.ndarray] = field(repr=False)
-
-    def members(self, cluster: int) -> np.ndarray:
-        """Image ids (m,) currently in ``cluster``."""
-        return self.image_ids[self.labels == cluster]
 
 
 @dataclass
@@ -128,11 +75,6 @@ class _Fitted:
     arrays: dict[str, np.ndarray]
     evidence: dict[str, Any]
     params: dict[str, Any]
-
-
-def run_file(folder: Path, run_id: int) -> Path:
-    """Where a run's arrays live."""
-    return folder / "models" / f"cluster-{run_id}.npz"
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -148,7 +90,8 @@ def run_clustering(lib: Library, config: ClusterConfig, progress: Progress | Non
     x = np.ascontiguousarray(reduced.vectors, dtype=np.float32)
     ids = np.asarray(reduced.ids, dtype=np.int64)
     start = time.perf_counter()
-    fitted = _fit(x, config, progress)
+    fitted = _METHODS[config.method](x, config, progress)
+    fitted.params["metric"] = metric_of(config)
     progress.phase("scoring", None)
     truth = image_labels(lib, ids)
     metrics = score(x, fitted.labels, truth, config)
@@ -156,11 +99,21 @@ def run_clustering(lib: Library, config: ClusterConfig, progress: Progress | Non
         x, fitted.labels, true_labels=_fill(truth), class_predictions=image_top_classes(lib, ids)
     )
     fitted.evidence["notes"] = pca_notes(lib, n)
-    distances = _distances(x, fitted.labels, fitted.centers)
-    run_id = _store(lib, config, fitted, metrics, ids, distances, summaries, time.perf_counter() - start,
-                    reduced.reducer_fingerprint)  # fmt: skip
-    progress.close()
-    return read_run(lib, run_id)
+    fitted.arrays["centers"] = np.asarray(fitted.centers, dtype=np.float32)
+    run = NewRun(
+        method=config.method,
+        params={**to_dict(config), **fitted.params},
+        reducer_fingerprint=reduced.reducer_fingerprint,
+        metrics=metrics,
+        evidence=fitted.evidence,
+        seconds=time.perf_counter() - start,
+        ids=ids,
+        labels=fitted.labels,
+        distances=_distances(x, fitted.labels, fitted.centers),
+        summaries=summaries,
+        arrays=fitted.arrays,
+    )
+    return read_run(lib, store_run(lib, run))
 
 
 def _check_size(folder: Path, n: int, config: ClusterConfig) -> None:
@@ -171,6 +124,11 @@ def _check_size(folder: Path, n: int, config: ClusterConfig) -> None:
     if n < 2:
         raise InvalidParameterError(f"clustering needs at least 2 images; {folder} has {n}")
     k = config.n_clusters
+    if k is not None and config.method == "agglomerative" and config.distance_threshold is not None:
+        raise InvalidParameterError(
+            f"give K or a distance threshold for agglomerative clustering, not both (K={k}, "
+            f"distance_threshold={config.distance_threshold})"
+        )
     if k is not None and config.method in ("kmeans", "agglomerative") and k > n:
         raise InvalidParameterError(f"K={k} is larger than the number of images in {folder} ({n}); choose K <= {n}")
 
@@ -186,34 +144,149 @@ def k_range(config: ClusterConfig, n: int) -> list[int]:
     return list(range(config.k_min, top + 1, config.k_step))
 
 
-def _fit(x: np.ndarray, config: ClusterConfig, progress: Progress) -> _Fitted:
-    """Run ``config.method`` on checked-size ``x`` (n, d)."""
-    params: dict[str, Any] = {}
+def metric_of(config: ClusterConfig) -> str:
+    """The distance a run uses: the configured one, else cosine for density methods, euclidean otherwise."""
+    return config.metric or ("cosine" if config.method in _DENSITY else "euclidean")
+
+
+def _fit_kmeans(x: np.ndarray, config: ClusterConfig, progress: Progress) -> _Fitted:
+    evidence: dict[str, Any] = {}
+    k = config.n_clusters
+    if k is None:
+        ks = k_range(config, x.shape[0])
+        progress.phase("choosing K", len(ks), unit="K values")
+        choice = choose_k(
+            x, ks, sample_size=config.sample_size, seed=config.seed, on_step=lambda _: progress.advance()
+        )
+        evidence["k_choice"] = asdict(choice)
+        k = choice.recommended_k
+    progress.phase("clustering", None)
+    model: Any = build_clusterer(config, k).fit(x)
+    params = {"n_clusters": k, "inertia": float(model.inertia_), "n_iter": int(model.n_iter_)}
+    return _Fitted(np.asarray(model.labels_, dtype=np.int64), model.cluster_centers_, {}, evidence, params)
+
+
+def _fit_agglomerative(x: np.ndarray, config: ClusterConfig, progress: Progress) -> _Fitted:
+    evidence: dict[str, Any] = {}
+    auto = config.n_clusters is None and config.distance_threshold is None
+    ks = k_range(config, x.shape[0]) if auto else []
+    progress.phase("building the tree", None)
+    model: Any = build_clusterer(config, ks[0] if auto else None).fit(x)
+    labels = model.labels_
+    if auto:
+        ks = [k for k in ks if k <= model.leaf_sizes_.shape[0]]
+        progress.phase("choosing K", len(ks), unit="K values")
+        choice = choose_cut(
+            x, model, ks, sample_size=config.sample_size, seed=config.seed, on_step=lambda _: progress.advance()
+        )
+        evidence["k_choice"] = asdict(choice)
+        labels = model.cut(choice.recommended_k)
+    arrays = {"linkage": model.linkage_, "leaf_labels": model.leaf_labels_,
+              "leaf_sizes": model.leaf_sizes_, "merge_sizes": model.merge_sizes_}  # fmt: skip
+    params = {"n_clusters": int(labels.max()) + 1, "exact": bool(model.exact_), "leaves": int(model.leaf_sizes_.size)}
+    return _Fitted(labels, cluster_means(x, labels), arrays, evidence, params)
+
+
+def _fit_density(x: np.ndarray, config: ClusterConfig, progress: Progress) -> _Fitted:
     evidence: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
-    method = config.method
-    if method == "kmeans":
-        k = config.n_clusters or _sweep(evidence, progress, config, x.shape[0],
-                                        lambda ks, step: choose_k(x, ks, sample_size=config.sample_size,
-                                                                  seed=config.seed, on_step=step))  # fmt: skip
-        progress.phase("clustering", None)
-        model: Any = build_clusterer(config, k).fit(x)
-        labels, centers = model.labels_, model.cluster_centers_
-        params["n_clusters"], params["inertia"] = k, float(model.inertia_)
-    elif method == "agglomerative":
-        progress.phase("clustering", None)
-        model = _fit_tree(x, config, evidence, progress)
-        labels = model.labels_
-        arrays = {"linkage": model.linkage_, "leaf_labels": model.leaf_labels_,
-                  "leaf_sizes": model.leaf_sizes_, "merge_sizes": model.merge_sizes_}  # fmt: skip
-        params["n_clusters"], params["exact"] = int(labels.max()) + 1, bool(model.exact_)
+    params: dict[str, Any] = {}
+    progress.phase("clustering", None)
+    if config.method == "dbscan" and config.eps is None:
+        suggestion = suggest_eps(x, min(config.min_samples, x.shape[0]), metric=metric_of(config),
+                                 sample_size=config.sample_size, seed=config.seed)  # fmt: skip
+        evidence["eps"] = {"eps": suggestion.eps, "source": suggestion.source, "knee": suggestion.knee,
+                           "sample_size": suggestion.sample_size}  # fmt: skip
+        arrays["k_distances"] = suggestion.k_distances
+        config = replace(config, eps=suggestion.eps)
+    model: Any = build_clusterer(config).fit(x)
+    labels = np.asarray(model.labels_, dtype=np.int64)
+    if config.method == "dbscan":
+        params["eps"] = float(model.eps_)
+        evidence.setdefault("eps", {"eps": float(model.eps_), "source": "given"})
     else:
-        labels = _fit_density(x, config, evidence, arrays, progress)
-    labels = np.asarray(labels, dtype=np.int64)
-    if method != "kmeans":
-        centers = group_means(x, np.maximum(labels, 0), int(labels.max()) + 1)[0] if labels.max() >= 0 \
-            else np.zeros((0, x.shape[1]))
-        centers = _noise_free_means(x, labels)
-    arrays["centers"] = np.asarray(centers, dtype=np.float32)
-    params["metric"] = metric_of(config)
-    return _Fitted(labels, arrays["centers"], arrays, evidence, params)
+        evidence["graph_components"] = int(model.n_graph_components_)
+    params["n_clusters"] = int(model.n_clusters_)
+    return _Fitted(labels, cluster_means(x, labels), arrays, evidence, params)
+
+
+_METHODS = {
+    "kmeans": _fit_kmeans,
+    "agglomerative": _fit_agglomerative,
+    "dbscan": _fit_density,
+    "hdbscan": _fit_density,
+}
+
+
+def cluster_means(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean of each cluster 0..K-1 of ``x`` (n, d), noise (-1) left out: (K, d) float32."""
+    keep = labels >= 0
+    k = int(labels.max()) + 1 if keep.any() else 0
+    return group_means(x[keep], labels[keep], k)[0].astype(np.float32)
+
+
+def _distances(x: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row to its cluster's centre (n,); NaN for noise."""
+    out = np.full(labels.shape[0], np.nan)
+    keep = labels >= 0
+    out[keep] = np.linalg.norm(x[keep] - centers[labels[keep]], axis=1)
+    return out
+
+
+# -- quality and names -------------------------------------------------------------------------
+def score(x: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, config: ClusterConfig) -> dict[str, Any]:
+    """Internal scores (silhouette on a stated sample, DB, CH) and, with labels, external ones."""
+    metrics = asdict(
+        internal_scores(x, labels, sample_size=config.sample_size, seed=config.seed, metric=metric_of(config))
+    )
+    metrics["external"] = None
+    if truth is not None:
+        known = np.array([t is not None for t in truth])
+        if (known & (labels != NOISE)).any():
+            scores = external_scores(truth[known].astype(str), labels[known])
+            metrics["external"] = {**asdict(scores), "n_labelled": int(known.sum())}
+    return metrics
+
+
+def image_labels(lib: Library, ids: np.ndarray) -> np.ndarray | None:
+    """Each image's label (first labelled file wins), None where unlabelled; None without labels."""
+    rows = lib.catalog.query(
+        "SELECT image_id, label FROM files WHERE image_id IS NOT NULL AND label IS NOT NULL ORDER BY id"
+    )
+    first: dict[int, str] = {}
+    for image_id, label in rows:
+        first.setdefault(int(image_id), str(label))
+    if not first:
+        return None
+    return np.array([first.get(int(i)) for i in ids], dtype=object)
+
+
+def image_top_classes(lib: Library, ids: np.ndarray) -> list[str] | None:
+    """Each image's top ImageNet class name; None when the backbone stored none."""
+    rows = lib.catalog.query("SELECT image_id, class_index FROM image_classes WHERE rank = 0")
+    if not rows:
+        return None
+    from lookalike.embed.imagenet import imagenet_classes
+
+    names = imagenet_classes()
+    top = {int(i): names[int(c)] for i, c in rows}
+    return [top.get(int(i), "unclassified") for i in ids]
+
+
+def _fill(truth: np.ndarray | None) -> np.ndarray | None:
+    return None if truth is None else np.array(["(unlabelled)" if t is None else t for t in truth], dtype=str)
+
+
+def pca_notes(lib: Library, n_images: int) -> list[str]:
+    """Notes on the stored PCA: clamped components, or fitted on far fewer images than now."""
+    reducer = lib.reducer()
+    notes = [f"PCA: {note}" for note in (reducer.notes_ if reducer is not None else [])]
+    fitted_on = int(lib.manifest.sections.get("reducer", {}).get("fitted_on", 0) or 0)
+    if fitted_on and n_images >= REFIT_GROWTH * fitted_on:
+        notes.append(
+            f"the PCA was fitted on {fitted_on} images and the library now holds {n_images}: "
+            "`lookalike reduce --refit` fits it to all of them (older runs then become stale)"
+        )
+    return notes
+
+

@@ -67,7 +67,8 @@ def choose_k(
 
     def fit(k: int) -> tuple[np.ndarray, float]:
         km = KMeans(
-            k, n_init=1, max_iter=max_iter, seed=seed, max_points_per_centroid=max_points_per_centroid
+            k, n_init=1, max_iter=max_iter, seed=seed, max_points_per_centroid=max_points_per_centroid,
+            refine_iter=0,
         ).fit(x)
         return km.labels_, km.inertia_
 
