@@ -309,3 +309,51 @@ class AutoencoderConfig:
         _require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         _require(self.max_images >= 2, f"max_images must be >= 2, got {self.max_images}")
         _require(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+
+
+CLASSIFY_MODELS = ("svm", "rf", "knn", "logreg")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """How classifiers are trained on the reduced vectors (``lookalike.classify``).
+
+    Attributes
+    ----------
+    test_size : fraction of the labelled images held out for validation (stratified, seeded).
+    cv : folds of the k-fold cross-validation and of the hyperparameter grid searches
+        (fewer when the smallest class is too small; 0 skips the k-fold cross-validation, the
+        searches then use 5 folds).
+    seed : seeds the split, the folds and the random forest.
+    min_class_images : classes with fewer labelled images are refused (or left out, with
+        ``drop_small_classes``); 3 keeps 2 training images per class after an 80/20 split.
+    drop_small_classes : leave such classes out (counted in the report) instead of failing.
+    svm_C, svm_gamma : SVM grid; gamma as multiples of scikit-learn's ``"scale"`` gamma.
+    logreg_C : logistic-regression grid of C values (vectors divided by their overall std).
+    n_neighbors : k of the cosine k-NN.  n_estimators : trees of the random forest.
+    calibration_folds : folds of the SVM's probability calibration (isotonic or sigmoid).
+    """
+
+    test_size: float = 0.2
+    cv: int = 5
+    seed: int = 0
+    min_class_images: int = 3
+    drop_small_classes: bool = False
+    svm_C: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)
+    svm_gamma: tuple[float, ...] = (0.25, 1.0, 4.0)
+    logreg_C: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 1.0, 10.0, 100.0)
+    n_neighbors: int = 10
+    n_estimators: int = 200
+    calibration_folds: int = 3
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.test_size < 1.0, f"test_size must be in (0, 1), got {self.test_size}")
+        _require(self.cv == 0 or self.cv >= 2, f"cv must be 0 (off) or >= 2, got {self.cv}")
+        _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _require(self.min_class_images >= 3, f"min_class_images must be >= 3, got {self.min_class_images}")
+        for name in ("svm_C", "svm_gamma", "logreg_C"):
+            values = getattr(self, name)
+            _require(len(values) >= 1 and min(values) > 0, f"{name} must be values > 0, got {values!r}")
+        _require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        _require(self.n_estimators >= 1, f"n_estimators must be >= 1, got {self.n_estimators}")
+        _require(self.calibration_folds >= 2, f"calibration_folds must be >= 2, got {self.calibration_folds}")

@@ -180,6 +180,7 @@ class Library:
         self._require_writable()
         removed = remove_paths(self.catalog, [Path(os.path.abspath(Path(p).expanduser())) for p in paths])
         self.compact()
+        self._update_derived()
         return removed
 
     def check_ingest(self, settings: dict[str, Any]) -> None:
@@ -223,6 +224,7 @@ class Library:
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()
+        self._update_derived()
         self._touch_manifest()
         return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds)
 
@@ -241,6 +243,28 @@ class Library:
                 )
             self._backbone = model
         return self._backbone
+
+    # -- clustering (lookalike.clustering) --------------------------------------------------------
+    def cluster(self, config: Any = None, *, progress: Progress | None = None) -> Any:
+        """Cluster the reduced vectors with a ``ClusterConfig`` (default: K-Means, K chosen) and
+        store the run; returns it as a ``lookalike.clustering.ClusterRun``."""
+        from lookalike.clustering import run_clustering
+        from lookalike.config import ClusterConfig
+
+        self._require_writable()
+        return run_clustering(self, config or ClusterConfig(), progress)
+
+    def cluster_runs(self) -> list[Any]:
+        """Every stored clustering run (``RunInfo``: settings, metrics, ``stale``), oldest first."""
+        from lookalike.clustering import list_runs
+
+        return list_runs(self)
+
+    def cluster_run(self, run_id: int | None = None) -> Any:
+        """A stored run (default: the latest) applied to the images held now (``ClusterRun``)."""
+        from lookalike.clustering import read_run
+
+        return read_run(self, run_id)
 
     # -- reading --------------------------------------------------------------------------------
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +385,44 @@ class Library:
         """Counts, backbone and skipped files grouped by reason."""
         return read_status(self.catalog, self.manifest, self.folder)
 
+    # -- vector search (lookalike.searching) -------------------------------------------------------
+    def vector_index(self, kind: str = "auto", *, rebuild: bool = False) -> Any:
+        """The ``kind`` vector index over the current images (a ``lookalike.live_index.LiveIndex``).
+
+        A writable library first brings its stored index up to date (built the first time,
+        then only the added and removed images); a read-only one loads the committed file and
+        overlays what the catalog changed since (see ``lookalike.stored_index``).
+        """
+        from lookalike.stored_index import open_index, update_index
+
+        if rebuild:
+            update_index(self, kind, rebuild=True)
+        return open_index(self, kind)
+
+    def search(self, query: Any, k: int = 10, *, kind: str = "auto", **options: Any) -> Any:
+        """The ``k`` images nearest to ``query`` (file path, bytes, image id, or a list of them,
+        averaged): a ``lookalike.searching.SearchResult``; options as ``Searcher.search``."""
+        from lookalike.searching import Searcher
+
+        return Searcher(self, kind).search(query, k, **options)
+
+    def duplicates(self, **options: Any) -> Any:
+        """Groups of duplicate files (exact, near, semantic): ``lookalike.library_duplicates``."""
+        from lookalike.library_duplicates import find_library_duplicates
+
+        return find_library_duplicates(self, **options)
+
     # -- helpers --------------------------------------------------------------------------------
+    def _update_derived(self) -> None:
+        """Bring stored vector indexes up to date after images were added or removed.
+
+        Only the difference is applied (no rebuild); libraries without an index skip this.
+        """
+        from lookalike.stored_index import stored_kinds, update_stored_indexes
+
+        if stored_kinds(self):
+            update_stored_indexes(self)
+
     def _require_writable(self) -> None:
         if self.readonly:
             raise InvalidParameterError(f"{self.folder} was opened read-only")

@@ -34,7 +34,7 @@ from lookalike.index.base import (
 from lookalike.index.flat import ExactIndex
 from lookalike.index.hnsw import HNSWIndex
 from lookalike.index.ivf import IVFIndex
-from lookalike.index.scores import ClusterRadii, MatchCalibrator, cluster_max_distances
+from lookalike.index.scores import ClusterRadii, ClusterSpan, MatchCalibrator, cluster_max_distances
 from lookalike.index.search import (
     EXACT_FILTER_MAX,
     Neighbors,
@@ -47,6 +47,7 @@ from lookalike.index.search import (
 __all__ = [
     "EXACT_FILTER_MAX",
     "ClusterRadii",
+    "ClusterSpan",
     "ExactIndex",
     "HNSWIndex",
     "IVFIndex",

@@ -130,6 +130,8 @@ class IVFIndex(VectorIndex):
                 f"ivf with nlist={nlist} needs at least {nlist} training vectors, got {len(X)}; "
                 "pass centroids from a clustering run or a smaller nlist"
             )
+        if nlist == 1:  # one cluster: its centre is the mean (k-means would only warn about it)
+            return X.mean(axis=0, keepdims=True)
         faiss = import_faiss()
         kmeans = faiss.Kmeans(
             X.shape[1], nlist, niter=KMEANS_ITERATIONS, seed=self.seed,

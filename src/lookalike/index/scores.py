@@ -3,12 +3,18 @@
 Distances are squared L2 between unit vectors, ``d = ||q - x||^2 = 2 - 2 cos(q, x)`` in [0, 4].
 
 Confidence (the reference design's definition): ``confidence = 1 - d / max_d`` where ``max_d``
-is the largest distance inside the query's cluster. Here the query's cluster is its nearest
-centroid (squared L2, as k-means assigns), and a cluster's ``max_d`` is the largest squared L2
-distance from one of its members to its centroid (:func:`cluster_max_distances`, computed once
-from the data and the centroids). The value is clipped to [0, 1]: 1 for an identical vector, 0
-for a result at least as far from the query as the cluster's farthest member is from its centre.
-It is a heuristic ranking aid, not a probability.
+is the largest distance inside the query's cluster; the query's cluster is its nearest centroid
+(squared L2, as k-means assigns). Two ways to read "largest distance inside the cluster":
+
+- :class:`ClusterSpan` (what library search uses): ``max_d`` = the largest squared distance
+  from *the query* to a member of its cluster, computed per query over the members' vectors.
+  Every member of the query's cluster then scores in [0, 1], its farthest member exactly 0.
+- :class:`ClusterRadii` (cheap, per cluster): ``max_d`` = the largest squared distance from a
+  member to the centroid (:func:`cluster_max_distances`). Distances between two points are about
+  twice that, so most results score 0 with it; ``ivf`` indexes use it when given nothing else.
+
+Either value is clipped to [0, 1]: 1 for an identical vector. It is a heuristic ranking aid,
+not a probability.
 
 The match probability is :class:`MatchCalibrator`: a monotone map from cosine similarity to
 P(same label), fitted on leave-one-out neighbours of labelled items. Without labels there is no
@@ -97,11 +103,72 @@ class ClusterRadii:
 
     def confidence(self, queries: np.ndarray, distances: np.ndarray) -> np.ndarray:
         """``clip(1 - d / max_d[cluster(query)], 0, 1)`` for distances (m, r) of queries (m, d)."""
-        max_d = self.max_distances[self.assign(queries)].astype(np.float64)[:, None]
-        d = np.asarray(distances, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            conf = np.where(max_d > 0, 1.0 - d / np.where(max_d > 0, max_d, 1.0), (d <= 0) * 1.0)
-        return np.clip(conf, 0.0, 1.0).astype(np.float32)
+        return _confidence(self.max_distances[self.assign(queries)].astype(np.float64)[:, None], distances)
+
+
+class ClusterSpan:
+    """Confidence with ``max_d`` = the largest squared distance from the query to a member of
+    its cluster (see the module notes).
+
+    Parameters
+    ----------
+    centroids : (K, d) cluster centres; a query belongs to the nearest one.
+    member_ids : (n,) ids of the clustered items; member_labels : (n,) their cluster in [0, K).
+    vectors_of : returns the unit vectors (m, d) of given ids (m,), e.g. an index's reconstruct.
+    cache_rows : member vectors kept between queries (per cluster, least recently used first out).
+    """
+
+    def __init__(
+        self, centroids: Any, member_ids: Any, member_labels: Any, vectors_of: Any, cache_rows: int = 200_000
+    ) -> None:
+        self.centroids = as_matrix(centroids, None, "centroids")
+        labels = np.asarray(member_labels, dtype=np.int64)
+        ids = np.asarray(member_ids, dtype=np.int64)
+        if labels.shape != ids.shape or (len(labels) and (labels.min() < 0 or labels.max() >= len(self.centroids))):
+            raise InvalidParameterError(
+                f"member_labels must be ({len(ids)},) cluster numbers in [0, {len(self.centroids)})"
+            )
+        order = np.argsort(labels, kind="stable")
+        self._ids = ids[order]
+        self._offsets = np.searchsorted(labels[order], np.arange(len(self.centroids) + 1))
+        self._vectors_of = vectors_of
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_rows = cache_rows
+        self._quantizer = _quantizer(self.centroids)
+
+    def assign(self, queries: np.ndarray) -> np.ndarray:
+        """The cluster of each query (m, d): nearest centroid, (m,) int64."""
+        return _nearest(self._quantizer, as_matrix(queries, self.centroids.shape[1], "queries"))
+
+    def max_distances(self, queries: np.ndarray) -> np.ndarray:
+        """Per unit query (m, d), the largest squared distance to a member of its cluster: (m,)."""
+        out = np.zeros(len(queries), dtype=np.float64)
+        for row, cluster in enumerate(self.assign(queries).tolist()):
+            members = self._members(cluster)
+            if len(members):
+                out[row] = max(0.0, 2.0 - 2.0 * float((members @ queries[row]).min()))
+        return out
+
+    def confidence(self, queries: np.ndarray, distances: np.ndarray) -> np.ndarray:
+        """``clip(1 - d / max_d(query), 0, 1)`` for distances (m, r) of unit queries (m, d)."""
+        return _confidence(self.max_distances(queries)[:, None], distances)
+
+    def _members(self, cluster: int) -> np.ndarray:
+        if cluster not in self._cache:
+            ids = self._ids[self._offsets[cluster] : self._offsets[cluster + 1]]
+            vectors = np.asarray(self._vectors_of(ids), dtype=np.float32) if len(ids) else np.zeros((0, 0))
+            while self._cache and sum(len(v) for v in self._cache.values()) + len(vectors) > self._cache_rows:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[cluster] = vectors
+        return self._cache[cluster]
+
+
+def _confidence(max_d: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """``clip(1 - d / max_d, 0, 1)`` broadcast; where max_d is 0 only d = 0 scores 1."""
+    d = np.asarray(distances, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conf = np.where(max_d > 0, 1.0 - d / np.where(max_d > 0, max_d, 1.0), (d <= 0) * 1.0)
+    return np.clip(conf, 0.0, 1.0).astype(np.float32)
 
 
 class MatchCalibrator:
@@ -137,11 +204,7 @@ class MatchCalibrator:
                 f"same of {len(same)}"
             )
         if self.method == "isotonic":
-            from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
-
-            model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(sims, same * 1.0)
-            self.x_ = np.asarray(model.X_thresholds_, dtype=np.float64)
-            self.y_ = np.asarray(model.y_thresholds_, dtype=np.float64)
+            self.x_, self.y_ = isotonic_fit(sims, same * 1.0)
         else:
             from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
@@ -190,6 +253,35 @@ class MatchCalibrator:
         except KeyError as exc:
             raise VectorIndexError(f"stored match calibrator lacks {exc}") from exc
         return calibrator
+
+
+def isotonic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares non-decreasing fit of y (n,) on x (n,) (pool adjacent violators).
+
+    Returns the knots (xs, ys), (u,) each, xs increasing: the fit at x is ``np.interp(x, xs,
+    ys)``, as scikit-learn's ``IsotonicRegression(out_of_bounds="clip")`` predicts, without
+    importing scikit-learn (seconds on a cold start).
+    """
+    xs, inverse = np.unique(x, return_inverse=True)
+    weights = np.bincount(inverse).astype(np.float64)
+    means = np.bincount(inverse, weights=y) / weights
+    # a stack of blocks: (mean, weight, first knot); merge while the last two decrease
+    block_mean: list[float] = []
+    block_weight: list[float] = []
+    block_start: list[int] = []
+    for i, (m, w) in enumerate(zip(means.tolist(), weights.tolist())):
+        block_mean.append(m)
+        block_weight.append(w)
+        block_start.append(i)
+        while len(block_mean) > 1 and block_mean[-2] >= block_mean[-1]:
+            w2, m2 = block_weight.pop(), block_mean.pop()
+            block_start.pop()
+            total = block_weight[-1] + w2
+            block_mean[-1] = (block_mean[-1] * block_weight[-1] + m2 * w2) / total
+            block_weight[-1] = total
+    starts = np.array(block_start + [len(xs)])
+    fitted = np.repeat(np.array(block_mean), np.diff(starts))
+    return xs.astype(np.float64), np.clip(fitted, 0.0, 1.0)
 
 
 def labelled_pairs(

@@ -32,7 +32,7 @@ from lookalike.index._checks import (
     mean_query,
 )
 from lookalike.index.base import VectorIndex
-from lookalike.index.scores import ClusterRadii, MatchCalibrator, labelled_pairs
+from lookalike.index.scores import ClusterRadii, ClusterSpan, MatchCalibrator, labelled_pairs
 
 EXACT_FILTER_MAX = 2048
 """``allowed_ids`` sets up to this size are searched exactly over their members."""
@@ -76,7 +76,7 @@ def search(
     ef_search: int | None = None,
     allowed_ids: Any = None,
     exclude_ids: Any = None,
-    clusters: ClusterRadii | None = None,
+    clusters: ClusterRadii | ClusterSpan | None = None,
     calibrator: MatchCalibrator | None = None,
 ) -> list[Neighbors]:
     """The k nearest stored vectors of each query (m, d) or (d,), as one Neighbors per query.
@@ -84,8 +84,8 @@ def search(
     Queries are normalised (cosine is scale-free); NaN, infinite or zero queries are refused.
     ``nprobe`` (ivf) and ``ef_search`` (hnsw) override the index defaults; giving one to
     another kind raises. ``allowed_ids`` restricts results to those ids; ``exclude_ids`` removes
-    ids (e.g. the query image itself). ``clusters`` supplies centroids for the confidence
-    (``ivf`` uses its own when None); ``calibrator`` adds match probabilities.
+    ids (e.g. the query image itself). ``clusters`` (ClusterRadii or ClusterSpan) defines the confidence
+    (``ivf`` uses its own radii when None); ``calibrator`` adds match probabilities.
     """
     k = check_k(k)
     if len(index) == 0:
@@ -165,7 +165,7 @@ def _results(
     Q: np.ndarray,
     sims: np.ndarray,
     labels: np.ndarray,
-    clusters: ClusterRadii | None,
+    clusters: ClusterRadii | ClusterSpan | None,
     calibrator: MatchCalibrator | None,
 ) -> list[Neighbors]:
     """Scored Neighbors per query from FAISS-style (m, k) arrays with -1 padding."""
