@@ -116,7 +116,8 @@ def test_a_crash_mid_run_resumes_without_embedding_twice(tmp_path, monkeypatch):
     write_images(tmp_path / "photos", 40)
     extract = ExtractConfig(batch_size=4, commit_every=8, decode_workers=2)
     with create(tmp_path) as lib:
-        real_embed = lib.backbone().embed_with_classes
+        backbone = lib.backbone(threads=extract.runtime_threads())  # the one add() will use
+        real_embed = backbone.embed_with_classes
         calls = {"n": 0}
 
         def failing_embed(batch):
@@ -125,10 +126,10 @@ def test_a_crash_mid_run_resumes_without_embedding_twice(tmp_path, monkeypatch):
                 raise Crash()
             return real_embed(batch)
 
-        monkeypatch.setattr(lib.backbone(), "embed_with_classes", failing_embed)
+        monkeypatch.setattr(backbone, "embed_with_classes", failing_embed)
         with pytest.raises(Crash):
             lib.add([tmp_path / "photos"], extract=extract)
-        monkeypatch.setattr(lib.backbone(), "embed_with_classes", real_embed)
+        monkeypatch.setattr(backbone, "embed_with_classes", real_embed)
         committed = lib.status().embedded
         assert committed == 16  # two commits of 8 survived; the rest is pending
         report = lib.add(extract=extract)

@@ -72,6 +72,7 @@ class Library:
             self.vectors.remove_other_generations(keep=self._raw_state()[0])
             derived.remove_other_reduced(folder, self.catalog.get_meta("reduced_key"))
         self._backbone: Any = None
+        self._backbone_threads = 0
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -109,9 +110,7 @@ class Library:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = now()
         write_manifest(folder, Manifest(record, ingest or IngestConfig(), stamp, stamp))
-        library = cls(folder, read_manifest(folder), readonly=False, weights=str(weights) if weights else None)
-        library._backbone = model
-        return library
+        return cls(folder, read_manifest(folder), readonly=False, weights=str(weights) if weights else None)
 
     @classmethod
     def open(
@@ -210,7 +209,7 @@ class Library:
     def _embed_pending(self, sync: SyncReport, config: ExtractConfig, progress: Progress) -> IndexReport:
         from lookalike.embed.extract import extract
 
-        backbone = self.backbone(threads=config.threads)
+        backbone = self.backbone(threads=config.runtime_threads())
         embed = self.manifest.embed
         max_pixels = self.manifest.ingest.max_pixels
 
@@ -230,7 +229,7 @@ class Library:
 
     def backbone(self, threads: int = 0) -> Any:
         """The loaded backbone, checked against the weights the library was built with."""
-        if self._backbone is None:
+        if self._backbone is None or self._backbone_threads != threads:
             from lookalike.embed.backbones import load_backbone
 
             embed = self.manifest.embed
@@ -241,7 +240,7 @@ class Library:
                     f"{self.folder} was built with {embed.backbone} weights sha256 "
                     f"{embed.weights_sha256[:12]}…, the weights found have {model.weights_sha256[:12]}…"
                 )
-            self._backbone = model
+            self._backbone, self._backbone_threads = model, threads
         return self._backbone
 
     # -- clustering (lookalike.clustering) --------------------------------------------------------

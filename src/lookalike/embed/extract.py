@@ -80,22 +80,44 @@ def decoded(images: Iterable[PendingImage], decode: Decoder, workers: int, ahead
             yield queue.popleft().result()
 
 
-def batches(items: Iterator[Decoded], embed: Embedder, size: int) -> Iterator[tuple[list[Decoded], Embedded]]:
-    """Group decodable items into batches of ``size`` and embed them.
-
-    Yields (items, embedded) where embedded has one row per item that has pixels; items without
-    pixels (skips) ride along in the list so the writer records them in order.
-    """
+def groups(items: Iterator[Decoded], size: int) -> Iterator[list[Decoded]]:
+    """Consecutive items holding ``size`` decodable images each (skips ride along, in order)."""
     group: list[Decoded] = []
     ready = 0
     for item in items:
         group.append(item)
         ready += item.pixels is not None
         if ready == size:
-            yield group, _embed_group(group, embed)
+            yield group
             group, ready = [], 0
     if group:
-        yield group, _embed_group(group, embed)
+        yield group
+
+
+def batches(
+    items: Iterator[Decoded], embed: Embedder, size: int, streams: int = 1
+) -> Iterator[tuple[list[Decoded], Embedded]]:
+    """Embed the items in batches of ``size``, ``streams`` batches at a time, in input order.
+
+    Yields (items, embedded) where embedded has one row per item that has pixels; items without
+    pixels (skips) ride along in the list so the writer records them in order. Several streams
+    of single-threaded inference share the cores with the decoder threads better than one
+    multi-threaded stream, whose threads wait for each other when a decoder takes a core.
+    """
+    if streams == 1:
+        for group in groups(items, size):
+            yield group, _embed_group(group, embed)
+        return
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="infer") as pool:
+        queue: deque[tuple[list[Decoded], Future[Embedded]]] = deque()
+        for group in groups(items, size):
+            queue.append((group, pool.submit(_embed_group, group, embed)))
+            if len(queue) > streams:
+                done, future = queue.popleft()
+                yield done, future.result()
+        while queue:
+            done, future = queue.popleft()
+            yield done, future.result()
 
 
 def _embed_group(group: list[Decoded], embed: Embedder) -> Embedded:
@@ -186,8 +208,8 @@ def extract(
     vectors.truncate(writer.generation, writer.rows)
     progress.phase("embedding", len(pending))
     started = time.perf_counter()
-    stream = decoded(pending, decode, config.decode_workers, ahead=config.batch_size * 3)
-    for group, embedded in batches(stream, embed, config.batch_size):
+    stream = decoded(pending, decode, config.decode_workers, ahead=config.batch_size * (config.streams + 2))
+    for group, embedded in batches(stream, embed, config.batch_size, config.streams):
         writer.write(group, embedded)
         report.embedded += embedded[0].shape[0]
         report.skipped.update(item.reason or "" for item in group if item.pixels is None)

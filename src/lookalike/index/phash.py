@@ -1,6 +1,7 @@
 """64-bit perceptual hash (DCT pHash) and Hamming distances.
 
-The hash of an image: apply its EXIF orientation, convert to grey, resize to 32 x 32 (Lanczos),
+The hash of an image: apply its EXIF orientation, convert to grey, resize to 32 x 32 (Lanczos,
+with a reducing gap of 2 for speed),
 take the 2-D DCT-II, keep the 8 x 8 lowest frequencies, and set one bit per coefficient that
 is above their median. Resizing, re-encoding and mild colour or brightness changes move few
 bits; different pictures differ in about half of them. Bits are packed row-major, first
@@ -30,7 +31,7 @@ def phash(image: Any) -> int:
     from PIL import Image
     from scipy.fft import dctn  # type: ignore[import-untyped]
 
-    grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS)
+    grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     pixels = np.asarray(grey, dtype=np.float64)
     low = dctn(pixels, type=2, norm="ortho")[:HASH_SIDE, :HASH_SIDE]
     bits = (low > np.median(low)).ravel()
