@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,13 @@ from lookalike.store.atomic import remove_stale_temporaries
 from lookalike.store.catalog import Catalog, PendingImage
 from lookalike.store.manifest import EmbedRecord, Manifest, now, read_manifest, write_manifest
 from lookalike.store.vectors import RawVectors
+
+if TYPE_CHECKING:
+    from lookalike.cluster_runs import ClusterRun, RunInfo
+    from lookalike.config import ClusterConfig
+    from lookalike.library_duplicates import FileGroup
+    from lookalike.live_index import LiveIndex
+    from lookalike.searching import SearchResult
 
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
@@ -244,7 +251,7 @@ class Library:
         return self._backbone
 
     # -- clustering (lookalike.clustering) --------------------------------------------------------
-    def cluster(self, config: Any = None, *, progress: Progress | None = None) -> Any:
+    def cluster(self, config: ClusterConfig | None = None, *, progress: Progress | None = None) -> ClusterRun:
         """Cluster the reduced vectors with a ``ClusterConfig`` (default: K-Means, K chosen) and
         store the run; returns it as a ``lookalike.clustering.ClusterRun``."""
         from lookalike.clustering import run_clustering
@@ -253,13 +260,13 @@ class Library:
         self._require_writable()
         return run_clustering(self, config or ClusterConfig(), progress)
 
-    def cluster_runs(self) -> list[Any]:
+    def cluster_runs(self) -> list[RunInfo]:
         """Every stored clustering run (``RunInfo``: settings, metrics, ``stale``), oldest first."""
         from lookalike.clustering import list_runs
 
         return list_runs(self)
 
-    def cluster_run(self, run_id: int | None = None) -> Any:
+    def cluster_run(self, run_id: int | None = None) -> ClusterRun:
         """A stored run (default: the latest) applied to the images held now (``ClusterRun``)."""
         from lookalike.clustering import read_run
 
@@ -385,7 +392,7 @@ class Library:
         return read_status(self.catalog, self.manifest, self.folder)
 
     # -- vector search (lookalike.searching) -------------------------------------------------------
-    def vector_index(self, kind: str = "auto", *, rebuild: bool = False) -> Any:
+    def vector_index(self, kind: str = "auto", *, rebuild: bool = False) -> LiveIndex:
         """The ``kind`` vector index over the current images (a ``lookalike.live_index.LiveIndex``).
 
         A writable library first brings its stored index up to date (built the first time,
@@ -398,14 +405,14 @@ class Library:
             update_index(self, kind, rebuild=True)
         return open_index(self, kind)
 
-    def search(self, query: Any, k: int = 10, *, kind: str = "auto", **options: Any) -> Any:
+    def search(self, query: Any, k: int = 10, *, kind: str = "auto", **options: Any) -> SearchResult:
         """The ``k`` images nearest to ``query`` (file path, bytes, image id, or a list of them,
         averaged): a ``lookalike.searching.SearchResult``; options as ``Searcher.search``."""
         from lookalike.searching import Searcher
 
         return Searcher(self, kind).search(query, k, **options)
 
-    def duplicates(self, **options: Any) -> Any:
+    def duplicates(self, **options: Any) -> list[FileGroup]:
         """Groups of duplicate files (exact, near, semantic): ``lookalike.library_duplicates``."""
         from lookalike.library_duplicates import find_library_duplicates
 

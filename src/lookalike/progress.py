@@ -39,6 +39,7 @@ class RichProgress:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
+            TaskID,
             MofNCompleteColumn,
             TextColumn,
             TimeElapsedColumn,
@@ -57,7 +58,7 @@ class RichProgress:
             console=Console(stderr=True),
             transient=False,
         )
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._unit = "images"
         self._bar.start()
 

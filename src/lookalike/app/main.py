@@ -1,0 +1,45 @@
+"""The script ``streamlit run`` executes: ``streamlit run main.py -- --library L``.
+
+Opens the library read-only for each run of the script (SQLite connections belong to one
+thread, and Streamlit reruns in new threads), shows the sidebar and the chosen page.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import streamlit as st
+
+from lookalike.app import cluster_page, common, duplicates_page, classify_page, search_page, sidebar
+from lookalike.errors import LookalikeError
+
+PAGES = {
+    "Search": search_page.render,
+    "Cluster Analysis": cluster_page.render,
+    "Duplicates": duplicates_page.render,
+    "Classification": classify_page.render,
+}
+
+
+def main() -> None:
+    st.set_page_config(page_title="lookalike", layout="wide")
+    path = common.library_path(sys.argv[1:])
+    if path is None:
+        st.error("No library given: start the app with `lookalike app --library PATH`.")
+        return
+    from lookalike.library import Library
+
+    try:
+        lib = Library.open(path, readonly=True)
+    except LookalikeError as exc:
+        st.error(str(exc))
+        return
+    with lib:
+        page = st.sidebar.radio("Page", list(PAGES), key="page")
+        with common.friendly_errors():
+            sidebar.render(lib)
+        with common.friendly_errors():
+            PAGES[page](lib)
+
+
+main()
