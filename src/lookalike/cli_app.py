@@ -39,7 +39,9 @@ def run_app(
     from lookalike.errors import LibraryNotFoundError, MissingDependencyError
 
     if not (library.expanduser() / "lookalike.toml").is_file():
-        raise LibraryNotFoundError(f"{library}: no library here (create one with `lookalike index FOLDER --library {library}`)")
+        raise LibraryNotFoundError(
+            f"{library}: no library here (create one with `lookalike index FOLDER --library {library}`)"
+        )
     for package in ("streamlit", "plotly"):
         if importlib.util.find_spec(package) is None:
             raise MissingDependencyError(package, "the web app", "pip install streamlit plotly")

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit")
-pytest.importorskip("plotly")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from lookalike import Library  # noqa: E402
-from lookalike.config import ClusterConfig  # noqa: E402
-from tests.searchlib import build, class_image  # noqa: E402
+from lookalike import Library
+from lookalike.config import ClusterConfig, ReduceConfig
+from tests.searchlib import build, class_image, write_labelled
 
 MAIN = Path(__file__).resolve().parents[2] / "src" / "lookalike" / "app" / "main.py"
 TIMEOUT = 60
@@ -29,18 +27,20 @@ def full_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with build(tmp, per_class=10) as lib:
         lib.cluster(ClusterConfig(k_min=2, k_max=5))
         train(lib, "knn")
+        with lib.catalog.transaction() as db:  # a label the classifier will disagree with
+            db.execute("UPDATE files SET label = 'blue' WHERE path LIKE ?", ("%/red/img-0003.png",))
         return lib.folder
 
 
 @pytest.fixture
 def bare_library(tmp_path: Path) -> Path:
-    """Embedded and reduced, but unlabelled, never clustered, no classifier."""
-    with build(tmp_path, per_class=4, labels="none", dims=8) as lib:
+    """Embedded and reduced, but unlabelled, never clustered, no classifier; one file is skipped."""
+    write_labelled(tmp_path / "photos", per_class=4)
+    (tmp_path / "photos" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        lib.add([tmp_path / "photos"])
+        lib.reduce(ReduceConfig(n_components=8))
         return lib.folder
-
-
-class FakeUpload:
-    """What AppTest's file uploader needs; newer Streamlit versions take bytes directly."""
 
 
 def run_page(library: Path, page: str, **state: object) -> AppTest:
@@ -59,8 +59,11 @@ def n_points(trace: dict) -> int:
     """Points in a serialised Plotly trace (numpy arrays are sent as typed binary: dtype, bdata, shape)."""
     xs = trace["x"]
     if isinstance(xs, dict):
-        return int(np.prod([int(s) for s in str(xs["shape"]).split(",")])) if "shape" in xs else len(
-            base64.b64decode(xs["bdata"])) // np.dtype(xs["dtype"]).itemsize
+        return (
+            int(np.prod([int(s) for s in str(xs["shape"]).split(",")]))
+            if "shape" in xs
+            else len(base64.b64decode(xs["bdata"])) // np.dtype(xs["dtype"]).itemsize
+        )
     return len(xs)
 
 
@@ -90,6 +93,43 @@ def test_search_by_library_image_matches_library_search(full_library: Path) -> N
     assert "search time" in texts(at)
 
 
+def png_bytes(label: int, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    class_image(label, seed).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key=key).upload(name, data, "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_search_by_upload_matches_library_search(full_library: Path) -> None:
+    data = png_bytes(2, 777)  # a new blue image
+    at = upload(run_page(full_library, "Search", search_k=4), "search_upload", "query.png", data)
+    with Library.open(full_library, readonly=True) as lib:
+        expected = lib.search(data, 4)
+    assert at.dataframe[0].value["path"].tolist() == [h.path for h in expected.hits]
+    assert all(h.label == "blue" for h in expected.hits[:2])
+    grid = [c for image in at.get("image") for c in image.captions if c.startswith("#")]
+    top = Path(expected.hits[0].path)
+    assert len(grid) == 4 and grid[0].startswith(f"#1 {top.parent.name}/{top.name} · dist ")
+
+
+def test_unreadable_upload_is_a_clear_message(full_library: Path) -> None:
+    at = upload(run_page(full_library, "Search"), "search_upload", "broken.png", b"\x89PNG\r\n\x1a\nnot really")
+    assert "Cannot read 'broken.png' as an image: " in at.error[0].value
+    assert not at.dataframe
+
+
+def test_classification_predicts_an_upload(full_library: Path) -> None:
+    at = upload(run_page(full_library, "Classification"), "classify_upload", "new.png", png_bytes(0, 555))
+    top = at.dataframe[-1].value
+    assert top["class"].iloc[0] == "red"
+    assert "new.png: **red**" in at.success[0].value
+
+
 def test_search_inside_cluster_uses_ivf(full_library: Path) -> None:
     at = run_page(full_library, "Search", search_source="Pick from the library", search_in_cluster=True)
     assert "index ivf" in texts(at)
@@ -105,6 +145,10 @@ def test_cluster_page_scatter_gallery_and_evidence(full_library: Path) -> None:
     scatter = json.loads(charts[0].proto.spec)
     assert {t["type"] for t in scatter["data"]} == {"scattergl"}
     assert sum(n_points(t) for t in scatter["data"]) == 30
+    with Library.open(full_library, readonly=True) as lib:
+        run = lib.cluster_run()
+    assert [t["name"] for t in scatter["data"]] == [f"{c.cluster}: {c.name}" for c in run.clusters]
+    assert [n_points(t) for t in scatter["data"]] == [c.size for c in run.clusters]
     summary = at.dataframe[0].value
     assert summary["size"].sum() == 30
     assert "Recommended K" in texts(at)
@@ -138,6 +182,9 @@ def test_classification_page_metrics_and_confusion(full_library: Path) -> None:
         validation = model_info(lib, "knn")["report"]["validation"]
     assert at.metric[0].value == f"{validation['accuracy']:.3f}"
     assert len(at.get("plotly_chart")) == 1
+    assert "1 of 30 labelled images get another class" in texts(at)
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert "red/img-0003.png: label blue, predicted red" in captions
 
 
 @pytest.mark.parametrize(("page", "needle"), [
@@ -150,6 +197,17 @@ def test_missing_stage_names_the_command(bare_library: Path, page: str, needle: 
     assert not at.exception
 
 
+def test_sidebar_lists_skipped_files_with_reasons(bare_library: Path) -> None:
+    at = run_page(bare_library, "Search")
+    with Library.open(bare_library, readonly=True) as lib:
+        status = lib.status()
+    assert status.skipped_files == 1
+    assert at.sidebar.expander[0].label == "Skipped files: 1"
+    shown = "\n".join(c.value for c in at.sidebar.caption) + "\n".join(m.value for m in at.sidebar.markdown)
+    assert "broken.png: " in shown
+    assert status.skipped_by_reason[0][0] in shown
+
+
 def test_missing_library_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
     at.session_state["library"] = str(tmp_path / "nowhere")
@@ -160,10 +218,22 @@ def test_missing_library_is_an_error_not_a_traceback(tmp_path: Path) -> None:
 
 def test_app_does_not_write_to_the_library_except_projections(full_library: Path) -> None:
     def snapshot() -> dict[str, int]:
-        return {str(p.relative_to(full_library)): p.stat().st_mtime_ns for p in full_library.rglob("*")
-                if p.is_file() and "projections" not in p.parts and not p.name.endswith(("-wal", "-shm"))}
+        return {
+            str(p.relative_to(full_library)): p.stat().st_mtime_ns
+            for p in full_library.rglob("*")
+            if p.is_file() and "projections" not in p.parts and not p.name.endswith(("-wal", "-shm"))
+        }
 
     before = snapshot()
     for page in ("Search", "Cluster Analysis", "Duplicates", "Classification"):
         run_page(full_library, page)
     assert snapshot() == before
+
+
+def test_selected_ids_reads_plotly_selection_events() -> None:
+    from lookalike.app.charts import selected_ids
+
+    event = {"selection": {"points": [{"customdata": 7}, {"customdata": [3]}, {"x": 1.0}]}}
+    assert selected_ids(event) == [7, 3]
+    assert selected_ids({"selection": {"points": []}}) == []
+    assert selected_ids(None) == []

@@ -24,10 +24,10 @@ def cluster_of(run_ids: np.ndarray, run_labels: np.ndarray, ids: np.ndarray) -> 
 
 
 def _group_order(groups: np.ndarray) -> list[str]:
-    """Groups by size, largest first; numeric names in numeric order when they are all numbers."""
+    """Groups by size, largest first; ``"3: name"`` groups (clusters) in numeric order."""
     values, counts = np.unique(groups, return_counts=True)
     try:
-        return [str(v) for v in sorted(values, key=lambda v: int(v))]
+        return [str(v) for v in sorted(values, key=lambda v: int(str(v).split(":", 1)[0]))]
     except ValueError:
         return [str(values[i]) for i in np.argsort(-counts, kind="stable")]
 
@@ -53,8 +53,13 @@ def scatter(coords: np.ndarray, groups: np.ndarray, names: np.ndarray, ids: np.n
 def _trace(xyz: np.ndarray, names: np.ndarray, ids: np.ndarray, group: str, three: bool) -> Any:
     import plotly.graph_objects as go
 
-    common = {"mode": "markers", "name": group, "text": names, "customdata": ids,
-              "hovertemplate": "%{text}<br>cluster/label " + group + "<extra></extra>"}
+    common = {
+        "mode": "markers",
+        "name": group,
+        "text": names,
+        "customdata": ids,
+        "hovertemplate": "%{text}<br>" + group + "<extra></extra>",
+    }
     if three:
         return go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], marker={"size": 2}, **common)
     return go.Scattergl(x=xyz[:, 0], y=xyz[:, 1], marker={"size": 5}, **common)
@@ -91,8 +96,18 @@ def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str) -> Any:
     """A confusion matrix heatmap: rows are true classes, columns predicted, cells annotated."""
     import plotly.graph_objects as go
 
-    figure = go.Figure(go.Heatmap(z=matrix, x=list(labels), y=list(labels), colorscale="Blues",
-                                  text=matrix, texttemplate="%{text}", hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
-    figure.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", height=420,
-                         yaxis={"autorange": "reversed"})
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=list(labels),
+            y=list(labels),
+            colorscale="Blues",
+            text=matrix,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title, xaxis_title="predicted", yaxis_title="true", height=420, yaxis={"autorange": "reversed"}
+    )
     return figure

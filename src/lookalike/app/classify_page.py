@@ -10,11 +10,14 @@ import numpy as np
 import streamlit as st
 
 from lookalike.app import charts
-from lookalike.app.common import missing
+from lookalike.app.common import gallery, missing, short_name
 from lookalike.app.search_page import UPLOAD_TYPES
 
 if TYPE_CHECKING:
     from lookalike.library import Library
+
+MISCLASSIFIED_SHOWN = 12
+"""Most misclassified images shown."""
 
 
 def render(lib: Library) -> None:
@@ -30,6 +33,7 @@ def render(lib: Library) -> None:
     model = st.selectbox("Model", models, key="classify_model")
     report = model_info(lib, model).get("report", {})
     _metrics(report)
+    _misclassified(lib, model)
     _predict(lib, model)
 
 
@@ -39,17 +43,48 @@ def _metrics(report: dict[str, Any]) -> None:
     for col, name in zip(cols, ("accuracy", "balanced_accuracy", "macro_f1")):
         if name in validation:
             col.metric(name.replace("_", " "), f"{validation[name]:.3f}")
-    cols[3].metric("trained on", f"{report.get('n_train', '?')} / validated on {report.get('n_validation', '?')}")
+    cols[3].metric("train / validation images", f"{report.get('n_train', '?')} / {report.get('n_validation', '?')}")
     labels = validation.get("labels") or []
     if labels and validation.get("confusion"):
-        st.plotly_chart(charts.heatmap(np.asarray(validation["confusion"]), labels, "Confusion matrix (validation)"),
-                        key="classify_confusion")
+        st.plotly_chart(
+            charts.heatmap(np.asarray(validation["confusion"]), labels, "Confusion matrix (validation)"),
+            key="classify_confusion",
+        )
     per_class = validation.get("per_class") or {}
     if per_class:
         import pandas as pd
 
-        st.dataframe(pd.DataFrame([{"class": k, **v} for k, v in per_class.items()]), hide_index=True,
-                     key="classify_per_class")
+        st.dataframe(
+            pd.DataFrame([{"class": k, **v} for k, v in per_class.items()]), hide_index=True, key="classify_per_class"
+        )
+
+
+def _misclassified(lib: Library, model: str) -> None:
+    """Labelled images whose label the model disagrees with (training images included)."""
+    from lookalike.classifying import labelled_vectors, load_classifier
+    from lookalike.cluster_runs import image_paths
+
+    data = labelled_vectors(lib)
+    if data.labels.size == 0:
+        return
+    predicted = np.asarray(load_classifier(lib, model).classifier.predict(data.vectors)).astype(str)
+    wrong = np.flatnonzero(predicted != data.labels)
+    st.subheader("Misclassified examples")
+    st.caption(
+        f"{wrong.size} of {data.labels.size} labelled images get another class than their label "
+        "(all labelled images, including those the model was trained on)"
+    )
+    shown = wrong[:MISCLASSIFIED_SHOWN]
+    paths = image_paths(lib, [int(data.ids[i]) for i in shown])
+    items = [
+        (
+            paths[int(data.ids[i])],
+            f"{short_name(paths[int(data.ids[i])])}: label {data.labels[i]}, predicted {predicted[i]}",
+        )
+        for i in shown
+        if int(data.ids[i]) in paths
+    ]
+    gallery(lib, items)
 
 
 def _predict(lib: Library, model: str) -> None:
@@ -70,5 +105,4 @@ def _predict(lib: Library, model: str) -> None:
     st.success(f"{upload.name}: **{top}** ({score:.2f})")
     import pandas as pd
 
-    st.dataframe(pd.DataFrame(prediction.classes, columns=["class", "score"]), hide_index=True,
-                 key="classify_top")
+    st.dataframe(pd.DataFrame(prediction.classes, columns=["class", "score"]), hide_index=True, key="classify_top")

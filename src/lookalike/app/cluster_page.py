@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
 
 from lookalike.app import charts
-from lookalike.app.common import gallery, missing
+from lookalike.app.common import gallery, missing, short_name
 from lookalike.app.projections import projection
 
 if TYPE_CHECKING:
@@ -26,8 +25,9 @@ def render(lib: Library) -> None:
         missing("clustering runs", f"lookalike cluster --library {lib.folder}")
         return
     by_id = {r.id: r for r in runs}
-    chosen = st.selectbox("Clustering run", list(reversed(by_id)), format_func=lambda i: _run_title(by_id[i]),
-                          key="cluster_run")
+    chosen = st.selectbox(
+        "Clustering run", list(reversed(by_id)), format_func=lambda i: _run_title(by_id[i]), key="cluster_run"
+    )
     run = lib.cluster_run(chosen)
     for note in run.info.notes:
         st.caption(note)
@@ -70,20 +70,34 @@ def _scatter(lib: Library, run: Any) -> None:
     coords = projection(lib.folder, ids, np.asarray(reduced.vectors), str(reduced.reducer_fingerprint), dims)
     files = _file_table(lib)
     if colour == "cluster":
-        groups = charts.cluster_of(run.image_ids, run.labels, ids).astype(str)
+        groups = _cluster_titles(run, charts.cluster_of(run.image_ids, run.labels, ids))
     else:
         groups = np.array([files.get(int(i), ("", None))[1] or "(no label)" for i in ids])
         if np.all(groups == "(no label)"):
-            st.caption("No labels in this library: index with `--labels folder` or "
-                       f"`lookalike classify labels --library {lib.folder} FILE.csv`.")
-    names = np.array([Path(files.get(int(i), ("?", None))[0]).name for i in ids])
+            st.caption(
+                "No labels in this library: index with `--labels folder` or "
+                f"`lookalike classify labels --library {lib.folder} FILE.csv`."
+            )
+    names = np.array([short_name(files.get(int(i), ("?", None))[0]) for i in ids])
     figure = charts.scatter(coords, groups, names, ids)
-    event = st.plotly_chart(figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
-                            key=f"cluster_scatter_{dims}", use_container_width=True)
+    event = st.plotly_chart(
+        figure,
+        on_select="rerun",
+        selection_mode=("points", "box", "lasso"),
+        key=f"cluster_scatter_{dims}",
+        width="stretch",
+    )
     picked = charts.selected_ids(event)
     if picked:
         st.subheader(f"Selected: {len(picked)} images")
-        gallery(lib, [(files[i][0], Path(files[i][0]).name) for i in picked[:SELECTION_SHOWN] if i in files])
+        gallery(lib, [(files[i][0], short_name(files[i][0])) for i in picked[:SELECTION_SHOWN] if i in files])
+
+
+def _cluster_titles(run: Any, clusters: np.ndarray) -> np.ndarray:
+    """``"3: name"`` (n,) str for each cluster number (n,); -1 is noise, -2 unassigned."""
+    names = {c.cluster: c.name for c in run.clusters} | {-1: "noise", -2: "unassigned (added after the run)"}
+    table = {int(c): f"{int(c)}: {names.get(int(c), 'cluster')}" for c in np.unique(clusters)}
+    return np.array([table[int(c)] for c in clusters])
 
 
 def _cluster_gallery(lib: Library, run: Any) -> None:
@@ -91,12 +105,16 @@ def _cluster_gallery(lib: Library, run: Any) -> None:
         return
     st.subheader("Clusters")
     infos = {c.cluster: c for c in run.clusters}
-    chosen = st.selectbox("Cluster", list(infos), key="cluster_pick",
-                          format_func=lambda c: f"{c}: {infos[c].name} ({infos[c].size} images)")
+    chosen = st.selectbox(
+        "Cluster",
+        list(infos),
+        key="cluster_pick",
+        format_func=lambda c: f"{c}: {infos[c].name} ({infos[c].size} images)",
+    )
     info = infos[chosen]
     st.dataframe(_summary(run), hide_index=True, key="cluster_table")
     st.caption(f"Representative images of cluster {chosen} ({info.name}, {info.size} images)")
-    gallery(lib, [(p, Path(p).name) for p in info.representative_paths])
+    gallery(lib, [(p, short_name(p)) for p in info.representative_paths])
 
 
 def _summary(run: Any) -> Any:
@@ -104,7 +122,7 @@ def _summary(run: Any) -> Any:
 
     return pd.DataFrame([
         {"cluster": c.cluster, "name": c.name, "size": c.size, "spread": c.spread,
-         "representatives": ", ".join(Path(p).name for p in c.representative_paths)}
+         "representatives": ", ".join(short_name(p) for p in c.representative_paths)}
         for c in run.clusters
     ])  # fmt: skip
 
@@ -113,12 +131,20 @@ def _evidence(lib: Library, info: Any) -> None:
     choice = info.evidence.get("k_choice")
     st.subheader("Choosing K")
     if not choice:
-        st.caption("This run was given its number of clusters, so there is no elbow or silhouette curve; "
-                   f"sweep K with `lookalike cluster --library {lib.folder} --k auto`.")
+        st.caption(
+            "This run was given its number of clusters, so there is no elbow or silhouette curve; "
+            f"sweep K with `lookalike cluster --library {lib.folder} --k auto`."
+        )
         return
     left, right = st.columns(2)
-    left.plotly_chart(charts.curve(choice["k_values"], choice["inertia"], "Elbow: inertia by K", "inertia",
-                                   choice.get("elbow_k")), key="cluster_elbow")
-    right.plotly_chart(charts.curve(choice["k_values"], choice["silhouette"], "Silhouette by K", "silhouette",
-                                    choice.get("silhouette_k")), key="cluster_silhouette")
+    left.plotly_chart(
+        charts.curve(choice["k_values"], choice["inertia"], "Elbow: inertia by K", "inertia", choice.get("elbow_k")),
+        key="cluster_elbow",
+    )
+    right.plotly_chart(
+        charts.curve(
+            choice["k_values"], choice["silhouette"], "Silhouette by K", "silhouette", choice.get("silhouette_k")
+        ),
+        key="cluster_silhouette",
+    )
     st.caption(f"Recommended K = {choice.get('recommended_k')}: {choice.get('reason', '')}")

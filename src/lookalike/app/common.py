@@ -41,6 +41,12 @@ def friendly_errors() -> Iterator[None]:
         st.error(str(exc))
 
 
+def short_name(path: str) -> str:
+    """``folder/file.jpg``: the file name with its folder (names often repeat across folders)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
 def missing(what: str, command: str) -> None:
     """Say which stage the library lacks and the command that creates it."""
     st.warning(f"This library has no {what} yet.")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from lookalike.app.common import gallery
+from lookalike.app.common import gallery, short_name
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -24,8 +23,9 @@ def render(lib: Library) -> None:
     semantic = right.slider("Semantic: min similarity", 0.80, 1.0, 0.95, 0.01, key="dup_sim")
     use_near = st.checkbox("Near duplicates (perceptual hash)", value=True, key="dup_use_near")
     use_semantic = st.checkbox("Semantic duplicates (embedding similarity)", value=True, key="dup_use_sem")
-    groups = lib.duplicates(exact=exact, near_bits=near if use_near else None,
-                            min_similarity=semantic if use_semantic else None)
+    groups = lib.duplicates(
+        exact=exact, near_bits=near if use_near else None, min_similarity=semantic if use_semantic else None
+    )
     if not groups:
         st.success("No duplicate groups with these settings.")
         return
@@ -33,12 +33,17 @@ def render(lib: Library) -> None:
     for number, group in enumerate(groups[:GROUPS_SHOWN], start=1):
         best = max(group.links, key=lambda link: link.score)
         with st.container(border=True):
-            st.markdown(f"**Group {number}** · {len(group.paths)} files · {', '.join(group.kinds)} · "
-                        f"best score {best.score:.3f}")
+            st.markdown(
+                f"**Group {number}** · {len(group.paths)} files · {', '.join(group.kinds)} · "
+                f"best score {best.score:.3f}"
+            )
             for link in group.links[:10]:
-                st.caption(f"{Path(link.a).name} ↔ {Path(link.b).name}: {link.kind}, {link.reason}, "
-                           f"score {link.score:.3f}")
-            gallery(lib, [(p, Path(p).name) for p in group.paths[:8]], columns=min(len(group.paths), 8))
+                st.caption(
+                    f"{short_name(link.a)} ↔ {short_name(link.b)}: {link.kind}, {link.reason}, score {link.score:.3f}"
+                )
+            gallery(lib, [(p, short_name(p)) for p in group.paths[:8]], columns=min(len(group.paths), 8))
     if len(groups) > GROUPS_SHOWN:
-        st.caption(f"{len(groups) - GROUPS_SHOWN} more groups not shown; `lookalike duplicates --library "
-                   f"{lib.folder}` lists them all.")
+        st.caption(
+            f"{len(groups) - GROUPS_SHOWN} more groups not shown; `lookalike duplicates --library "
+            f"{lib.folder}` lists them all."
+        )

@@ -10,7 +10,7 @@ import sys
 
 import streamlit as st
 
-from lookalike.app import cluster_page, common, duplicates_page, classify_page, search_page, sidebar
+from lookalike.app import classify_page, cluster_page, common, duplicates_page, search_page, sidebar
 from lookalike.errors import LookalikeError
 
 PAGES = {

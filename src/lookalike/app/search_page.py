@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from lookalike.app.common import friendly_errors, gallery
+from lookalike.app.common import friendly_errors, gallery, short_name
 from lookalike.errors import ImageError, LookalikeError
 
 if TYPE_CHECKING:
@@ -25,8 +24,11 @@ def render(lib: Library) -> None:
     left, mid, right = st.columns(3)
     k = left.slider("Results (k)", min_value=1, max_value=50, value=8, key="search_k")
     kind = mid.selectbox("Index kind", KINDS, key="search_kind")
-    in_cluster = right.toggle("Search only inside the query's cluster", key="search_in_cluster",
-                              help="IVF index probing one cell: the query's own cluster")
+    in_cluster = right.toggle(
+        "Search only inside the query's cluster",
+        key="search_in_cluster",
+        help="Uses the IVF index probing one cell (the query's own cluster); overrides the index kind",
+    )
     if query is None:
         st.info("Upload an image or pick one from the library to search.")
         return
@@ -34,7 +36,7 @@ def render(lib: Library) -> None:
     try:
         result = lib.search(query, k, **options)
     except ImageError as exc:
-        st.error(f"Cannot read the upload {query_name!r} as an image: {exc.reason}")
+        st.error(f"Cannot read {query_name!r} as an image: {exc.reason}")
         return
     except LookalikeError as exc:
         st.error(str(exc))
@@ -62,8 +64,8 @@ def _query_input(lib: Library) -> tuple[bytes | int | None, str]:
         st.warning("No library file matches the filter.")
         return None, ""
     paths = {str(path): int(image_id) for image_id, path in rows}
-    picked = st.selectbox("Library image", list(paths), format_func=lambda p: Path(p).name, key="search_pick")
-    return paths[picked], Path(picked).name
+    picked = st.selectbox("Library image", list(paths), format_func=short_name, key="search_pick")
+    return paths[picked], short_name(picked)
 
 
 def _decodable(data: bytes) -> bool:
@@ -81,8 +83,7 @@ def _decodable(data: bytes) -> bool:
 
 def _show_result(lib: Library, result: Any, query_name: str) -> None:
     total = result.seconds.get("total", 0.0)
-    st.caption(f"{len(result.hits)} results for {query_name} · index {result.kind} · "
-               f"search time {total * 1000:.1f} ms")
+    st.caption(f"{len(result.hits)} results for {query_name} · index {result.kind} · search time {total * 1000:.1f} ms")
     if not result.hits:
         st.warning("No results (the index or the cluster filter left nothing).")
         return
@@ -95,14 +96,16 @@ def _show_result(lib: Library, result: Any, query_name: str) -> None:
 def _caption(hit: Any) -> str:
     confidence = "–" if hit.confidence is None else f"{hit.confidence:.2f}"
     cluster = "–" if hit.cluster is None else str(hit.cluster)
-    return (f"#{hit.rank} {Path(hit.path).name} · dist {hit.distance:.3f} · sim {hit.similarity:.3f} · "
-            f"conf {confidence} · cluster {cluster}")
+    return (
+        f"#{hit.rank} {short_name(hit.path)} · dist {hit.distance:.3f} · sim {hit.similarity:.3f} · "
+        f"conf {confidence} · cluster {cluster}"
+    )
 
 
 def _table(hits: list[Any]) -> Any:
     import pandas as pd
 
     return pd.DataFrame([{
-        "rank": h.rank, "file": Path(h.path).name, "distance": h.distance, "similarity": h.similarity,
+        "rank": h.rank, "file": short_name(h.path), "distance": h.distance, "similarity": h.similarity,
         "confidence": h.confidence, "cluster": h.cluster, "label": h.label, "path": h.path,
     } for h in hits])  # fmt: skip

@@ -20,8 +20,10 @@ def render(lib: Library) -> None:
     with st.sidebar:
         st.subheader(lib.folder.name)
         st.metric("Images", f"{status.embedded:,}")
-        st.caption(f"backbone **{status.backbone}** ({status.dim}-d) · {status.files:,} files · "
-                   f"{status.labelled_files:,} labelled · {status.pending:,} pending")
+        st.caption(
+            f"backbone **{status.backbone}** ({status.dim}-d) · {status.files:,} files · "
+            f"{status.labelled_files:,} labelled · {status.pending:,} pending"
+        )
         if status.skipped_files:
             with st.expander(f"Skipped files: {status.skipped_files:,}"):
                 for reason, count in status.skipped_by_reason:
