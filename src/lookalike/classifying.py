@@ -327,6 +327,7 @@ def _predict_batch(lib: Library, stored: StoredClassifier, paths: list[Path], k:
     for i, path in enumerate(paths):
         try:
             inputs.append(load_model_input(path, size=embed.image_size, crop_fraction=embed.crop_fraction,
+                                             resize=embed.resize,
                                            max_pixels=max_pixels))
             good.append(i)
         except ImageError as exc:

@@ -29,6 +29,7 @@ from lookalike.errors import (
     LibraryNotFoundError,
 )
 from lookalike.ingest import LABEL_MODES, SyncReport, remove_paths, sync_roots
+from lookalike.io.decode import DEFAULT_RESIZE
 from lookalike.progress import NoProgress, Progress
 from lookalike.status import LibraryStatus, read_status
 from lookalike.store.atomic import remove_stale_temporaries
@@ -113,6 +114,7 @@ class Library:
             crop_fraction=spec.crop_fraction,
             normalization=spec.normalization,
             weights_path=str(Path(weights).resolve()) if weights else None,
+            resize=DEFAULT_RESIZE,
         )
         folder.mkdir(parents=True, exist_ok=True)
         stamp = now()
@@ -226,7 +228,8 @@ class Library:
 
             short_side = round(embed.image_size / embed.crop_fraction)
             upright = load_rgb(image.path, max_pixels=max_pixels, min_side=short_side)
-            return to_model_input(upright, embed.image_size, embed.crop_fraction), phash(upright)
+            pixels = to_model_input(upright, embed.image_size, embed.crop_fraction, resize=embed.resize)
+            return pixels, phash(upright)
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()

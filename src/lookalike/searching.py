@@ -216,7 +216,7 @@ class Searcher:
         started = time.perf_counter()
         source = item if isinstance(item, bytes) else Path(item).expanduser()
         pixels = load_model_input(
-            source, size=embed.image_size, crop_fraction=embed.crop_fraction,
+            source, size=embed.image_size, crop_fraction=embed.crop_fraction, resize=embed.resize,
             max_pixels=self.max_pixels,
         )
         decoded = time.perf_counter()

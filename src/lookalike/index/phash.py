@@ -20,6 +20,8 @@ from lookalike.errors import InvalidParameterError
 HASH_BITS = 64
 HASH_SIDE = 8
 RESIZE_SIDE = 32
+_ORIENTATION = 0x0112
+"""EXIF tag of the orientation."""
 
 
 def phash(image: Any) -> int:
@@ -62,7 +64,9 @@ def _grey_image(image: Any) -> Any:
     from PIL import Image, ImageOps
 
     if isinstance(image, Image.Image):
-        return ImageOps.exif_transpose(image).convert("L")
+        if image.getexif().get(_ORIENTATION, 1) != 1:  # exif_transpose would copy even when upright
+            image = ImageOps.exif_transpose(image)
+        return image.convert("L")
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise InvalidParameterError(f"image arrays must be uint8, got {arr.dtype}")

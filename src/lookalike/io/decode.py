@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import (
@@ -62,6 +62,12 @@ _OPENERS: dict[str, _Opener] = {
     "TIFF": TiffImagePlugin.TiffImageFile,
     "WEBP": WebPImagePlugin.WebPImageFile,
 }
+RESIZE_METHODS = ("opencv-area-linear", "pillow-bilinear")
+"""Ways to resize to the model input: OpenCV pixel-area averaging when shrinking and bilinear
+when enlarging (the default: ~8x faster), or Pillow's bilinear filter (libraries written before
+the manifest recorded ``resize``). They agree to cosine 0.97-0.999 per embedding, so a library
+keeps the one it was built with."""
+DEFAULT_RESIZE = RESIZE_METHODS[0]
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
 _OTHER_FORMATS = (
@@ -164,7 +170,9 @@ def load_rgb(source: ImageSource, *, max_pixels: int, min_side: int | None = Non
     return rgb
 
 
-def to_model_input(image: Image.Image, size: int, crop_fraction: float = 0.875) -> np.ndarray:
+def to_model_input(
+    image: Image.Image, size: int, crop_fraction: float = 0.875, *, resize: str = DEFAULT_RESIZE
+) -> np.ndarray:
     """Resize the shorter side to ``round(size / crop_fraction)`` and cut the centre square.
 
     Parameters
@@ -172,12 +180,15 @@ def to_model_input(image: Image.Image, size: int, crop_fraction: float = 0.875) 
     image : an RGB image, e.g. from :func:`load_rgb`.
     size : side of the square output, in pixels.
     crop_fraction : share of the resized shorter side kept; 1.0 keeps all of it.
+    resize : one of ``RESIZE_METHODS`` (a library records its own in the manifest).
 
     Returns
     -------
     np.ndarray of uint8, shape (size, size, 3).
     """
     _check_model_input(size, crop_fraction)
+    if resize not in RESIZE_METHODS:
+        raise InvalidParameterError(f"resize must be one of {RESIZE_METHODS}, got {resize!r}")
     if image.mode != "RGB":
         raise InvalidParameterError(f"to_model_input expects an 'RGB' image, got mode '{image.mode}'")
     width, height = image.size
@@ -188,12 +199,37 @@ def to_model_input(image: Image.Image, size: int, crop_fraction: float = 0.875) 
     left, top = round((new_w - size) / 2), round((new_h - size) / 2)
     # Resizing only the source region the crop keeps is the same as resize-then-crop, cheaper.
     sx, sy = width / new_w, height / new_h
-    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
-    out = image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
-    return np.array(out, dtype=np.uint8)
+    x0, y0 = round(left * sx), round(top * sy)
+    x1, y1 = max(x0 + 1, round((left + size) * sx)), max(y0 + 1, round((top + size) * sy))
+    if resize == "pillow-bilinear":
+        box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+        return np.array(image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0))
+    region = np.asarray(image)[y0:y1, x0:x1]
+    return resize_rgb(region, size)
 
 
-def load_model_input(source: ImageSource, *, size: int, crop_fraction: float, max_pixels: int) -> np.ndarray:
+def resize_rgb(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 array to (size, size, 3) with OpenCV: pixel-area averaging
+    when shrinking (anti-aliased), bilinear when enlarging. About 8x faster than Pillow's
+    resize here, which matters because decoding shares the cores with the model."""
+    cv2 = _opencv()
+    shrinking = pixels.shape[0] * pixels.shape[1] > size * size
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(pixels, (size, size), interpolation=method), dtype=np.uint8)
+
+
+def _opencv() -> Any:
+    """cv2, single-threaded: decoding already runs one image per worker thread."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+    return cv2
+
+
+def load_model_input(
+    source: ImageSource, *, size: int, crop_fraction: float, max_pixels: int, resize: str = DEFAULT_RESIZE
+) -> np.ndarray:
     """:func:`load_rgb` at the smallest useful scale, then :func:`to_model_input`.
 
     Returns
@@ -202,7 +238,7 @@ def load_model_input(source: ImageSource, *, size: int, crop_fraction: float, ma
     """
     _check_model_input(size, crop_fraction)
     image = load_rgb(source, max_pixels=max_pixels, min_side=round(size / crop_fraction))
-    return to_model_input(image, size, crop_fraction)
+    return to_model_input(image, size, crop_fraction, resize=resize)
 
 
 def _check_positive(name: str, value: int) -> None:

@@ -15,6 +15,7 @@
     image_size = 224
     crop_fraction = 0.875
     normalization = "…"
+    resize = "opencv-area-linear"
 
     [ingest]
     max_pixels = 100000000
@@ -52,6 +53,9 @@ class EmbedRecord:
     crop_fraction: float
     normalization: str
     weights_path: str | None = None
+    resize: str = "pillow-bilinear"
+    """How images were resized to the model input (see ``lookalike.io.decode.RESIZE_METHODS``);
+    libraries written before this field existed used Pillow's bilinear filter."""
 
 
 @dataclass(frozen=True)
