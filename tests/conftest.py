@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -40,3 +41,6 @@ def pytest_configure(config):
     from lookalike._faiss import prefer_fast_blas
 
     prefer_fast_blas()
+    # rich pins a console's width when COLUMNS is set at its creation (pytest-xdist workers have
+    # it); without it the CLI consoles follow the COLUMNS each CliRunner test sets
+    os.environ.pop("COLUMNS", None)

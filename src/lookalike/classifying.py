@@ -159,21 +159,22 @@ def train(lib: Library, model: str, config: ClassifyConfig | None = None,
     data = usable(data if data is not None else labelled_vectors(lib), config, lib.folder)
     x, y = data.vectors, data.labels
     train_rows, val_rows = stratified_split(y, config.test_size, config.seed)
-    chosen = _classifier(model, config).fit(x[train_rows], y[train_rows])
+    chosen = configured_classifier(model, config).fit(x[train_rows], y[train_rows])
     metrics = classification_metrics(y[val_rows], chosen.predict(x[val_rows]), chosen.classes_)
-    fixed = _fixed_params(model, chosen.best_params_)
+    fixed = fixed_params(model, chosen.best_params_)
     folds = (
-        cross_validate(lambda: _classifier(model, config, **fixed), x, y, folds=config.cv, seed=config.seed)
+        cross_validate(lambda: configured_classifier(model, config, **fixed), x, y, folds=config.cv, seed=config.seed)
         if config.cv else None
     )
-    final = _classifier(model, config, **fixed).fit(x, y)
+    final = configured_classifier(model, config, **fixed).fit(x, y)
     report = TrainReport(model, model_path(lib, model), metrics, folds, chosen.best_params_,
                          int(train_rows.size), int(val_rows.size), data, time.perf_counter() - start)
     _store(lib, final, report)
     return report
 
 
-def _classifier(model: str, config: ClassifyConfig, **fixed: Any) -> VectorClassifier:
+def configured_classifier(model: str, config: ClassifyConfig, **fixed: Any) -> VectorClassifier:
+    """A classifier of ``model`` with the settings of ``config``; ``fixed`` overrides some (e.g. pinned grids)."""
     from lookalike.classify import VectorClassifier
 
     settings = {
@@ -184,7 +185,7 @@ def _classifier(model: str, config: ClassifyConfig, **fixed: Any) -> VectorClass
     return VectorClassifier(model, **{**settings, **fixed})
 
 
-def _fixed_params(model: str, best: dict[str, Any]) -> dict[str, Any]:
+def fixed_params(model: str, best: dict[str, Any]) -> dict[str, Any]:
     """The searched hyperparameters pinned to the chosen values (so refits do not search again)."""
     if model == "svm":
         return {"svm_C": (best["C"],), "svm_gamma": (best["gamma_factor"],)}

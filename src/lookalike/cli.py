@@ -151,7 +151,7 @@ def backbones() -> None:
 
 
 COMMAND_MODULES = ("lookalike.cli_cluster", "lookalike.cli_search", "lookalike.cli_autoencoder", "lookalike.cli_classify",
-                   "lookalike.cli_app")
+                   "lookalike.cli_app", "lookalike.cli_compare", "lookalike.cli_evaluate")
 """Modules that add commands to ``app`` through their ``register(app)`` function."""
 
 

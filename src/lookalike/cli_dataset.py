@@ -104,6 +104,11 @@ def export_command(
     per_class: Annotated[
         int | None, typer.Option(help="At most N images per class (seeded random choice).", min=1)
     ] = None,
+    first: Annotated[
+        int | None,
+        typer.Option(help="Only the first N images of the split, in the dataset's order "
+                     "(--limit / --per-class then choose among them).", min=1),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset choice.")] = 0,
     overwrite: Annotated[
         bool,
@@ -131,6 +136,7 @@ def export_command(
                 split=split,
                 limit=limit,
                 per_class=per_class,
+                first=first,
                 seed=seed,
                 overwrite=overwrite,
                 cache_dir=cache_dir,

@@ -1,7 +1,6 @@
-"""``lookalike search``, ``duplicates``, ``serve`` and ``evaluate retrieval``: thin layers over
-:mod:`lookalike.searching`, :mod:`lookalike.library_duplicates`, :mod:`lookalike.api` and
-:mod:`lookalike.retrieval_eval`. ``evaluate`` is a group (:data:`evaluate_app`) other modules
-can add subcommands to."""
+"""``lookalike search``, ``duplicates`` and ``serve``: thin layers over :mod:`lookalike.searching`,
+:mod:`lookalike.library_duplicates` and :mod:`lookalike.api` (``evaluate`` lives in
+:mod:`lookalike.cli_evaluate`)."""
 
 from __future__ import annotations
 
@@ -27,15 +26,12 @@ LibraryOption = Annotated[
 KindOption = Annotated[str, typer.Option(help=f"Vector index: {'|'.join(INDEX_KINDS)} (auto: by size).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-evaluate_app = typer.Typer(help="Measure a library: retrieval quality and speed.", no_args_is_help=True)
-
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``lookalike`` app."""
     app.command()(search)
     app.command()(duplicates)
     app.command()(serve)
-    app.add_typer(evaluate_app, name="evaluate")
 
 
 @contextmanager
@@ -190,51 +186,3 @@ def serve(
     settings = ApiSettings(kind=kind, max_upload_bytes=int(max_upload_mb * 1_000_000))
     err.print(f"serving {library} on http://{host}:{port} (docs: /docs)")
     uvicorn.run(create_app(library, settings), host=host, port=port, log_level="warning")
-
-
-@evaluate_app.command("retrieval")
-@reports_errors
-def evaluate_retrieval(
-    library: LibraryOption = Path("library.lookalike"),
-    k: Annotated[int, typer.Option("-k", "--k", help="Neighbours per query.")] = 10,
-    kinds: Annotated[str, typer.Option(help="Index kinds to compare (exact is the reference).")] = "exact,ivf,hnsw",
-    queries: Annotated[int, typer.Option(help="Labelled images used as queries (a seeded sample).")] = 2000,
-    file_queries: Annotated[int, typer.Option(help="Library files timed end to end (0: skip).")] = 10,
-    output: Annotated[Path | None, typer.Option("--out", help="Report JSON (default: LIBRARY/reports/retrieval.json).")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Leave-one-out precision/recall/mAP@k on a labelled library, recall vs exact, latency."""
-    from lookalike.library import Library
-    from lookalike.retrieval_eval import evaluate_library_retrieval
-    from lookalike.store.atomic import write_bytes
-
-    with Library.open(library, readonly=True) as lib:
-        report = evaluate_library_retrieval(
-            lib, k, kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()),
-            max_queries=queries, file_queries=file_queries,
-        )
-    target = output or library / "reports" / "retrieval.json"
-    write_bytes(target, (json.dumps(report, indent=2) + "\n").encode())
-    if as_json:
-        out.print_json(json.dumps(report))
-        return
-    out.print(f"{report['queries']} leave-one-out queries over {report['images']} images, {report['labels']} labels, k={k}")
-    out.print(retrieval_table(report))
-    if "query_from_file" in report:
-        f = report["query_from_file"]
-        stages = ", ".join(f"{name} {ms} ms" for name, ms in f["mean_stage_ms"].items())
-        out.print(f"query from a file: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms ({stages}; {f['files']} files)")
-    err.print(f"report written to {target}")
-
-
-def retrieval_table(report: dict[str, Any]) -> Table:
-    k = report["k"]
-    table = Table("index", f"precision@{k}", f"recall@{k}", f"mAP@{k}", "recall vs exact", "p50 ms", "p99 ms", "build s")
-    for kind, entry in report["kinds"].items():
-        lat = entry["latency"]
-        table.add_row(
-            kind, f"{entry['precision_at_k']:.3f}", f"{entry['recall_at_k']:.3f}", f"{entry['map_at_k']:.3f}",
-            f"{entry.get('recall_vs_exact', 1.0):.3f}", f"{lat['p50_ms']:.3f}", f"{lat['p99_ms']:.3f}",
-            f"{entry['build_s']:.2f}",
-        )
-    return table

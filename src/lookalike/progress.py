@@ -39,8 +39,8 @@ class RichProgress:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            TaskID,
             MofNCompleteColumn,
+            TaskID,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,20 +61,24 @@ def select_subset(
     limit: int | None = None,
     per_class: int | None = None,
     seed: int = DEFAULT_SEED,
+    first: int | None = None,
 ) -> np.ndarray:
     """Indices (ascending) of a seeded, class-balanced subset.
 
-    Each class is put in a seeded random order; ``per_class`` keeps the first ``per_class`` of
-    each, then ``limit`` takes classes round-robin (one of each class in turn) until ``limit``
-    items are chosen. With neither, every index is returned.
+    ``first`` keeps only the first ``first`` items, in the dataset's order (e.g. "the first
+    3,000 training images"); the rest chooses among those. Each class is put in a seeded random
+    order; ``per_class`` keeps the first ``per_class`` of each, then ``limit`` takes classes
+    round-robin (one of each class in turn) until ``limit`` items are chosen. With neither,
+    every index (of the first ``first``) is returned.
 
     Parameters
     ----------
     labels : ``(N,)`` integer class of each item.
     """
-    for value, what in ((limit, "limit"), (per_class, "per_class")):
+    for value, what in ((limit, "limit"), (per_class, "per_class"), (first, "first")):
         if value is not None and value < 1:
             raise InvalidParameterError(f"{what} must be >= 1, got {value}")
+    labels = labels[:first]  # indices below first are the same in the prefix and the whole
     if limit is None and per_class is None:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
@@ -95,10 +100,12 @@ def export(
     overwrite: bool = False,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    first: int | None = None,
 ) -> dict[str, int]:
     """Write dataset ``name`` (fetched if needed) as an image folder under ``out_dir``.
 
-    ``limit``/``per_class`` choose a subset with :func:`select_subset` (seeded, class-balanced).
+    ``first``/``limit``/``per_class`` choose a subset with :func:`select_subset` (the first N
+    of the split, then seeded and class-balanced).
     ``progress`` gets one phase, advanced per written file.
 
     Returns
@@ -113,11 +120,12 @@ def export(
         items = _array_items(name, split, cache_dir)
     else:
         items = _file_items(name, cache_dir)
-    chosen = select_subset(items.labels, limit=limit, per_class=per_class, seed=seed)
+    chosen = select_subset(items.labels, limit=limit, per_class=per_class, seed=seed, first=first)
     planned = [f"{items.folders[items.labels[i]]}/{items.names[i]}" for i in chosen]
     if len(set(planned)) != len(planned):
         raise DatasetError(f"dataset '{name}': two images map to the same exported file name")
-    record = {"dataset": name, "split": split, "limit": limit, "per_class": per_class, "seed": seed}
+    record = {"dataset": name, "split": split, "first": first, "limit": limit, "per_class": per_class,
+              "seed": seed}
     _write_marker(out_dir, {**record, "complete": False, "files": sorted(set(planned) | previous)})
     _remove_stale(out_dir, previous - set(planned))
     progress = progress or NoProgress()
@@ -180,12 +188,9 @@ def check_export_dir(out_dir: Path, overwrite: bool) -> set[str]:
     """Refuse an unusable ``out_dir``; return the files a previous export listed there."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidParameterError(f"export folder {out_dir}: expected a directory, found a file")
-    marker = out_dir / MARKER
-    if marker.is_file():
-        try:
-            return set(json.loads(marker.read_text(encoding="utf-8"))["files"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(f"{marker}: unreadable export record ({exc}); delete it") from exc
+    record = export_record(out_dir)
+    if record is not None:
+        return set(record["files"])
     entries = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
     if entries and not overwrite:
         raise InvalidParameterError(
@@ -194,6 +199,21 @@ def check_export_dir(out_dir: Path, overwrite: bool) -> set[str]:
             "--overwrite to write into it (same-named files are replaced, others kept)"
         )
     return set()
+
+
+def export_record(out_dir: Path) -> dict[str, Any] | None:
+    """What the last export into ``out_dir`` recorded (dataset, split, subset settings, seed,
+    ``complete``, ``files``, and ``counts`` once complete), or None when no export wrote there."""
+    marker = Path(out_dir) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or not isinstance(record["files"], list):
+            raise TypeError(f"expected an object with a 'files' list, got {type(record).__name__}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{marker}: unreadable export record ({exc}); delete it") from exc
+    return record
 
 
 def _write_marker(out_dir: Path, record: dict[str, object]) -> None:

@@ -1,0 +1,117 @@
+"""What a report reads from a library: reduced vectors, labels, file paths, sizes, versions.
+
+The only module of :mod:`lookalike.report` that talks to the library (the others take arrays).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lookalike.errors import InvalidParameterError, LibraryError
+from lookalike.stored_index import image_labels
+
+if TYPE_CHECKING:
+    from lookalike.library import Library
+
+PACKAGES = ("numpy", "scikit-learn", "scipy", "faiss-cpu", "onnxruntime", "torch", "matplotlib", "plotly", "lookalike")
+SKIPPED_FOLDERS = ("reports",)
+"""Top-level library folders left out of the size count (the report itself may be written there)."""
+
+
+@dataclass(frozen=True)
+class LibraryData:
+    """Every embedded image: ``ids`` (n,) int64, ``vectors`` (n, d) float32 reduced,
+    ``labels`` (n,) object (a label, or None when unlabelled or conflicting), ``paths`` (n,)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    reducer_fingerprint: str
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(n,) bool: which images have a label."""
+        return np.array([label is not None for label in self.labels], dtype=bool)
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted distinct labels."""
+        return sorted({str(label) for label in self.labels if label is not None})
+
+
+def check_not_empty(lib: Library) -> int:
+    """How many images ``lib`` has embedded; an error naming the fix when none."""
+    n = lib.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+    if n == 0:
+        raise LibraryError(
+            f"{lib.folder} has no embedded images, so there is nothing to evaluate; add some first: "
+            f"`lookalike index FOLDER --library {lib.folder}`"
+        )
+    return n
+
+
+def ensure_reducer(lib: Library) -> None:
+    """Fit the default PCA when ``lib`` has none yet; the library must then be writable."""
+    if lib.reducer() is not None:
+        return
+    if lib.readonly:
+        raise InvalidParameterError(f"{lib.folder}: no PCA yet; run `lookalike reduce --library {lib.folder}` first")
+    lib.reduce()
+
+
+def load_data(lib: Library) -> LibraryData:
+    """Reduced vectors, labels (agreeing files only) and one file path per embedded image."""
+    check_not_empty(lib)
+    reduced = lib.reduced()
+    ids = np.asarray(reduced.ids, dtype=np.int64)
+    known = image_labels(lib)
+    labels = np.array([known.get(int(i)) for i in ids], dtype=object)
+    rows = lib.catalog.query("SELECT image_id, MIN(path) FROM files WHERE image_id IS NOT NULL GROUP BY image_id")
+    path_of = {int(image): str(path) for image, path in rows}
+    paths = [path_of.get(int(i), "") for i in ids]
+    return LibraryData(ids, np.ascontiguousarray(reduced.vectors, dtype=np.float32), labels, paths,
+                       reduced.reducer_fingerprint)
+
+
+def library_info(lib: Library, data: LibraryData) -> dict[str, Any]:
+    """Folder, backbone and its weights hash, dimensions and label counts (JSON-ready)."""
+    embed = lib.manifest.embed
+    counts = dict(sorted(Counter(str(label) for label in data.labels if label is not None).items()))
+    return {
+        "folder": str(lib.folder), "name": lib.folder.name, "backbone": embed.backbone,
+        "weights_sha256": embed.weights_sha256, "weights_source": embed.weights_source,
+        "embedding_dim": int(embed.dim), "reduced_dim": int(data.vectors.shape[1]),
+        "reducer_fingerprint": data.reducer_fingerprint, "reduce": lib.manifest.sections.get("reduce", {}),
+        "images": int(data.ids.size), "labelled_images": sum(counts.values()), "labels": len(counts), "class_counts": counts,
+    }
+
+
+def folder_sizes(folder: Path) -> dict[str, int]:
+    """Bytes on disk of each top-level entry of a library folder (``reports/`` left out), and the total."""
+    sizes: dict[str, int] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name in SKIPPED_FOLDERS:
+            continue
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        sizes[entry.name] = sum(p.stat().st_size for p in files)
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the numbers depend on, and Python's."""
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
