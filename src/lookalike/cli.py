@@ -29,6 +29,7 @@ def index(
     library: LibraryOption = Path("library.lookalike"),
     backbone: Annotated[str | None, typer.Option(help="Backbone for a new library (see `lookalike backbones`).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Local weights file (e.g. resnet50 offline).")] = None,
+    crop_fraction: Annotated[float | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default: the backbone's; 1.0 keeps the whole image, best for tiny images).")] = None,
     labels: Annotated[str, typer.Option(help="'folder': label = first-level subfolder name; 'none'.")] = "none",
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = ExtractConfig.batch_size,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
@@ -49,6 +50,7 @@ def index(
     if (library / "lookalike.toml").exists():
         lib = Library.open(library, backbone=backbone, weights=weights)
         lib.check_ingest(ingest)
+        lib.check_crop_fraction(crop_fraction)
     else:
         err.print(f"creating library {library} with backbone {backbone or EmbedConfig.backbone}")
         lib = Library.create(
@@ -56,6 +58,7 @@ def index(
             backbone=backbone or EmbedConfig.backbone,
             weights=weights,
             ingest=replace(IngestConfig(), **ingest),
+            crop_fraction=crop_fraction,
         )
     with lib:
         bar = RichProgress() if progress else NoProgress()

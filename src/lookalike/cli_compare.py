@@ -35,6 +35,7 @@ def compare(
     k: Annotated[int, typer.Option("--k", help="Neighbours of P@k and mAP@k.", min=1)] = _D.k,
     pca: Annotated[int, typer.Option(help="PCA components (0: keep all).", min=0)] = _D.pca,
     whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="PCA whitening.")] = _D.whiten,
+    crop_fraction: Annotated[float | None, typer.Option(help="Centre crop of the libraries (default: each backbone's; 1.0 keeps the whole image, best for tiny images).")] = None,
     svm_tune: Annotated[bool, typer.Option("--svm-tune/--no-svm-tune", help="Choose the SVM's C and gamma by 5-fold grid search on the training part (else C=1, gamma=scale).")] = _D.svm_tune,
     test_size: Annotated[float, typer.Option(help="Held-out share of the SVM split.")] = _D.test_size,
     autoencoder: Annotated[bool, typer.Option("--autoencoder", help="Also train an autoencoder on the images (into WORK/autoencoder) and compare it.")] = False,
@@ -54,7 +55,7 @@ def compare(
 
     config = CompareConfig(
         dataset=dataset, backbones=tuple(backbones.split(",")), split=split, first=first, limit=limit,
-        per_class=per_class, seed=seed, k=k, pca=pca, whiten=whiten, svm_tune=svm_tune,
+        per_class=per_class, seed=seed, k=k, pca=pca, whiten=whiten, crop_fraction=crop_fraction, svm_tune=svm_tune,
         test_size=test_size, autoencoder=autoencoder, autoencoder_epochs=autoencoder_epochs,
     )  # fmt: skip
     work = work or Path(f"compare-{dataset}")

@@ -56,6 +56,8 @@ class CompareConfig:
     backbones : backbone names; ``pixels`` (the baseline) is added when missing.
     k : neighbours of the retrieval metrics (P@k, mAP@k).
     pca, whiten : PCA components (0 keeps all: centring and rotation only) and whitening.
+    crop_fraction : centre crop of the libraries (None: each backbone's own; 1.0 keeps the
+        whole image). A library in WORK built with another crop is refused.
     svm_tune : choose the SVM's C and gamma by 5-fold grid search on the training part
         (``ClassifyConfig`` grid); False uses C = 1, gamma = scikit-learn's ``"scale"``.
     test_size : held-out share of the SVM split (stratified, seeded).
@@ -73,6 +75,7 @@ class CompareConfig:
     k: int = 10
     pca: int = 256
     whiten: bool = False
+    crop_fraction: float | None = None
     svm_tune: bool = True
     test_size: float = 0.25
     autoencoder: bool = False
@@ -83,6 +86,8 @@ class CompareConfig:
         checks = [
             (self.k >= 1, f"k must be >= 1, got {self.k}"),
             (self.pca >= 0, f"pca must be >= 0 (0 keeps every component), got {self.pca}"),
+            (self.crop_fraction is None or 0.0 < self.crop_fraction <= 1.0,
+             f"crop_fraction must be in (0, 1], got {self.crop_fraction}"),
             (0.0 < self.test_size < 1.0, f"test_size must be in (0, 1), got {self.test_size}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.autoencoder_epochs >= 1, f"autoencoder_epochs must be >= 1, got {self.autoencoder_epochs}"),
@@ -251,7 +256,7 @@ def compare_backbone(name: str, config: CompareConfig, work: Path, progress: Pro
     folder = library_folder(work, name)
     result = BackboneResult(backbone=name, library=str(folder))
     try:
-        with Library.create(folder, backbone=name, exist_ok=True) as lib:
+        with Library.create(folder, backbone=name, exist_ok=True, crop_fraction=config.crop_fraction) as lib:
             state = _read_state(lib.folder)
             _index(lib, work / IMAGES_DIR, state, result, progress)
             _write_state(lib.folder, state)  # the build's speed survives a failed or killed measure

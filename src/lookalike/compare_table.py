@@ -63,9 +63,10 @@ def settings_line(report: CompareReport) -> str:
     c = report.config
     pca = f"PCA {c.pca}" if c.pca else "PCA all components"
     svm = "C, gamma by 5-fold grid search" if c.svm_tune else "C=1, gamma=scale"
+    crop = "each backbone's centre crop" if c.crop_fraction is None else f"centre crop {c.crop_fraction:g}"
     return (
         f"{describe_subset(c)}: {sum(report.classes.values()):,} images, {len(report.classes)} classes; "
-        f"L2 + {pca}{' whitened' if c.whiten else ''}; K-Means K={len(report.classes)}; "
+        f"{crop}; L2 + {pca}{' whitened' if c.whiten else ''}; K-Means K={len(report.classes)}; "
         f"SVM RBF ({svm}) on a {1 - c.test_size:.0%}/{c.test_size:.0%} split, seed {c.seed}"
     )
 

@@ -92,12 +92,22 @@ class Library:
         weights: str | Path | None = None,
         ingest: IngestConfig | None = None,
         exist_ok: bool = False,
+        crop_fraction: float | None = None,
     ) -> Library:
-        """Create a library folder built with ``backbone`` (or open it if ``exist_ok``)."""
+        """Create a library folder built with ``backbone`` (or open it if ``exist_ok``).
+
+        ``crop_fraction`` overrides the backbone's centre crop (the share of the shorter side
+        kept, in (0, 1]); 1.0 keeps the whole image, which suits tiny images such as 28 px
+        Fashion-MNIST or 32 px CIFAR, whose objects fill the frame.
+        """
         folder = Path(path).expanduser()
+        if crop_fraction is not None and not 0.0 < crop_fraction <= 1.0:
+            raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
         if (folder / "lookalike.toml").exists():
             if exist_ok:
-                return cls.open(folder, backbone=backbone, weights=weights)
+                lib = cls.open(folder, backbone=backbone, weights=weights)
+                lib.check_crop_fraction(crop_fraction)
+                return lib
             raise LibraryExistsError(f"{folder}: a library already exists here")
         if folder.exists() and any(folder.iterdir()):
             raise LibraryExistsError(f"{folder}: folder exists and is not empty; choose a new path")
@@ -111,7 +121,7 @@ class Library:
             weights_source=spec.weights_source,
             dim=spec.dim,
             image_size=spec.image_size,
-            crop_fraction=spec.crop_fraction,
+            crop_fraction=spec.crop_fraction if crop_fraction is None else float(crop_fraction),
             normalization=spec.normalization,
             weights_path=str(Path(weights).resolve()) if weights else None,
             resize=DEFAULT_RESIZE,
@@ -143,6 +153,16 @@ class Library:
                 "a library holds vectors of one backbone only: use another --library path"
             )
         return cls(folder, manifest, readonly=readonly, weights=str(weights) if weights else None)
+
+    def check_crop_fraction(self, crop_fraction: float | None) -> None:
+        """Refuse a requested centre crop (None: any) other than the one this library was built with."""
+        built = self.manifest.embed.crop_fraction
+        if crop_fraction is not None and abs(crop_fraction - built) > 1e-9:
+            self.close()
+            raise InvalidParameterError(
+                f"{self.folder} was built with crop_fraction {built:g}, not {crop_fraction:g}; its vectors "
+                "would not compare with new ones: use another --library path"
+            )
 
     def close(self) -> None:
         self.catalog.close()

@@ -245,7 +245,7 @@ def test_cli_writes_the_table_and_files(cache, tmp_path, monkeypatch):
             "--pca", "8", "--work", str(work), "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "fashion-mnist (train, first 20): 20 images, 5 classes; L2 + PCA 8" in result.output
+    assert "fashion-mnist (train, first 20): 20 images, 5 classes; each backbone's centre crop; L2 + PCA 8" in result.output
     assert "│ pixels " in result.output and "3072→8" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compare.json", "compare.md", "compare.png"]
     bad = CliRunner().invoke(app, [*args[:3], "--backbones", "pixels,vgg16", *args[5:]])
@@ -282,3 +282,16 @@ def test_autoencoder_trains_on_the_images_and_joins_the_table(config, tmp_path):
     check_against_references(autoencoder, library_folder(tmp_path / "work", autoencoder.backbone), changed)
     again = run_compare(changed, tmp_path / "work").rows[1]  # the encoder and its library are reused
     assert "train_autoencoder" not in again.seconds and again.speed_source.startswith("recorded")
+
+
+def test_crop_fraction_reaches_every_library_and_the_settings_line(config, tmp_path):
+    from lookalike.compare_table import settings_line
+    from lookalike.store.manifest import read_manifest
+
+    report = run_compare(replace(config, crop_fraction=0.5), tmp_path / "work")
+    (row,) = report.rows
+    assert row.error is None
+    assert read_manifest(library_folder(tmp_path / "work", "pixels")).embed.crop_fraction == 0.5
+    assert "centre crop 0.5" in settings_line(report)
+    with pytest.raises(InvalidParameterError, match=r"crop_fraction must be in \(0, 1\]"):
+        CompareConfig(dataset="fashion-mnist", crop_fraction=0.0)
