@@ -155,7 +155,8 @@ class Library:
         return cls(folder, manifest, readonly=readonly, weights=str(weights) if weights else None)
 
     def check_crop_fraction(self, crop_fraction: float | None) -> None:
-        """Refuse a requested centre crop (None: any) other than the one this library was built with."""
+        """Refuse (and close this library) a requested centre crop other than the one it was built
+        with; None accepts any."""
         built = self.manifest.embed.crop_fraction
         if crop_fraction is not None and abs(crop_fraction - built) > 1e-9:
             self.close()

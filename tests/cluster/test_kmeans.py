@@ -131,3 +131,10 @@ def test_duplicate_heavy_data_warns_about_empty_clusters() -> None:
     with pytest.warns(UserWarning, match="clusters empty"):
         km = KMeans(5).fit(x)
     assert len(np.unique(km.labels_)) == 3
+
+
+def test_kmeans_plusplus_seeds_do_not_depend_on_the_thread_count() -> None:
+    x = np.random.default_rng(3).standard_normal((6_000, 16)).astype(np.float32)
+    one = kmeans_plusplus(x, 25, np.random.default_rng(0), threads=1)
+    three = kmeans_plusplus(x, 25, np.random.default_rng(0), threads=3)
+    np.testing.assert_array_equal(one, three)

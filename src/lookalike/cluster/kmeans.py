@@ -228,7 +228,7 @@ def kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator, threads: in
     squared distance to the nearest chosen seed and keeps the one that lowers the total most.
     The candidates' distances to all points are skinny (n_trials, d) @ (d, n) products, which
     OpenBLAS threads poorly; instead the points are split into ``threads`` column blocks
-    (default: the usable cores, at most 2 per 2,500 points), each multiplied single-threaded
+    (default: one per usable core, but at most one per 2,500 points), each multiplied single-threaded
     in its own Python thread. Equal seeds give equal results whatever ``threads``.
     """
     from threadpoolctl import threadpool_limits
@@ -258,7 +258,8 @@ def greedy_trials(k: int) -> int:
 class _CandidateCosts:
     """Squared distances from candidate rows to every point, computed in column blocks.
 
-    ``costs(rows, closest)`` returns ``min(d²(candidate, point), closest)`` as (n_trials, n)
+    ``costs(rows, row_sq, closest)`` (candidate rows, their squared norms, each point's current
+    nearest squared distance) returns ``min(d²(candidate, point), closest)`` as (n_trials, n)
     float32; each block is one single-threaded product run in a worker thread (numpy releases
     the GIL there), so the blocks run in parallel.
     """

@@ -199,11 +199,11 @@ def to_model_input(
     left, top = round((new_w - size) / 2), round((new_h - size) / 2)
     # Resizing only the source region the crop keeps is the same as resize-then-crop, cheaper.
     sx, sy = width / new_w, height / new_h
-    x0, y0 = round(left * sx), round(top * sy)
-    x1, y1 = max(x0 + 1, round((left + size) * sx)), max(y0 + 1, round((top + size) * sy))
     if resize == "pillow-bilinear":
         box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
         return np.array(image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0))
+    x0, y0 = round(left * sx), round(top * sy)  # OpenCV takes whole pixels: the box is rounded
+    x1, y1 = max(x0 + 1, round((left + size) * sx)), max(y0 + 1, round((top + size) * sy))
     region = np.asarray(image)[y0:y1, x0:x1]
     return resize_rgb(region, size)
 
