@@ -30,6 +30,7 @@ demo: venv
 	$(BIN)/lookalike status --library $(DEMO)/$(DEMO_DATASET).lookalike
 	$(BIN)/lookalike cluster --library $(DEMO)/$(DEMO_DATASET).lookalike --method kmeans --k auto
 	$(BIN)/lookalike search "$$(ls $(DEMO)/$(DEMO_DATASET)/animals/* | head -n 1)" --library $(DEMO)/$(DEMO_DATASET).lookalike -k 8
+	$(BIN)/lookalike evaluate --library $(DEMO)/$(DEMO_DATASET).lookalike --out $(DEMO)/report
 	@if [ "$(DEMO_APP)" = "1" ]; then $(BIN)/lookalike app --library $(DEMO)/$(DEMO_DATASET).lookalike --port $(DEMO_PORT); fi
 
 test: venv
