@@ -13,7 +13,9 @@ from lookalike import Library
 from lookalike.cli import app
 from lookalike.embed.backbones import load_backbone
 from lookalike.errors import InvalidParameterError
+from lookalike.index.phash import DEFAULT_PHASH, phash
 from lookalike.io.decode import DEFAULT_RESIZE, load_rgb, to_model_input
+from lookalike.store.catalog import from_signed64
 from lookalike.store.manifest import MANIFEST_NAME, read_manifest
 from tests.imagegen import write_images
 
@@ -24,6 +26,11 @@ def _stored_vector(lib: Library) -> np.ndarray:
     return np.asarray(vectors[0])
 
 
+def _stored_phash(lib: Library) -> int:
+    (value,) = [from_signed64(row[0]) for row in lib.catalog.query("SELECT phash FROM images")]
+    return value
+
+
 def _expected(path: Path, resize: str, crop_fraction: float | None = None) -> np.ndarray:
     spec = load_backbone("pixels").spec
     crop = spec.crop_fraction if crop_fraction is None else crop_fraction
@@ -31,25 +38,30 @@ def _expected(path: Path, resize: str, crop_fraction: float | None = None) -> np
     return load_backbone("pixels").embed(pixels[None])[0]
 
 
-def test_new_library_records_the_default_resize(tmp_path: Path) -> None:
+def test_new_library_records_the_default_resize_and_phash(tmp_path: Path) -> None:
     Library.create(tmp_path / "lib", backbone="pixels").close()
-    assert read_manifest(tmp_path / "lib").embed.resize == DEFAULT_RESIZE
-    assert f'resize = "{DEFAULT_RESIZE}"' in (tmp_path / "lib" / MANIFEST_NAME).read_text()
+    embed = read_manifest(tmp_path / "lib").embed
+    assert (embed.resize, embed.phash) == (DEFAULT_RESIZE, DEFAULT_PHASH)
+    text = (tmp_path / "lib" / MANIFEST_NAME).read_text()
+    assert f'resize = "{DEFAULT_RESIZE}"' in text and f'phash = "{DEFAULT_PHASH}"' in text
 
 
-def test_library_without_resize_keeps_pillow_resizing(tmp_path: Path) -> None:
+def test_library_without_resize_or_phash_keeps_pillow(tmp_path: Path) -> None:
     (path,) = write_images(tmp_path / "images", 1)
     Image.open(path).resize((97, 61)).save(path)  # a shrink where the two methods differ
     Library.create(tmp_path / "old", backbone="pixels").close()
     manifest = tmp_path / "old" / MANIFEST_NAME
-    manifest.write_text("".join(line for line in manifest.read_text().splitlines(True) if not line.startswith("resize")))
+    lines = manifest.read_text().splitlines(True)
+    manifest.write_text("".join(line for line in lines if not line.startswith(("resize", "phash"))))
     with Library.open(tmp_path / "old") as lib:
-        assert lib.manifest.embed.resize == "pillow-bilinear"
+        assert (lib.manifest.embed.resize, lib.manifest.embed.phash) == ("pillow-bilinear", "pillow-lanczos")
         lib.add([tmp_path / "images"])
-        old = _stored_vector(lib)
+        old, old_hash = _stored_vector(lib), _stored_phash(lib)
     with Library.create(tmp_path / "new", backbone="pixels") as lib:
         lib.add([tmp_path / "images"])
-        new = _stored_vector(lib)
+        new, new_hash = _stored_vector(lib), _stored_phash(lib)
+    upright = load_rgb(path, max_pixels=10**8)
+    assert (old_hash, new_hash) == (phash(upright, "pillow-lanczos"), phash(upright, DEFAULT_PHASH))
     np.testing.assert_allclose(old, _expected(path, "pillow-bilinear"), atol=1e-6)
     np.testing.assert_allclose(new, _expected(path, DEFAULT_RESIZE), atol=1e-6)
     assert not np.allclose(old, new, atol=1e-3)

@@ -28,6 +28,7 @@ from lookalike.errors import (
     LibraryLockedError,
     LibraryNotFoundError,
 )
+from lookalike.index.phash import DEFAULT_PHASH
 from lookalike.ingest import LABEL_MODES, SyncReport, remove_paths, sync_roots
 from lookalike.io.decode import DEFAULT_RESIZE
 from lookalike.progress import NoProgress, Progress
@@ -125,6 +126,7 @@ class Library:
             normalization=spec.normalization,
             weights_path=str(Path(weights).resolve()) if weights else None,
             resize=DEFAULT_RESIZE,
+            phash=DEFAULT_PHASH,
         )
         folder.mkdir(parents=True, exist_ok=True)
         stamp = now()
@@ -250,7 +252,7 @@ class Library:
             short_side = round(embed.image_size / embed.crop_fraction)
             upright = load_rgb(image.path, max_pixels=max_pixels, min_side=short_side)
             pixels = to_model_input(upright, embed.image_size, embed.crop_fraction, resize=embed.resize)
-            return pixels, phash(upright)
+            return pixels, phash(upright, embed.phash)
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lookalike.errors import InvalidParameterError
-from lookalike.index.phash import hamming_distance, hashes_to_bytes, phash, phash_many
+from lookalike.index.phash import PHASH_METHODS, hamming_distance, hashes_to_bytes, phash, phash_many
 
 skdata = pytest.importorskip("skimage.data")
 PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "coins", "moon", "rocket", "hubble_deep_field", "brick"]
@@ -28,10 +28,11 @@ def jpeg(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(buffer)
 
 
+@pytest.mark.parametrize("method", PHASH_METHODS)
 @pytest.mark.parametrize("name", PHOTOS)
-def test_resize_and_jpeg_reencoding_move_few_bits(name, photos):
+def test_resize_and_jpeg_reencoding_move_few_bits(name, method, photos):
     original = Image.fromarray(photos[name])
-    h = phash(original)
+    h = phash(original, method)
     w, ht = original.size
     variants = [
         original.resize((w // 2, ht // 2), Image.Resampling.BILINEAR),
@@ -39,16 +40,18 @@ def test_resize_and_jpeg_reencoding_move_few_bits(name, photos):
         jpeg(original, 40),
         jpeg(original.resize((w // 3, ht // 3)), 60),
     ]
-    assert [int(hamming_distance(h, phash(v))) for v in variants] == pytest.approx([0] * 4, abs=6)
+    assert [int(hamming_distance(h, phash(v, method))) for v in variants] == pytest.approx([0] * 4, abs=6)
 
 
-def test_different_photos_are_far_apart(photos):
-    hashes = {name: phash(array) for name, array in photos.items()}
+@pytest.mark.parametrize("method", PHASH_METHODS)
+def test_different_photos_are_far_apart(photos, method):
+    hashes = {name: phash(array, method) for name, array in photos.items()}
     distances = [int(hamming_distance(hashes[a], hashes[b])) for a, b in itertools.combinations(PHOTOS, 2)]
     assert min(distances) > 12 and 24 <= np.median(distances) <= 40
 
 
-def test_exif_orientation_is_applied_before_hashing(photos):
+@pytest.mark.parametrize("method", PHASH_METHODS)
+def test_exif_orientation_is_applied_before_hashing(photos, method):
     upright = Image.fromarray(photos["chelsea"])
     stored = upright.transpose(Image.Transpose.ROTATE_270)  # sensor rows as a camera writes them ...
     exif = Image.Exif()
@@ -57,14 +60,29 @@ def test_exif_orientation_is_applied_before_hashing(photos):
     stored.save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
     buffer.seek(0)
     tagged = Image.open(buffer)
-    assert hamming_distance(phash(tagged), phash(upright)) <= 4
-    assert hamming_distance(phash(np.asarray(tagged)), phash(upright)) > 12  # arrays are as given
+    assert hamming_distance(phash(tagged, method), phash(upright, method)) <= 4
+    assert hamming_distance(phash(np.asarray(tagged), method), phash(upright, method)) > 12  # arrays are as given
 
 
-def test_arrays_and_pil_images_agree_and_hashes_pack_to_bytes(photos):
+@pytest.mark.parametrize("method", PHASH_METHODS)
+def test_arrays_and_pil_images_agree(photos, method):
     gray, rgba = photos["camera"], np.dstack([photos["coffee"], np.full(photos["coffee"].shape[:2], 255, np.uint8)])
-    assert phash(gray) == phash(Image.fromarray(gray)) == phash(gray[:, :, None])
-    assert phash(rgba) == phash(photos["coffee"])
+    assert phash(gray, method) == phash(Image.fromarray(gray), method) == phash(gray[:, :, None], method)
+    assert phash(rgba, method) == phash(photos["coffee"], method) == phash(Image.fromarray(rgba), method)
+
+
+def test_the_two_methods_hash_alike_but_not_identically(photos):
+    distances = [int(hamming_distance(phash(a, "opencv-area"), phash(a, "pillow-lanczos"))) for a in photos.values()]
+    assert max(distances) <= 8 and sum(distances) > 0
+
+
+def test_unknown_method_is_refused(photos):
+    with pytest.raises(InvalidParameterError, match="method must be one of"):
+        phash(photos["camera"], "nearest")
+
+
+def test_hashes_pack_to_bytes(photos):
+    gray, rgba = photos["camera"], photos["coffee"]
     hashes = phash_many([gray, rgba])
     assert hashes.dtype == np.uint64 and hashes.shape == (2,)
     codes = hashes_to_bytes(hashes)

@@ -16,6 +16,7 @@
     crop_fraction = 0.875
     normalization = "…"
     resize = "opencv-area-linear"
+    phash = "opencv-area"
 
     [ingest]
     max_pixels = 100000000
@@ -56,6 +57,9 @@ class EmbedRecord:
     resize: str = "pillow-bilinear"
     """How images were resized to the model input (see ``lookalike.io.decode.RESIZE_METHODS``);
     libraries written before this field existed used Pillow's bilinear filter."""
+    phash: str = "pillow-lanczos"
+    """How perceptual hashes were made (``lookalike.index.phash.PHASH_METHODS``); libraries
+    written before this field existed used Pillow's Lanczos filter."""
 
 
 @dataclass(frozen=True)
