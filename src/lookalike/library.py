@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -200,9 +201,13 @@ class Library:
             raise InvalidParameterError(f"labels must be one of {LABEL_MODES}, got {labels!r}")
         roots = self._roots(paths, labels)
         progress = progress or NoProgress()
+        config = extract or ExtractConfig()
         progress.phase("scanning", None, unit="files")
-        sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
-        return self._embed_pending(sync, extract or ExtractConfig(), progress)
+        with ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
+            loading = pool.submit(self._prepare_embedding, config.runtime_threads())  # during the scan
+            sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
+            backbone = loading.result()
+        return self._embed_pending(sync, backbone, config, progress)
 
     index = add
 
@@ -238,10 +243,16 @@ class Library:
             roots.append((root, labels))
         return roots
 
-    def _embed_pending(self, sync: SyncReport, config: ExtractConfig, progress: Progress) -> IndexReport:
+    def _prepare_embedding(self, threads: int) -> Any:
+        """The loaded backbone, with OpenCV (imported lazily by decoding) imported too: run
+        while the scan reads files, so embedding starts without a pause."""
+        import cv2  # noqa: F401
+
+        return self.backbone(threads=threads)
+
+    def _embed_pending(self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress) -> IndexReport:
         from lookalike.embed.extract import extract
 
-        backbone = self.backbone(threads=config.runtime_threads())
         embed = self.manifest.embed
         max_pixels = self.manifest.ingest.max_pixels
 
@@ -251,8 +262,9 @@ class Library:
 
             short_side = round(embed.image_size / embed.crop_fraction)
             upright = load_rgb(image.path, max_pixels=max_pixels, min_side=short_side)
-            pixels = to_model_input(upright, embed.image_size, embed.crop_fraction, resize=embed.resize)
-            return pixels, phash(upright, embed.phash)
+            array = np.asarray(upright)  # once, for both
+            pixels = to_model_input(array, embed.image_size, embed.crop_fraction, resize=embed.resize)
+            return pixels, phash(array, embed.phash)
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()

@@ -376,6 +376,34 @@ def test_invalid_parameters_are_refused(shared_bad_folder, kwargs: dict, message
         load_model_input(shared_bad_folder["png"].path, **arguments)
 
 
+@pytest.mark.parametrize("resize", RESIZE_METHODS)
+def test_model_input_from_the_array_equals_from_the_image(resize: str) -> None:
+    from skimage import data
+
+    photo = Image.fromarray(data.chelsea())
+    for crop in (0.875, 1.0):
+        expected = to_model_input(photo, 96, crop, resize=resize)
+        assert np.array_equal(to_model_input(np.asarray(photo), 96, crop, resize=resize), expected)
+
+
+@pytest.mark.parametrize("array", [np.zeros((9, 9), np.uint8), np.zeros((9, 9, 4), np.uint8),
+                                   np.zeros((9, 9, 3), np.float32)], ids=["grey", "rgba", "float"])
+def test_model_input_refuses_arrays_that_are_not_rgb_uint8(array: np.ndarray) -> None:
+    with pytest.raises(InvalidParameterError, match=r"expects an RGB image or a \(H, W, 3\) uint8 array"):
+        to_model_input(array, 8)
+
+
+def test_files_over_the_whole_read_limit_are_streamed_alike(shared_bad_folder, monkeypatch) -> None:
+    import lookalike.io.decode as decode
+
+    paths = [shared_bad_folder[name].path for name in GOOD]
+    whole = [np.asarray(load_rgb(path, max_pixels=LIMIT)) for path in paths]
+    monkeypatch.setattr(decode, "WHOLE_READ_LIMIT", 0)
+    assert all(np.array_equal(np.asarray(load_rgb(path, max_pixels=LIMIT)), w) for path, w in zip(paths, whole))
+    with pytest.raises(CorruptImageError):
+        load_rgb(shared_bad_folder["truncated_jpeg"].path, max_pixels=LIMIT)
+
+
 def test_model_input_needs_rgb() -> None:
     with pytest.raises(InvalidParameterError, match="expects an 'RGB' image, got mode 'L'"):
         to_model_input(Image.new("L", (10, 10)), 8)

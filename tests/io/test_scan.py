@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.errors import InvalidParameterError, UnreadableFileError
-from lookalike.io.scan import FoundFile, content_hash, display_path, walk
+from lookalike.io.scan import FoundFile, content_digest, content_hash, display_path, read_whole, walk
 
 LINK_PROBLEMS = {
     "broken_link": r"broken symbolic link \(target '.*does-not-exist\.jpg' does not exist\)",
@@ -152,6 +152,23 @@ def test_content_hash_of_a_missing_file_says_why(tmp_path: Path) -> None:
         content_hash(tmp_path / "gone.jpg")
     with pytest.raises(InvalidParameterError, match="chunk_size must be >= 1, got 0"):
         content_hash(tmp_path, chunk_size=0)
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000])
+def test_read_whole_gives_the_bytes_up_to_the_limit(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert read_whole(path) == data
+    assert content_digest(data) == content_hash(path)
+    assert read_whole(path, limit=size) == data
+    if size:
+        assert read_whole(path, limit=size - 1) is None  # over the limit: the caller streams it
+
+
+def test_read_whole_of_a_missing_file_says_why(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableFileError, match="file not found"):
+        read_whole(tmp_path / "gone.jpg")
 
 
 @pytest.mark.parametrize(("path", "shown"), [

@@ -1,10 +1,13 @@
 """64-bit perceptual hash (DCT pHash) and Hamming distances.
 
 The hash of an image: apply its EXIF orientation, convert to grey (ITU-R 601 luma), resize to
-32 x 32 — OpenCV pixel-area averaging (``opencv-area``, the default, ~0.03 ms) or Pillow's
-Lanczos filter with a reducing gap of 2 (``pillow-lanczos``, ~0.25 ms; libraries built before
-the manifest recorded ``phash``) — take the 2-D DCT-II, keep the 8 x 8 lowest frequencies, and set one bit per coefficient that
-is above their median. Resizing, re-encoding and mild colour or brightness changes move few
+32 x 32, take the orthonormal 2-D DCT-II, keep the 8 x 8 lowest frequencies, and set one bit per
+coefficient that is above their median. Two methods (``PHASH_METHODS``): ``opencv-area``, the
+default (~0.05 ms), shrinks by OpenCV pixel-area averaging and takes OpenCV's DCT;
+``pillow-lanczos`` (~0.3 ms; libraries built before the manifest recorded ``phash``) uses
+Pillow's Lanczos filter with a reducing gap of 2 and SciPy's DCT. (``opencv-area`` first took
+SciPy's DCT too. The coefficients agree to 1e-12; on 2,216 test images, photos and synthetic,
+one bit of one pure gradient differed. OpenCV's DCT saves importing SciPy: 0.23 s.) Resizing, re-encoding and mild colour or brightness changes move few
 bits; different pictures differ in about half of them. Bits are packed row-major, first
 coefficient in the most significant bit, into an unsigned 64-bit integer.
 """
@@ -35,22 +38,21 @@ def phash(image: Any, method: str = DEFAULT_PHASH) -> int:
     PIL images are turned upright from their EXIF orientation first; arrays are taken as they
     are. ``method`` is one of :data:`PHASH_METHODS`. Returns an int in [0, 2**64).
     """
-    from scipy.fft import dctn  # type: ignore[import-untyped]
-
     if method not in PHASH_METHODS:
         raise InvalidParameterError(f"method must be one of {PHASH_METHODS}, got {method!r}")
     if method == "pillow-lanczos":
         from PIL import Image
+        from scipy.fft import dctn  # type: ignore[import-untyped]
 
         grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-        pixels = np.asarray(grey, dtype=np.float64)
+        low = dctn(np.asarray(grey, dtype=np.float64), type=2, norm="ortho")[:HASH_SIDE, :HASH_SIDE].ravel()
     else:
         import cv2
 
         small = cv2.resize(_grey_array(image), (RESIZE_SIDE, RESIZE_SIDE), interpolation=cv2.INTER_AREA)
-        pixels = small.astype(np.float64)
-    low = dctn(pixels, type=2, norm="ortho")[:HASH_SIDE, :HASH_SIDE]
-    bits = (low > np.median(low)).ravel()
+        low = cv2.dct(small.astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel()
+    middle = np.sort(low)[HASH_BITS // 2 - 1 : HASH_BITS // 2 + 1]
+    bits = low > (middle[0] + middle[1]) / 2  # the median, as np.median computes it, 10x cheaper
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 

@@ -47,7 +47,7 @@ from lookalike.errors import (
     NotAnImageError,
     UnreadableFileError,
 )
-from lookalike.io.scan import describe_os_error, display_path
+from lookalike.io.scan import WHOLE_READ_LIMIT, describe_os_error, display_path
 
 ImageSource = Path | str | bytes | BinaryIO
 """A file path, the encoded content of an image file (bytes are never a path), or an open binary file."""
@@ -171,13 +171,14 @@ def load_rgb(source: ImageSource, *, max_pixels: int, min_side: int | None = Non
 
 
 def to_model_input(
-    image: Image.Image, size: int, crop_fraction: float = 0.875, *, resize: str = DEFAULT_RESIZE
+    image: Image.Image | np.ndarray, size: int, crop_fraction: float = 0.875, *, resize: str = DEFAULT_RESIZE
 ) -> np.ndarray:
     """Resize the shorter side to ``round(size / crop_fraction)`` and cut the centre square.
 
     Parameters
     ----------
-    image : an RGB image, e.g. from :func:`load_rgb`.
+    image : an RGB image, e.g. from :func:`load_rgb`, or its (H, W, 3) uint8 array (cheaper when
+        the caller needs the array anyway).
     size : side of the square output, in pixels.
     crop_fraction : share of the resized shorter side kept; 1.0 keeps all of it.
     resize : one of ``RESIZE_METHODS`` (a library records its own in the manifest).
@@ -189,9 +190,8 @@ def to_model_input(
     _check_model_input(size, crop_fraction)
     if resize not in RESIZE_METHODS:
         raise InvalidParameterError(f"resize must be one of {RESIZE_METHODS}, got {resize!r}")
-    if image.mode != "RGB":
-        raise InvalidParameterError(f"to_model_input expects an 'RGB' image, got mode '{image.mode}'")
-    width, height = image.size
+    pixels = _rgb_array(image)
+    height, width = pixels.shape[:2]
     short = round(size / crop_fraction)
     scale = short / min(width, height)
     new_w = short if width <= height else max(short, round(width * scale))
@@ -201,11 +201,23 @@ def to_model_input(
     sx, sy = width / new_w, height / new_h
     if resize == "pillow-bilinear":
         box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
-        return np.array(image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0))
+        source = image if isinstance(image, Image.Image) else Image.fromarray(pixels)
+        return np.array(source.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0))
     x0, y0 = round(left * sx), round(top * sy)  # OpenCV takes whole pixels: the box is rounded
     x1, y1 = max(x0 + 1, round((left + size) * sx)), max(y0 + 1, round((top + size) * sy))
-    region = np.asarray(image)[y0:y1, x0:x1]
-    return resize_rgb(region, size)
+    return resize_rgb(pixels[y0:y1, x0:x1], size)
+
+
+def _rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """An 'RGB' image or a (H, W, 3) uint8 array as an array; anything else is refused."""
+    if isinstance(image, Image.Image):
+        if image.mode != "RGB":
+            raise InvalidParameterError(f"to_model_input expects an 'RGB' image, got mode '{image.mode}'")
+        return np.asarray(image)
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InvalidParameterError(f"to_model_input expects an RGB image or a (H, W, 3) uint8 array, got {what}")
+    return image
 
 
 def resize_rgb(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -290,12 +302,18 @@ def _open_file(path: Path) -> BinaryIO:
         fd = os.open(path, flags)
     except OSError as error:
         raise _fail(UnreadableFileError, path, describe_os_error(error, path)) from error
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        reason = "is a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file (pipe, socket or device)"
+        reason = "is a folder, not a file" if stat.S_ISDIR(info.st_mode) else "not a regular file (pipe, socket or device)"
         raise _fail(UnreadableFileError, path, reason)
-    return os.fdopen(fd, "rb")
+    if info.st_size > WHOLE_READ_LIMIT:
+        return os.fdopen(fd, "rb")
+    with os.fdopen(fd, "rb", buffering=0) as raw:  # one read; the decoder then parses memory
+        try:
+            return io.BytesIO(raw.readall())
+        except OSError as error:
+            raise _fail(UnreadableFileError, path, describe_os_error(error, opened=True)) from error
 
 
 def _seekable(stream: BinaryIO) -> bool:

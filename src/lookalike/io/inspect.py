@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from lookalike.errors import ImageError, NotAnImageError, UnreadableFileError
 from lookalike.io.decode import ImageInfo, probe_image
-from lookalike.io.scan import FoundFile, content_hash
+from lookalike.io.scan import FoundFile, content_digest, content_hash, read_whole
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,14 @@ def inspect_file(found: FoundFile, *, max_pixels: int) -> Inspection:
         return Inspection(problem="empty file (0 bytes)")
     info, reason = None, None
     try:
-        info = probe_image(found.path, max_pixels=max_pixels)
+        data = read_whole(found.path)  # small files: one read for the header and the hash
+        info = probe_image(found.path if data is None else data, max_pixels=max_pixels)
     except (NotAnImageError, UnreadableFileError) as exc:
         return Inspection(problem=exc.reason)
     except ImageError as exc:  # an image, but not a usable one: keep its hash and the reason
         reason = exc.reason
     try:
-        digest = content_hash(found.path)
+        digest = content_hash(found.path) if data is None else content_digest(data)
     except ImageError as exc:
         return Inspection(problem=exc.reason)
     return Inspection(digest=digest, info=info, reason=reason)

@@ -78,6 +78,35 @@ def describe_os_error(error: OSError, path: Path | str | None = None, *, opened:
     return f"cannot read file: {error.strerror or error}"
 
 
+WHOLE_READ_LIMIT = 32 << 20
+"""Files up to this many bytes are read with one call, so their content hash and image header
+come from the same bytes (and the decoder parses memory, not a buffered file); larger files
+are streamed."""
+
+
+def read_whole(path: Path, *, limit: int = WHOLE_READ_LIMIT) -> bytes | None:
+    """The file's bytes when it holds at most ``limit`` of them, else None (stream it instead).
+
+    Raises
+    ------
+    UnreadableFileError : the file cannot be opened or read (reason says why).
+    """
+    opened = False
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            opened = True
+            if os.fstat(stream.fileno()).st_size > limit:
+                return None
+            return stream.readall()
+    except OSError as error:
+        raise UnreadableFileError(display_path(path), describe_os_error(error, path, opened=opened)) from error
+
+
+def content_digest(data: bytes) -> str:
+    """BLAKE2b-256 of ``data``, as 64 hex digits (what :func:`content_hash` gives for a file)."""
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
 def content_hash(path: Path, *, chunk_size: int = 1 << 20) -> str:
     """BLAKE2b-256 of the file's bytes, as 64 hex digits.
 
@@ -88,11 +117,11 @@ def content_hash(path: Path, *, chunk_size: int = 1 << 20) -> str:
     if chunk_size < 1:
         raise InvalidParameterError(f"chunk_size must be >= 1, got {chunk_size}")
     digest = hashlib.blake2b(digest_size=32)
-    buffer = memoryview(bytearray(chunk_size))
     opened = False
     try:
         with open(path, "rb") as stream:
             opened = True
+            buffer = memoryview(bytearray(min(chunk_size, os.fstat(stream.fileno()).st_size + 1)))
             while count := stream.readinto(buffer):
                 digest.update(buffer[:count])
     except OSError as error:
