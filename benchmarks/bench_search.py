@@ -16,7 +16,7 @@ Variants, each measured through ``lookalike.index.search`` (validation and score
   time. ``baseline_optimised`` does the same with a mat-vec and argpartition, for context.
 
 Also (benchmarks/search_extras.py): ``ivf_variants``, raw FAISS IVF with fewer/larger lists and
-with compressed codes (SQ8, 4-bit PQ fast-scan) re-ranked exactly, tried for the 50x target;
+with compressed codes (SQ8, 4-bit PQ fast-scan) or on the first 128 dimensions, re-ranked exactly, tried for the 50x target;
 ``end_to_end``, ``Searcher.search`` from JPEG files not in a small real library (decode +
 embed + reduce + search), 1024x768 and 12 MP photos.
 
