@@ -2,14 +2,16 @@
 
 The hash of an image: apply its EXIF orientation, convert to grey (ITU-R 601 luma), resize to
 32 x 32, take the orthonormal 2-D DCT-II, keep the 8 x 8 lowest frequencies, and set one bit per
-coefficient that is above their median. Two methods (``PHASH_METHODS``): ``opencv-area``, the
-default (~0.05 ms), shrinks by OpenCV pixel-area averaging and takes OpenCV's DCT;
-``pillow-lanczos`` (~0.3 ms; libraries built before the manifest recorded ``phash``) uses
-Pillow's Lanczos filter with a reducing gap of 2 and SciPy's DCT. (``opencv-area`` first took
-SciPy's DCT too. The coefficients agree to 1e-12; on 2,216 test images, photos and synthetic,
-one bit of one pure gradient differed. OpenCV's DCT saves importing SciPy: 0.23 s.) Resizing, re-encoding and mild colour or brightness changes move few
-bits; different pictures differ in about half of them. Bits are packed row-major, first
-coefficient in the most significant bit, into an unsigned 64-bit integer.
+coefficient that is above their median. Bits are packed row-major, first coefficient in the most
+significant bit, into an unsigned 64-bit integer. Resizing, re-encoding and mild colour or
+brightness changes move few bits; different pictures differ in about half of them.
+
+Two methods (``PHASH_METHODS``): ``opencv-area``, the default (~0.05 ms), shrinks by OpenCV
+pixel-area averaging and takes OpenCV's DCT; ``pillow-lanczos`` (~0.3 ms; libraries built before
+the manifest recorded ``phash``) uses Pillow's Lanczos filter with a reducing gap of 2 and
+SciPy's DCT. ``opencv-area`` first took SciPy's DCT too: the coefficients agree to 1e-12, and
+on 2,216 test images, photos and synthetic, one bit of one pure gradient differed. OpenCV's DCT
+saves importing SciPy (0.23 s).
 """
 
 from __future__ import annotations
