@@ -252,15 +252,14 @@ class Library:
 
     def _embed_pending(self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress) -> IndexReport:
         from lookalike.embed.extract import extract
+        from lookalike.index.phash import phash
+        from lookalike.io.decode import load_rgb, to_model_input
 
         embed = self.manifest.embed
         max_pixels = self.manifest.ingest.max_pixels
+        short_side = round(embed.image_size / embed.crop_fraction)
 
         def decode(image: PendingImage) -> tuple[np.ndarray, int]:
-            from lookalike.index.phash import phash
-            from lookalike.io.decode import load_rgb, to_model_input
-
-            short_side = round(embed.image_size / embed.crop_fraction)
             upright = load_rgb(image.path, max_pixels=max_pixels, min_side=short_side)
             array = np.asarray(upright)  # once, for both
             pixels = to_model_input(array, embed.image_size, embed.crop_fraction, resize=embed.resize)
