@@ -42,7 +42,7 @@ def fashion_rgb(split: str, limit: int, size: int, crop_fraction: float = 1.0) -
 
 def measure_training(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """Train; return the speed record and the fitted trainer."""
-    from lookalike.autoencoder_training import AutoencoderTrainer
+    from lookalike.embed.autoencoder.train import AutoencoderTrainer
     from lookalike.config import AutoencoderConfig
 
     images, _ = fashion_rgb("train", args.subset, args.image_size)
@@ -95,7 +95,7 @@ def retrieval_metrics(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) ->
 
 def compare(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Metrics of pixels, efficientnet-lite0 and the autoencoder on the first 3,000 test images."""
-    from lookalike.embed.backbones import get_spec, load_backbone
+    from lookalike.embed.registry import get_spec, load_backbone
 
     rows: dict[str, Any] = {}
     small, labels = fashion_rgb("test", 3000, args.image_size)

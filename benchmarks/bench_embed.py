@@ -56,7 +56,7 @@ def run_model(paths: list[Path], backbone: str) -> dict:
     streams (what ``index`` uses); the faster of the two is the ceiling."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lookalike.embed.backbones import get_spec, load_backbone
+    from lookalike.embed.registry import get_spec, load_backbone
     from lookalike.io.decode import load_model_input
 
     spec = get_spec(backbone)
@@ -81,7 +81,7 @@ def run_model(paths: list[Path], backbone: str) -> dict:
 
 def run_index(paths: list[Path], backbone: str) -> dict:
     from lookalike import Library
-    from lookalike.embed.backbones import load_backbone
+    from lookalike.embed.registry import load_backbone
 
     load_backbone(backbone)  # export cached before timing, as on any run after the first
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +121,7 @@ def run_naive(paths: list[Path], backbone: str) -> dict:
     import torch
     from PIL import Image
 
-    from lookalike.embed.backbones import get_entry, resolve_weights
+    from lookalike.embed.registry import get_entry, resolve_weights
 
     entry = get_entry(backbone)
     module, _, attribute = entry.target.partition(":")

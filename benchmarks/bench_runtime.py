@@ -42,7 +42,7 @@ def main() -> None:
 
     import openvino as ov
 
-    from lookalike.embed.backbones import get_spec, load_backbone, resolve_weights, weights_sha256
+    from lookalike.embed.registry import get_spec, load_backbone, resolve_weights, weights_sha256
     from lookalike.embed.runtime import cached_model_path
 
     spec = get_spec(args.backbone)

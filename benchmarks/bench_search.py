@@ -84,7 +84,7 @@ def ids_of(results: list) -> np.ndarray:
 
 def measure(query_fn: Callable[[np.ndarray], np.ndarray], Q: np.ndarray, truth: np.ndarray, singles: int) -> dict:
     """Recall@10 on all queries (batched), batched q/s, and single-query latency on ``singles``."""
-    from lookalike.evaluate import latency_percentiles, recall_vs_exact
+    from lookalike.evaluate.metrics import latency_percentiles, recall_vs_exact
 
     found, batch_s = timed(lambda: query_fn(Q))
     latencies = []

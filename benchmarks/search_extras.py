@@ -35,8 +35,8 @@ def end_to_end(seed: int = 0, library_images: int = 48, queries: int = 20, backb
     draft scaling), embed, reduce, search; stage means; the first query (backbone load) excluded."""
     from lookalike import Library
     from lookalike.config import ReduceConfig
-    from lookalike.evaluate import latency_percentiles
-    from lookalike.searching import Searcher
+    from lookalike.evaluate.metrics import latency_percentiles
+    from lookalike.search.searcher import Searcher
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -77,7 +77,7 @@ def quantized_ivf(X: np.ndarray, ids: np.ndarray, Q: np.ndarray, truth: np.ndarr
     ``truth`` (m, 10) holds the ids (n,) of the rows of X."""
     import faiss
 
-    from lookalike.evaluate import recall_vs_exact
+    from lookalike.evaluate.metrics import recall_vs_exact
 
     d, n = X.shape[1], len(X)
     rows = []

@@ -10,8 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lookalike import Library
-from lookalike.cli import app
-from lookalike.embed.backbones import load_backbone
+from lookalike.cli.main import app
+from lookalike.embed.registry import load_backbone
 from lookalike.errors import InvalidParameterError
 from lookalike.index.phash import DEFAULT_PHASH, phash
 from lookalike.io.decode import DEFAULT_RESIZE, load_rgb, to_model_input

@@ -17,7 +17,7 @@ TOTAL = 1500
 
 def index_command(photos, library):
     return [
-        sys.executable, "-m", "lookalike.cli", "index", str(photos), "--library", str(library),
+        sys.executable, "-m", "lookalike.cli.main", "index", str(photos), "--library", str(library),
         "--backbone", "pixels", "--no-progress", "--batch-size", "4", "--commit-every", "20",
     ]
 

@@ -270,7 +270,7 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """How a convolutional autoencoder is trained on a library's images (``lookalike.autoencoder_training``).
+    """How a convolutional autoencoder is trained on a library's images (``lookalike.embed.autoencoder.train``).
 
     Attributes
     ----------
@@ -323,7 +323,7 @@ CLASSIFY_MODELS = ("svm", "rf", "knn", "logreg")
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """How classifiers are trained on the reduced vectors (``lookalike.classify``).
+    """How classifiers are trained on the reduced vectors (``lookalike.classify.estimator``).
 
     Attributes
     ----------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookalike import derived
+from lookalike.store import reduced as derived
 from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig, ReduceConfig, from_dict, to_dict
 from lookalike.errors import (
     BackboneMismatchError,
@@ -30,21 +30,21 @@ from lookalike.errors import (
     LibraryNotFoundError,
 )
 from lookalike.index.phash import DEFAULT_PHASH
-from lookalike.ingest import LABEL_MODES, SyncReport, remove_paths, sync_roots
+from lookalike.ingest.sync import LABEL_MODES, SyncReport, remove_paths, sync_roots
 from lookalike.io.decode import DEFAULT_RESIZE
 from lookalike.progress import NoProgress, Progress
-from lookalike.status import LibraryStatus, read_status
+from lookalike.store.status import LibraryStatus, read_status
 from lookalike.store.atomic import remove_stale_temporaries
 from lookalike.store.catalog import Catalog, PendingImage
 from lookalike.store.manifest import EmbedRecord, Manifest, now, read_manifest, write_manifest
 from lookalike.store.vectors import RawVectors
 
 if TYPE_CHECKING:
-    from lookalike.cluster_runs import ClusterRun, RunInfo
+    from lookalike.cluster.runs import ClusterRun, RunInfo
     from lookalike.config import ClusterConfig
-    from lookalike.library_duplicates import FileGroup
-    from lookalike.live_index import LiveIndex
-    from lookalike.searching import SearchResult
+    from lookalike.search.duplicates import FileGroup
+    from lookalike.index.live import LiveIndex
+    from lookalike.search.searcher import SearchResult
 
 CATALOG_NAME = "catalog.sqlite"
 LOCK_NAME = ".lock"
@@ -113,7 +113,7 @@ class Library:
             raise LibraryExistsError(f"{folder}: a library already exists here")
         if folder.exists() and any(folder.iterdir()):
             raise LibraryExistsError(f"{folder}: folder exists and is not empty; choose a new path")
-        from lookalike.embed.backbones import load_backbone
+        from lookalike.embed.registry import load_backbone
 
         model = load_backbone(backbone, weights=weights)
         spec = model.spec
@@ -274,7 +274,7 @@ class Library:
     def backbone(self, threads: int = 0) -> Any:
         """The loaded backbone, checked against the weights the library was built with."""
         if self._backbone is None or self._backbone_threads != threads:
-            from lookalike.embed.backbones import load_backbone
+            from lookalike.embed.registry import load_backbone
 
             embed = self.manifest.embed
             weights = self._weights or embed.weights_path
@@ -287,11 +287,11 @@ class Library:
             self._backbone, self._backbone_threads = model, threads
         return self._backbone
 
-    # -- clustering (lookalike.clustering) --------------------------------------------------------
+    # -- clustering (lookalike.cluster.run) --------------------------------------------------------
     def cluster(self, config: ClusterConfig | None = None, *, progress: Progress | None = None) -> ClusterRun:
         """Cluster the reduced vectors with a ``ClusterConfig`` (default: K-Means, K chosen) and
-        store the run; returns it as a ``lookalike.clustering.ClusterRun``."""
-        from lookalike.clustering import run_clustering
+        store the run; returns it as a ``lookalike.cluster.run.ClusterRun``."""
+        from lookalike.cluster.run import run_clustering
         from lookalike.config import ClusterConfig
 
         self._require_writable()
@@ -299,13 +299,13 @@ class Library:
 
     def cluster_runs(self) -> list[RunInfo]:
         """Every stored clustering run (``RunInfo``: settings, metrics, ``stale``), oldest first."""
-        from lookalike.clustering import list_runs
+        from lookalike.cluster.run import list_runs
 
         return list_runs(self)
 
     def cluster_run(self, run_id: int | None = None) -> ClusterRun:
         """A stored run (default: the latest) applied to the images held now (``ClusterRun``)."""
-        from lookalike.clustering import read_run
+        from lookalike.cluster.run import read_run
 
         return read_run(self, run_id)
 
@@ -428,15 +428,15 @@ class Library:
         """Counts, backbone and skipped files grouped by reason."""
         return read_status(self.catalog, self.manifest, self.folder)
 
-    # -- vector search (lookalike.searching) -------------------------------------------------------
+    # -- vector search (lookalike.search.searcher) -------------------------------------------------------
     def vector_index(self, kind: str = "auto", *, rebuild: bool = False) -> LiveIndex:
-        """The ``kind`` vector index over the current images (a ``lookalike.live_index.LiveIndex``).
+        """The ``kind`` vector index over the current images (a ``lookalike.index.live.LiveIndex``).
 
         A writable library first brings its stored index up to date (built the first time,
         then only the added and removed images); a read-only one loads the committed file and
-        overlays what the catalog changed since (see ``lookalike.stored_index``).
+        overlays what the catalog changed since (see ``lookalike.search.library_index``).
         """
-        from lookalike.stored_index import open_index, update_index
+        from lookalike.search.library_index import open_index, update_index
 
         if rebuild:
             update_index(self, kind, rebuild=True)
@@ -444,14 +444,14 @@ class Library:
 
     def search(self, query: Any, k: int = 10, *, kind: str = "auto", **options: Any) -> SearchResult:
         """The ``k`` images nearest to ``query`` (file path, bytes, image id, or a list of them,
-        averaged): a ``lookalike.searching.SearchResult``; options as ``Searcher.search``."""
-        from lookalike.searching import Searcher
+        averaged): a ``lookalike.search.searcher.SearchResult``; options as ``Searcher.search``."""
+        from lookalike.search.searcher import Searcher
 
         return Searcher(self, kind).search(query, k, **options)
 
     def duplicates(self, **options: Any) -> list[FileGroup]:
-        """Groups of duplicate files (exact, near, semantic): ``lookalike.library_duplicates``."""
-        from lookalike.library_duplicates import find_library_duplicates
+        """Groups of duplicate files (exact, near, semantic): ``lookalike.search.duplicates``."""
+        from lookalike.search.duplicates import find_library_duplicates
 
         return find_library_duplicates(self, **options)
 
@@ -461,7 +461,7 @@ class Library:
 
         Only the difference is applied (no rebuild); libraries without an index skip this.
         """
-        from lookalike.stored_index import stored_kinds, update_stored_indexes
+        from lookalike.search.library_index import stored_kinds, update_stored_indexes
 
         if stored_kinds(self):
             update_stored_indexes(self)

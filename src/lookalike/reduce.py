@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.cluster._checks import as_matrix, check_dim, l2_normalize
+from lookalike.validation import as_matrix, check_dim, l2_normalize
 from lookalike.errors import InvalidParameterError
 
 FORMAT_VERSION = 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from lookalike.classifying import train
+from lookalike.classify.train import train
 from lookalike.config import ClusterConfig
 from tests.searchlib import build, class_image
 
@@ -80,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     log = (tmp / "app.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from lookalike.cli import main; main()", "app", "--library", str(folder),
+        [sys.executable, "-c", "from lookalike.cli.main import main; main()", "app", "--library", str(folder),
          "--port", str(port), "--host", "127.0.0.1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from lookalike.cli import app
-from lookalike.cli_app import app_command
+from lookalike.cli.main import app
+from lookalike.cli.app import app_command
 
 
 def test_app_command_runs_streamlit_on_the_library(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_app_on_a_missing_library_is_one_line_error(tmp_path: Path) -> None:
 
 def test_cli_help_does_not_import_streamlit() -> None:
     code = (
-        "import sys; from lookalike.cli import app; import lookalike; "
+        "import sys; from lookalike.cli.main import app; import lookalike; "
         "print(sorted(m for m in ('streamlit', 'plotly', 'pandas') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

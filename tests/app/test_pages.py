@@ -21,7 +21,7 @@ TIMEOUT = 60
 @pytest.fixture(scope="module")
 def full_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Labelled, clustered (K swept) and with a trained kNN classifier."""
-    from lookalike.classifying import train
+    from lookalike.classify.train import train
 
     tmp = tmp_path_factory.mktemp("full")
     with build(tmp, per_class=10) as lib:
@@ -176,7 +176,7 @@ def test_duplicates_page_lists_groups_with_reasons(full_library: Path) -> None:
 
 def test_classification_page_metrics_and_confusion(full_library: Path) -> None:
     at = run_page(full_library, "Classification")
-    from lookalike.classifying import model_info
+    from lookalike.classify.train import model_info
 
     with Library.open(full_library, readonly=True) as lib:
         validation = model_info(lib, "knn")["report"]["validation"]

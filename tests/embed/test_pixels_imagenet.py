@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.embed.backbones import load_backbone
+from lookalike.embed.registry import load_backbone
 from lookalike.embed.imagenet import imagenet_classes, softmax, top_k_classes
 from lookalike.errors import BackboneError, InvalidParameterError
 

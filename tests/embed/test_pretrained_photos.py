@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lookalike.embed.backbones import (
+from lookalike.embed.registry import (
     BackboneSpec,
     get_entry,
     load_backbone,
@@ -154,7 +154,7 @@ def test_spec_normalisation_is_what_the_weights_were_trained_with(name: str, con
 def test_concurrent_processes_share_one_export(tmp_path: Path) -> None:
     code = (
         "import sys, numpy as np\n"
-        "from lookalike.embed import runtime, backbones\n"
+        "from lookalike.embed import runtime, registry as backbones\n"
         "real = runtime.export_onnx\n"
         "def counted(*a, **k):\n"
         "    print('EXPORTED', flush=True); return real(*a, **k)\n"

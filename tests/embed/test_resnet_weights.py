@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lookalike.embed.backbones import load_backbone
+from lookalike.embed.registry import load_backbone
 from lookalike.embed.resnet import ResNet50
 from lookalike.errors import BackboneError
 

@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import lookalike.io.datasets.download as fetch_module
-from lookalike.cli_dataset import app as dataset_app
+from lookalike.cli.dataset import app as dataset_app
 from lookalike.errors import DatasetError, InvalidParameterError
 from lookalike.io.datasets import (
     dataset_dir,

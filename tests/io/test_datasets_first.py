@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lookalike.cli_dataset import app as dataset_app
+from lookalike.cli.dataset import app as dataset_app
 from lookalike.errors import DatasetError, InvalidParameterError
 from lookalike.io.datasets import export, load_arrays, select_subset
 from lookalike.io.datasets.export_folder import MARKER, export_record
-from tests.compare.fakedata import write_fake_fashion
+from tests.evaluate.compare.fakedata import write_fake_fashion
 
 
 def test_first_keeps_a_prefix_then_limits_choose_within_it():

@@ -1,5 +1,5 @@
 """``lookalike evaluate`` end to end, on unlabelled and empty libraries, and ``evaluate retrieval``
-still working after the move to lookalike.cli_evaluate."""
+still working after the move to lookalike.cli.evaluate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lookalike import Library
-from lookalike.cli import app
+from lookalike.cli.main import app
 from lookalike.errors import LibraryError
 from lookalike.report import ReportConfig
 from lookalike.report.write import write_report

@@ -14,9 +14,9 @@ from sklearn.metrics.cluster import contingency_matrix
 from sklearn.neighbors import KNeighborsClassifier
 
 from lookalike import Library
-from lookalike.classify import stratified_split
-from lookalike.classifying import labelled_vectors, stored_models
-from lookalike.stored_index import image_labels
+from lookalike.classify.estimator import stratified_split
+from lookalike.classify.train import labelled_vectors, stored_models
+from lookalike.search.library_index import image_labels
 from tests.report.conftest import CLASSES, PER_CLASS
 
 pytestmark = pytest.mark.slow  # the session's report takes ~10 s to build

@@ -21,7 +21,7 @@ MISCLASSIFIED_SHOWN = 12
 
 
 def render(lib: Library) -> None:
-    from lookalike.classifying import model_info, stored_models
+    from lookalike.classify.train import model_info, stored_models
 
     st.header("Classification")
     models = stored_models(lib)
@@ -61,8 +61,8 @@ def _metrics(report: dict[str, Any]) -> None:
 
 def _misclassified(lib: Library, model: str) -> None:
     """Labelled images whose label the model disagrees with (training images included)."""
-    from lookalike.classifying import labelled_vectors, load_classifier
-    from lookalike.cluster_runs import image_paths
+    from lookalike.classify.train import labelled_vectors, load_classifier
+    from lookalike.cluster.runs import image_paths
 
     data = labelled_vectors(lib)
     if data.labels.size == 0:
@@ -88,7 +88,7 @@ def _misclassified(lib: Library, model: str) -> None:
 
 
 def _predict(lib: Library, model: str) -> None:
-    from lookalike.classifying import predict_files
+    from lookalike.classify.train import predict_files
 
     st.subheader("Predict")
     upload = st.file_uploader("Image to classify", type=UPLOAD_TYPES, key="classify_upload")

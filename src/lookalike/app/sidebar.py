@@ -14,7 +14,7 @@ SKIPPED_SHOWN = 200
 
 
 def render(lib: Library) -> None:
-    from lookalike.status import skipped_files
+    from lookalike.store.status import skipped_files
 
     status = lib.status()
     with st.sidebar:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.cluster._checks import as_matrix, check_int, check_n_clusters, refuse_identical
+from lookalike.validation import as_matrix, check_int, check_n_clusters, refuse_identical
 from lookalike.cluster._groups import group_means
 from lookalike.cluster.kmeans import KMeans
 from lookalike.cluster.metrics import sampled_silhouette

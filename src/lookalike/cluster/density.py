@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
-from lookalike.cluster._checks import as_matrix, check_choice, check_int, l2_normalize, refuse_identical
+from lookalike.validation import as_matrix, check_choice, check_int, l2_normalize, refuse_identical
 from lookalike.cluster.choose_k import knee_index
 from lookalike.errors import InvalidParameterError
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.cluster._checks import (
+from lookalike.validation import (
     as_matrix,
     check_choice,
     check_int,

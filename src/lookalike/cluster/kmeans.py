@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
-from lookalike.cluster._checks import (
+from lookalike.validation import (
     as_matrix,
     check_choice,
     check_dim,

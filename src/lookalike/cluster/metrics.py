@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.cluster._checks import as_matrix, check_choice, check_int
+from lookalike.validation import as_matrix, check_choice, check_int
 from lookalike.errors import InvalidParameterError
 
 NOISE = -1

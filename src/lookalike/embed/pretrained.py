@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lookalike.embed.backbones import BackboneSpec
+from lookalike.embed.registry import BackboneSpec
 from lookalike.errors import BackboneError, MissingDependencyError
 
 TorchParts = tuple[nn.Module, nn.Module | None]

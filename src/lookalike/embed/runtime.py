@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.backbones import Backbone, BackboneSpec, weights_sha256
+from lookalike.embed.registry import Backbone, BackboneSpec, weights_sha256
 from lookalike.errors import BackboneError, ExportMismatchError
 
 EXPORT_FORMAT = 1

@@ -1,6 +1,6 @@
 """Classification quality for the report: each model on one seeded stratified split.
 
-Uses :mod:`lookalike.classify`'s pieces directly (``stratified_split``, ``VectorClassifier``,
+Uses :mod:`lookalike.classify.estimator`'s pieces directly (``stratified_split``, ``VectorClassifier``,
 ``classification_metrics``) with :class:`~lookalike.config.ClassifyConfig` defaults, so models the
 user trained with ``lookalike classify train`` are never touched. Large libraries are first
 reduced to a stratified sample of ``classify_sample`` images (the hyperparameter searches are
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.classify import VectorClassifier, classification_metrics, stratified_split
+from lookalike.classify.estimator import VectorClassifier, classification_metrics, stratified_split
 from lookalike.config import ClassifyConfig
 from lookalike.progress import NoProgress, Progress
 

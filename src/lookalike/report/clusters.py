@@ -1,7 +1,7 @@
 """Clustering quality for the report: the K sweep, then K-Means, Ward and HDBSCAN at one K.
 
 Nothing is stored in the library: the estimators run in memory and are scored with
-:func:`lookalike.clustering.score` (sampled silhouette, Davies–Bouldin, Calinski–Harabasz and,
+:func:`lookalike.cluster.run.score` (sampled silhouette, Davies–Bouldin, Calinski–Harabasz and,
 with labels, NMI/ARI/purity). Every method uses the euclidean metric so their internal scores
 compare (on unit vectors HDBSCAN's clusters are the same as with cosine). K is the number of
 labels on a labelled library, else the sweep's recommendation.
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.cluster import KChoice, build_clusterer, choose_k
-from lookalike.clustering import score
+from lookalike.cluster.run import score
 from lookalike.config import ClusterConfig
 from lookalike.progress import NoProgress, Progress
 from lookalike.report.settings import ReportConfig

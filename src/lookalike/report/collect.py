@@ -185,7 +185,7 @@ def _clustering(lib_data: data.LibraryData, config: ReportConfig, watch: Stopwat
 
 
 def _classification(lib: Library, config: ReportConfig, watch: Stopwatch, progress: Progress) -> dict[str, Any]:
-    from lookalike.classifying import labelled_vectors, usable
+    from lookalike.classify.train import labelled_vectors, usable
 
     if not config.models:
         return _skipped("no models requested")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.errors import InvalidParameterError, LibraryError
-from lookalike.stored_index import image_labels
+from lookalike.search.library_index import image_labels
 
 if TYPE_CHECKING:
     from lookalike.library import Library

@@ -1,7 +1,7 @@
 """Retrieval quality for the report: leave-one-out precision/recall/mAP and the precision@k curve.
 
 Neighbours come once from an exact index for the largest k; every metric slices those hits
-(definitions in :mod:`lookalike.evaluate`). Queries are a seeded sample of the labelled images.
+(definitions in :mod:`lookalike.evaluate.metrics`). Queries are a seeded sample of the labelled images.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.config import IndexConfig
-from lookalike.evaluate import label_hits, map_at_k, precision_at_k, recall_at_k
+from lookalike.evaluate.metrics import label_hits, map_at_k, precision_at_k, recall_at_k
 from lookalike.progress import NoProgress, Progress
 
 HEADLINE_K = (1, 5, 10)

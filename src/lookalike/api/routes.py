@@ -1,0 +1,167 @@
+"""The routes of the HTTP API (see :mod:`lookalike.api.server` for the contract and the safety rules).
+
+No ``from __future__ import annotations`` here: FastAPI reads the parameter annotations at run
+time, and they refer to this app's settings (e.g. the largest ``k``)."""
+
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, get_type_hints
+
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import Path as PathParam
+from fastapi import Query as QueryParam
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, create_model
+
+from lookalike.api.server import ApiError, LibraryWorker, error_status
+from lookalike.errors import LookalikeError, VectorIndexError
+from lookalike.search.searcher import SearchFilters, SearchHit
+
+T = TypeVar("T")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown image id or cluster run"},
+    413: {"description": "Upload over the size limit, or image over the pixel limit"},
+    415: {"description": "The upload is not an image"},
+    422: {"description": "Corrupt image or invalid parameter"},
+    503: {"description": "The library has no usable vector index yet"},
+}
+
+
+Hit = create_model(
+    "Hit",
+    **{name: (hint, ...) for name, hint in get_type_hints(SearchHit).items()},  # type: ignore[call-overload]
+    image_url=(str, ...),
+    thumbnail_url=(str, ...),
+)
+"""A :class:`lookalike.search.searcher.SearchHit` with the URLs of its image and thumbnail."""
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]  # type: ignore[valid-type]
+    kind: str
+    query_images: list[int]
+    cluster_run: int | None
+    seconds: dict[str, float]
+
+
+def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
+    """Add every endpoint, each running its library work on ``worker``."""
+    settings = worker.settings
+
+    async def call(job: Callable[[LibraryWorker], T]) -> T:
+        try:
+            return await worker.run(job)
+        except LookalikeError as exc:
+            raise error_status(exc) from None
+
+    @app.post("/search", response_model=SearchResponse, responses=ERRORS)  # type: ignore[untyped-decorator]
+    async def search(
+        file: Annotated[UploadFile | None, File(description="The query image (any format the library ingests).")] = None,
+        image_id: Annotated[list[int] | None, Form(description="Or: ids of library images (several: their mean).")] = None,
+        k: Annotated[int, Form(ge=1, le=settings.max_k)] = 10,
+        cluster: Annotated[int | None, Form(description="Only images in this cluster of the run.")] = None,
+        run: Annotated[int | None, Form(description="Cluster run (default: the latest).")] = None,
+        label: Annotated[str | None, Form(description="Only images with this label.")] = None,
+        include_self: Annotated[bool, Form(description="Keep library images used as the query.")] = False,
+        nprobe: Annotated[int | None, Form(ge=1, description="IVF clusters searched (ivf index only).")] = None,
+        ef_search: Annotated[int | None, Form(ge=1, description="HNSW beam width (hnsw index only).")] = None,
+    ) -> dict[str, Any]:
+        """The k library images most similar to an uploaded image or to library images."""
+        if (file is None) == (not image_id):
+            raise ApiError(422, "bad_query", "send either an image 'file' or 'image_id' field(s), not both")
+        query: Any = image_id
+        if file is not None:
+            query = await file.read(settings.max_upload_bytes + 1)
+            if len(query) > settings.max_upload_bytes:
+                raise ApiError(413, "too_large", f"upload over {settings.max_upload_bytes} bytes")
+            if not query:
+                raise ApiError(422, "empty_upload", "the uploaded file is empty")
+        filters = SearchFilters(cluster=cluster, run=run, label=label)
+
+        def job(w: LibraryWorker) -> dict[str, Any]:
+            searcher = w.searcher()
+            if image_id:
+                unknown = [i for i, known in zip(image_id, searcher.live.contains(image_id)) if not known]
+                if unknown:
+                    raise ApiError(404, "unknown_image", f"no embedded image {unknown[0]} in the library")
+            result = searcher.search(query, k, filters=filters, nprobe=nprobe, ef_search=ef_search,
+                                     include_self=include_self)
+            return result.to_dict()
+
+        result = await call(job)
+        for hit in result["hits"]:
+            hit["image_url"] = f"/images/{hit['image_id']}"
+            hit["thumbnail_url"] = f"/thumbnails/{hit['image_id']}"
+        return result
+
+    @app.get("/images/{image_id}", responses={404: ERRORS[404]}, response_class=FileResponse)  # type: ignore[untyped-decorator]
+    async def image(image_id: Annotated[int, PathParam(ge=0)]) -> FileResponse:
+        """The original file of a library image."""
+        path, media_type = await call(lambda w: w.image_file(image_id))
+        return FileResponse(path, media_type=media_type)
+
+    @app.get("/thumbnails/{image_id}", responses={404: ERRORS[404]}, response_class=Response)  # type: ignore[untyped-decorator]
+    async def thumbnail(
+        image_id: Annotated[int, PathParam(ge=0)], size: Annotated[int, QueryParam(ge=16, le=1024)] = 256
+    ) -> Response:
+        """A JPEG of the image scaled to fit ``size`` x ``size``."""
+        data = await call(lambda w: w.thumbnail(image_id, size))
+        return Response(content=data, media_type="image/jpeg")
+
+    @app.get("/clusters", responses={404: ERRORS[404]})  # type: ignore[untyped-decorator]
+    async def clusters(
+        run: Annotated[int | None, QueryParam(ge=0, description="Run id (default: the latest).")] = None,
+    ) -> dict[str, Any]:
+        """The latest (or given) cluster run: settings, and each cluster's size, name, medoid."""
+        return await call(lambda w: cluster_listing(w, run))
+
+    @app.get("/health")  # type: ignore[untyped-decorator]
+    async def health() -> dict[str, Any]:
+        """Whether the API can search, how many images, which index."""
+        return await call(health_report)
+
+
+def cluster_listing(worker: LibraryWorker, run: int | None) -> dict[str, Any]:
+    catalog = worker.lib.catalog
+    columns = "id, method, n_images, n_clusters, n_noise, reducer_fingerprint, created"
+    if run is None:
+        rows = catalog.query(f"SELECT {columns} FROM cluster_runs ORDER BY id DESC LIMIT 1")
+    else:
+        rows = catalog.query(f"SELECT {columns} FROM cluster_runs WHERE id = ?", (run,))
+    if not rows:
+        if run is not None:
+            raise ApiError(404, "unknown_run", f"no cluster run {run} in the library")
+        return {"run": None, "clusters": []}
+    info = dict(zip([c.strip() for c in columns.split(",")], rows[0]))
+    reducer = worker.lib.reducer()
+    info["stale"] = reducer is None or reducer.fingerprint != info["reducer_fingerprint"]
+    listing = catalog.query(
+        "SELECT cluster, size, name, medoid_image_id, spread, representatives FROM clusters "
+        "WHERE run_id = ? ORDER BY cluster", (info["id"],)
+    )
+    return {"run": info, "clusters": [
+        {"cluster": c, "size": size, "name": name, "medoid_image_id": medoid, "spread": spread,
+         "representatives": _json_list(reps)}
+        for c, size, name, medoid, spread, reps in listing
+    ]}
+
+
+def _json_list(text: Any) -> list[Any] | None:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def health_report(worker: LibraryWorker) -> dict[str, Any]:
+    images = worker.lib.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+    report: dict[str, Any] = {"status": "ok", "library": worker.path.name, "images": images}
+    try:
+        live = worker.searcher().live
+    except VectorIndexError as exc:
+        return {**report, "status": "no_index", "detail": str(exc)}
+    report["index"] = {"kind": live.kind, "vectors": len(live), "stored": live.path is not None,
+                       "catching_up": not live.is_plain}
+    return report

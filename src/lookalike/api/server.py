@@ -1,0 +1,253 @@
+"""The HTTP API (FastAPI): ``create_app(library_path)``; ``lookalike serve`` runs it with uvicorn.
+
+Endpoints (OpenAPI schema at ``/openapi.json``, docs at ``/docs``):
+
+- ``POST /search``: multipart form with an image ``file`` (or ``image_id`` fields of library
+  images, averaged), ``k``, filters ``cluster`` / ``run`` / ``label``, ``include_self``,
+  ``nprobe`` / ``ef_search`` -> JSON hits (rank, image id, path, scores, cluster, label, URLs);
+- ``GET /images/{id}``: the image's original file; ``GET /thumbnails/{id}?size=256``: a JPEG;
+- ``GET /clusters[?run=N]``: the latest (or given) cluster run and its clusters;
+- ``GET /health``: status, image count, index kind.
+
+Safety: the request body is limited (``max_upload_bytes`` plus form overhead; checked from
+``Content-Length`` before reading, and while reading); an upload is accepted only if it decodes
+as an image under the pixel limit (the client's content type is not trusted); clients name
+images by id only, never by path. Errors are JSON ``{"detail": message, "code": code}``: 404
+unknown id, 413 too large, 415 not an image, 422 corrupt image or bad parameter, 503 no index.
+
+The library is opened read-only, so the API serves while ``lookalike index`` writes: every
+request first checks whether the catalog or the committed index file changed and reloads them
+(see :mod:`lookalike.index.live`), so answers match the last committed catalog state and never
+a half-written index. Library work runs on one worker thread (SQLite connections belong to a
+thread); the event loop keeps accepting requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+from lookalike.errors import (
+    BackboneError,
+    CorruptImageError,
+    ImageError,
+    ImageTooLargeError,
+    InvalidParameterError,
+    LibraryError,
+    LookalikeError,
+    MissingDependencyError,
+    NotAnImageError,
+    VectorIndexError,
+)
+
+T = TypeVar("T")
+FORM_OVERHEAD = 64 * 1024
+"""Bytes allowed on top of ``max_upload_bytes`` for the multipart framing and form fields."""
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "BMP": "image/bmp",
+               "TIFF": "image/tiff", "WEBP": "image/webp", "HEIF": "image/heif"}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Limits and defaults of one API server."""
+
+    kind: str = "auto"
+    max_upload_bytes: int = 20_000_000
+    max_pixels: int | None = None
+    """Pixel limit for uploads (None: the library's ingest limit; never above it)."""
+    max_k: int = 200
+    thumbnail_cache: int = 256
+
+
+class ApiError(Exception):
+    """An error answered as JSON ``{"detail": message, "code": code}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def require_server() -> ModuleType:
+    """The uvicorn module, or MissingDependencyError naming the install command."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise MissingDependencyError("uvicorn", "lookalike serve", "pip install fastapi uvicorn python-multipart") from exc
+    return uvicorn
+
+
+def error_status(exc: Exception) -> ApiError:
+    """The HTTP answer for a lookalike error."""
+    if isinstance(exc, ApiError):
+        return exc
+    table: list[tuple[type[Exception], int, str]] = [
+        (NotAnImageError, 415, "not_an_image"), (ImageTooLargeError, 413, "image_too_large"),
+        (CorruptImageError, 422, "corrupt_image"), (ImageError, 422, "unreadable_image"),
+        (InvalidParameterError, 422, "invalid_parameter"), (VectorIndexError, 503, "index_unavailable"),
+        (LibraryError, 503, "library_unavailable"), (BackboneError, 503, "backbone_unavailable"),
+        (LookalikeError, 500, "internal_error"),
+    ]
+    for cls, status, code in table:
+        if isinstance(exc, cls):
+            return ApiError(status, code, str(exc))
+    raise exc  # not a lookalike error: a bug, answered 500 by the framework
+
+
+class LibraryWorker:
+    """Runs library work on one thread that owns a read-only Library and its Searcher."""
+
+    def __init__(self, path: Path, settings: ApiSettings) -> None:
+        self.path = path
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookalike-library")
+        self._lib: Any = None
+        self._searcher: Any = None
+        self._thumbnails: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+
+    async def run(self, job: Callable[[LibraryWorker], T]) -> T:
+        return await asyncio.wrap_future(self._pool.submit(job, self))
+
+    def close(self) -> None:
+        def shut(_: LibraryWorker) -> None:
+            if self._lib is not None:
+                self._lib.close()
+
+        self._pool.submit(shut, self).result(timeout=30)
+        self._pool.shutdown(wait=True)
+
+    # -- on the worker thread ----------------------------------------------------------------
+    @property
+    def lib(self) -> Any:
+        if self._lib is None:
+            from lookalike.library import Library
+
+            self._lib = Library.open(self.path, readonly=True)
+        return self._lib
+
+    def searcher(self) -> Any:
+        """The searcher, created on first use and reloaded when the library changed."""
+        from lookalike.search.searcher import Searcher
+
+        if self._searcher is None:
+            self._searcher = Searcher(self.lib, self.settings.kind, update=False)
+            limit = self.lib.manifest.ingest.max_pixels
+            self._searcher.max_pixels = min(limit, self.settings.max_pixels or limit)
+        else:
+            self._searcher.refresh()
+        return self._searcher
+
+    def image_file(self, image_id: int) -> tuple[Path, str]:
+        """The first existing file of an embedded image, and its media type (404 otherwise)."""
+        rows = self.lib.catalog.query(
+            "SELECT f.path_bytes, i.format FROM files f JOIN images i ON i.id = f.image_id "
+            "WHERE f.image_id = ? AND i.status = 'embedded' ORDER BY f.id", (image_id,)
+        )
+        for path_bytes, fmt in rows:
+            path = Path(os.fsdecode(bytes(path_bytes)))
+            if path.is_file():
+                return path, MEDIA_TYPES.get(str(fmt), "application/octet-stream")
+        raise ApiError(404, "unknown_image", f"no image {image_id} in the library (or its files are gone)")
+
+    def thumbnail(self, image_id: int, size: int) -> bytes:
+        key = (image_id, size)
+        if key not in self._thumbnails:
+            from lookalike.io.decode import load_rgb
+
+            path, _ = self.image_file(image_id)
+            image = load_rgb(path, max_pixels=self.lib.manifest.ingest.max_pixels, min_side=size)
+            image.thumbnail((size, size))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=85)
+            self._thumbnails[key] = buffer.getvalue()
+            while len(self._thumbnails) > self.settings.thumbnail_cache:
+                self._thumbnails.popitem(last=False)
+        self._thumbnails.move_to_end(key)
+        return self._thumbnails[key]
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 (JSON) to request bodies over ``max_bytes``, judged from
+    ``Content-Length`` before reading and by counting while reading (chunked uploads)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._too_large(send)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._too_large(send)
+                return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Callable[..., Any]) -> None:
+        content = json.dumps({"detail": f"request body over {self.max_bytes} bytes", "code": "too_large"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def create_app(library_path: str | Path, settings: ApiSettings | None = None) -> Any:
+    """A FastAPI app serving the library at ``library_path`` read-only (see the module notes)."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse
+    except ImportError as exc:
+        raise MissingDependencyError("fastapi", "the HTTP API", "pip install fastapi uvicorn python-multipart") from exc
+    from lookalike import __version__
+    from lookalike.api.routes import add_routes
+    from lookalike.library import Library
+
+    settings = settings or ApiSettings()
+    path = Path(library_path).expanduser()
+    Library.open(path, readonly=True).close()  # fail now, with a clear error, if it is not a library
+    worker = LibraryWorker(path, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        yield
+        worker.close()
+
+    app = FastAPI(title="lookalike", version=__version__, lifespan=lifespan,
+                  description="Visual search over one lookalike library (read-only).")
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status)
+
+    add_routes(app, worker)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD)
+    app.state.worker = worker
+    return app

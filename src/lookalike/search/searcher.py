@@ -1,0 +1,284 @@
+"""Search a library: by image file or bytes, by an image it holds, or by several (their mean).
+
+::
+
+    with Library.open("photos.lookalike") as lib:
+        result = lib.search("query.jpg", k=10, filters=SearchFilters(label="cats"))
+        for hit in result.hits:
+            print(hit.rank, hit.path, hit.similarity, hit.confidence)
+
+A query file or byte string whose content the library already holds (same content hash, or the
+same unchanged file) uses the stored vector; anything else is decoded (EXIF-upright, pixel limit
+of the library), embedded with the library's backbone and reduced with its PCA. Those library
+images are left out of the results unless ``include_self``.
+
+Scores of each hit (see :mod:`lookalike.index.scores`): ``distance`` = squared L2 between the
+unit vectors = ``2 - 2 * similarity``; ``similarity`` = cosine; ``confidence`` =
+``clip(1 - distance / max_d, 0, 1)`` where ``max_d`` is the largest squared distance from a member
+of the query's cluster to that cluster's centre; the query's cluster is its nearest centre among
+the clusters of the cluster run in use (the latest, or ``filters.run``) when it was built on the
+current PCA, else the library's own confidence clusters (k-means, stored with the index);
+``probability`` = calibrated P(the hit has the query's label), only on labelled libraries
+(None otherwise, never made up).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lookalike.errors import InvalidParameterError, UnreadableFileError
+from lookalike.index import ClusterSpan, mean_query
+from lookalike.io.scan import content_hash, describe_os_error
+from lookalike.search.filters import ClusterRun, first_files, ids_under, ids_with_label, load_run
+from lookalike.search.library_index import (
+    file_signature,
+    load_calibrator,
+    load_confidence_clusters,
+    open_index,
+)
+
+if TYPE_CHECKING:
+    from lookalike.library import Library
+    from lookalike.index.live import LiveIndex
+
+Query = str | Path | bytes | int
+"""A file path, an image file's bytes, or the id of an image in the library."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrict results to images in ``cluster`` (of cluster run ``run``, default the latest),
+    with ``label``, or with a file under the path prefix ``under``. Filters combine (AND)."""
+
+    cluster: int | None = None
+    run: int | None = None
+    label: str | None = None
+    under: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result. ``path`` is the image's first file; ``cluster`` its cluster in the run used."""
+
+    rank: int
+    image_id: int
+    path: str
+    distance: float
+    similarity: float
+    confidence: float | None
+    probability: float | None
+    cluster: int | None
+    cluster_name: str | None
+    label: str | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits best first; ``query_images`` = library images the query used (excluded unless asked)."""
+
+    hits: list[SearchHit]
+    kind: str
+    query_images: list[int]
+    cluster_run: int | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Searcher:
+    """Answers queries over one library; keep it to answer many (the index is loaded once).
+
+    ``kind`` picks the index (``auto``: by collection size). ``update`` (default: the library is
+    writable) brings the stored index up to date first; read-only searchers overlay the catalog
+    instead (see :mod:`lookalike.index.live`) and :meth:`refresh` picks up changes.
+    """
+
+    def __init__(self, lib: Library, kind: str = "auto", *, update: bool | None = None) -> None:
+        self.lib = lib
+        self.kind = kind
+        self.update = (not lib.readonly) if update is None else update
+        self.max_pixels = lib.manifest.ingest.max_pixels
+        """Largest query image accepted, in pixels (decompression-bomb limit)."""
+        self._signature: tuple[Any, ...] | None = None
+        self._run_spans: dict[int, ClusterSpan | None] = {}
+        self._runs: dict[int, ClusterRun] = {}
+        self.refresh()
+
+    # -- state -----------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Reload when the catalog, the reducer or the index file changed; returns whether it did."""
+        signature = self._current_signature()
+        if signature == self._signature:
+            return False
+        reducer = self.lib.reducer()
+        self.live: LiveIndex = open_index(self.lib, self.kind, update=self.update)
+        self.reducer = reducer if reducer is not None else self.lib.reducer()
+        fingerprint = self.reducer.fingerprint
+        self.calibrator = load_calibrator(self.lib.folder, fingerprint)
+        self.own_clusters = self._own_span(load_confidence_clusters(self.lib.folder, fingerprint))
+        self._run_spans, self._runs = {}, {}
+        self._signature = self._current_signature()
+        return True
+
+    def _current_signature(self) -> tuple[Any, ...]:
+        version = self.lib.catalog.query("PRAGMA data_version")[0][0]
+        index_path = getattr(getattr(self, "live", None), "path", None)
+        return (version, file_signature(index_path), file_signature(self.lib.folder / "models" / "reducer.npz"))
+
+    # -- searching -------------------------------------------------------------------------
+    def search(
+        self,
+        query: Query | Sequence[Query],
+        k: int = 10,
+        *,
+        filters: SearchFilters | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        include_self: bool = False,
+    ) -> SearchResult:
+        """The ``k`` library images nearest to ``query`` (several queries: their mean)."""
+        started = time.perf_counter()
+        filters = filters or SearchFilters()
+        vectors, own, seconds = self.query_vectors(query)
+        run = self._run(filters.run)
+        allowed = self._allowed(filters, run)
+        searching = time.perf_counter()
+        found = self.live.search(
+            mean_query(vectors)[None], k, allowed_ids=allowed, exclude_ids=None if include_self else own or None,
+            clusters=self._span(run), calibrator=self.calibrator, nprobe=nprobe, ef_search=ef_search,
+        )[0]
+        seconds["search"] = time.perf_counter() - searching
+        hits = self._hits(found, run)
+        seconds["total"] = time.perf_counter() - started
+        return SearchResult(hits, self.live.kind, own, None if run is None else run.id, seconds)
+
+    def query_vectors(self, query: Query | Sequence[Query]) -> tuple[np.ndarray, list[int], dict[str, float]]:
+        """Reduced vectors (m, d) of the query items, the library images among them, timings."""
+        items: list[Any] = list(query) if isinstance(query, (list, tuple)) else [query]
+        if not items:
+            raise InvalidParameterError("the query is empty: give an image file, bytes or an image id")
+        seconds = {"decode": 0.0, "embed": 0.0}
+        vectors, own = [], []
+        for item in items:
+            image_id = self._known_image(item)
+            if image_id is not None:
+                vectors.append(self.live.reconstruct([image_id])[0])
+                own.append(image_id)
+            else:
+                vector, parts = self.embed(item)
+                vectors.append(vector)
+                for name, value in parts.items():
+                    seconds[name] += value
+        return np.stack(vectors), own, seconds
+
+    def _known_image(self, item: Query) -> int | None:
+        """The library image holding ``item``: an id, an unchanged library file, same content."""
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (str, Path, bytes, int, np.integer)):
+            raise InvalidParameterError(f"a query item is a file path, bytes or an image id, got {type(item).__name__}")
+        if isinstance(item, (int, np.integer)):
+            if not self.live.contains([int(item)])[0]:
+                raise InvalidParameterError(f"image id {int(item)} is not an embedded image of {self.lib.folder}")
+            return int(item)
+        if isinstance(item, bytes):
+            return self._image_with_hash(hashlib.blake2b(item, digest_size=32).hexdigest())
+        path = Path(os.path.abspath(Path(item).expanduser()))
+        row = next(iter(self.lib.catalog.file_rows([path])), None)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise UnreadableFileError(str(path), describe_os_error(exc, path)) from exc
+        if row is not None and row.image_id is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if self.live.contains([row.image_id])[0]:
+                return row.image_id
+        return self._image_with_hash(content_hash(path))
+
+    def _image_with_hash(self, digest: str) -> int | None:
+        rows = self.lib.catalog.query("SELECT id FROM images WHERE hash = ? AND status = 'embedded'", (digest,))
+        if rows and self.live.contains([rows[0][0]])[0]:
+            return int(rows[0][0])
+        return None
+
+    def embed(self, item: str | Path | bytes) -> tuple[np.ndarray, dict[str, float]]:
+        """Decode, embed and reduce one image file or bytes: vector (d,) float32 and the seconds
+        spent decoding and embedding (backbone + PCA)."""
+        from lookalike.io.decode import load_model_input
+
+        embed = self.lib.manifest.embed
+        started = time.perf_counter()
+        source = item if isinstance(item, bytes) else Path(item).expanduser()
+        pixels = load_model_input(
+            source, size=embed.image_size, crop_fraction=embed.crop_fraction, resize=embed.resize,
+            max_pixels=self.max_pixels,
+        )
+        decoded = time.perf_counter()
+        raw = self.lib.backbone().embed(pixels[None])
+        vector = np.asarray(self.reducer.transform(raw), dtype=np.float32)[0]
+        return vector, {"decode": decoded - started, "embed": time.perf_counter() - decoded}
+
+    # -- filters, scores, hits ---------------------------------------------------------------
+    def _run(self, run_id: int | None) -> ClusterRun | None:
+        """Cluster run ``run_id`` (None: the latest, or None without runs), read once per state."""
+        if run_id is None:
+            rows = self.lib.catalog.query("SELECT MAX(id) FROM cluster_runs")
+            if rows[0][0] is None:
+                return None
+            run_id = int(rows[0][0])
+        if run_id not in self._runs:
+            self._runs[run_id] = load_run(self.lib, run_id)
+        return self._runs[run_id]
+
+    def _allowed(self, filters: SearchFilters, run: ClusterRun | None) -> np.ndarray | None:
+        sets = []
+        if filters.cluster is not None:
+            if run is None:
+                raise InvalidParameterError(f"{self.lib.folder} has no cluster run: cluster the library first")
+            sets.append(run.members_of(filters.cluster))
+        if filters.label is not None:
+            sets.append(ids_with_label(self.lib, filters.label))
+        if filters.under is not None:
+            sets.append(ids_under(self.lib, filters.under))
+        if not sets:
+            return None
+        allowed = sets[0]
+        for other in sets[1:]:
+            allowed = np.intersect1d(allowed, other)
+        return allowed
+
+    def _span(self, run: ClusterRun | None) -> ClusterSpan | None:
+        """Confidence clusters: the run's (when built on this PCA), else the library's own."""
+        if run is None or run.reducer_fingerprint != self.reducer.fingerprint:
+            return self.own_clusters
+        if run.id not in self._run_spans:
+            self._run_spans[run.id] = run.span(self.live)
+        return self._run_spans[run.id] or self.own_clusters
+
+    def _own_span(self, stored: dict[str, np.ndarray] | None) -> ClusterSpan | None:
+        if stored is None:
+            return None
+        keep = self.live.contains(stored["ids"])
+        return ClusterSpan(stored["centroids"], stored["ids"][keep], stored["labels"][keep], self.live.reconstruct)
+
+    def _hits(self, found: Any, run: ClusterRun | None) -> list[SearchHit]:
+        ids = [int(i) for i in found.ids]
+        files = first_files(self.lib, ids)
+        hits = []
+        for rank, record in enumerate(found.to_records(), start=1):
+            image_id = record["id"]
+            path, label = files.get(image_id, ("", None))
+            cluster = None if run is None else run.cluster_of(image_id)
+            hits.append(SearchHit(
+                rank=rank, image_id=image_id, path=path, distance=record["distance"],
+                similarity=record["similarity"], confidence=record["confidence"],
+                probability=record["probability"], cluster=cluster,
+                cluster_name=None if run is None or cluster is None else run.names.get(cluster), label=label,
+            ))  # fmt: skip
+        return hits
