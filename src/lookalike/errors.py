@@ -23,6 +23,8 @@
     │   └── ExportMismatchError                   exported model disagrees with PyTorch
     ├── VectorIndexError                          a vector index is empty, unbuilt or unreadable
     ├── TrainingError                             too few images, incompatible checkpoint
+    ├── ClusterError                              a Ray cluster unreachable, or a job that stalls
+    ├── VectorImportError                         Parquet vectors that do not fit the library
     └── DatasetError                              a dataset could not be fetched or read
 
 Messages say what was expected, what was found, and where (file or setting).
@@ -130,3 +132,12 @@ class VectorIndexError(LookalikeError):
 
 class TrainingError(LookalikeError):
     """A model cannot be trained or resumed: too few images, or an incompatible checkpoint."""
+
+
+class ClusterError(LookalikeError):
+    """A Ray cluster cannot be reached, or a distributed job stopped making progress."""
+
+
+class VectorImportError(LookalikeError):
+    """Vectors from a Parquet file do not fit the library: other backbone, weights, preprocessing,
+    dimension, or an unreadable file."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,8 @@ class IndexReport:
     embedded: int
     skipped_while_embedding: dict[str, int]
     seconds_embedding: float
+    by_worker: dict[str, int] = field(default_factory=dict)
+    """Images embedded per Ray node id (empty for a local run)."""
 
     @property
     def images_per_second(self) -> float:
@@ -190,15 +192,23 @@ class Library:
         labels: str = "none",
         extract: ExtractConfig | None = None,
         progress: Progress | None = None,
+        ray: str | None = None,
     ) -> IndexReport:
         """Scan ``paths`` (default: every folder scanned before), then embed what is new.
 
         ``labels="folder"`` takes each file's first-level subfolder name as its label.
         Re-running is incremental: unchanged files are not read again, vanished ones dropped.
+        ``ray="auto"`` (or a cluster address) decodes and embeds on a Ray cluster's workers
+        while this process scans and commits (``lookalike.embed.distributed``; needs
+        ``pip install 'lookalike[ray]'``).
         """
         self._require_writable()
         if labels not in LABEL_MODES:
             raise InvalidParameterError(f"labels must be one of {LABEL_MODES}, got {labels!r}")
+        if ray is not None:
+            from lookalike.embed.distributed import require_ray
+
+            require_ray()
         roots = self._roots(paths, labels)
         progress = progress or NoProgress()
         config = extract or ExtractConfig()
@@ -207,7 +217,7 @@ class Library:
             loading = pool.submit(self._prepare_embedding, config.runtime_threads())  # during the scan
             sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
             backbone = loading.result()
-        return self._embed_pending(sync, backbone, config, progress)
+        return self._embed_pending(sync, backbone, config, progress, ray)
 
     index = add
 
@@ -250,26 +260,33 @@ class Library:
 
         return self.backbone(threads=threads)
 
-    def _embed_pending(self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress) -> IndexReport:
-        from lookalike.embed.extract import extract
-        from lookalike.index.phash import phash
-        from lookalike.io.decode import load_rgb, to_model_input
+    def _embed_pending(
+        self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress, ray: str | None = None
+    ) -> IndexReport:
+        from lookalike.embed.preprocess import Preprocessing
 
-        embed = self.manifest.embed
-        max_pixels = self.manifest.ingest.max_pixels
-        short_side = round(embed.image_size / embed.crop_fraction)
+        settings = Preprocessing.of(self.manifest.embed, self.manifest.ingest.max_pixels)
+        if ray is not None:
+            from lookalike.embed.distributed import RayConfig, extract_on_ray
+
+            ray_config = RayConfig(address=ray)
+            report = extract_on_ray(self.catalog, self.vectors, backbone, settings, config, ray_config, progress)
+            return self._finish_embedding(sync, report)
+        from lookalike.embed.extract import extract
+
+        decode_file = settings.decoder()
 
         def decode(image: PendingImage) -> tuple[np.ndarray, int]:
-            upright = load_rgb(image.path, max_pixels=max_pixels, min_side=short_side)
-            array = np.asarray(upright)  # once, for both
-            pixels = to_model_input(array, embed.image_size, embed.crop_fraction, resize=embed.resize)
-            return pixels, phash(array, embed.phash)
+            return decode_file(image.path)
 
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
+        return self._finish_embedding(sync, report)
+
+    def _finish_embedding(self, sync: SyncReport, report: Any) -> IndexReport:
         self.compact()
         self._update_derived()
         self._touch_manifest()
-        return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds)
+        return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds, dict(report.by_worker))
 
     def backbone(self, threads: int = 0) -> Any:
         """The loaded backbone, checked against the weights the library was built with."""

@@ -38,11 +38,16 @@ def index(
     max_pixels: Annotated[int | None, typer.Option(help=f"Skip images with more pixels (decompression bombs); default {IngestConfig.max_pixels:,}.")] = None,
     include_hidden: Annotated[bool | None, typer.Option("--include-hidden/--no-hidden", help="Also scan files and folders named '.*' (default: no).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="auto|ADDRESS", help="Decode and embed on a Ray cluster: 'auto' joins $RAY_ADDRESS or the cluster started on this machine, else starts one; or HOST:PORT. Needs `pip install 'lookalike[ray]'`.")] = None,
 ) -> None:
     """Scan folders and embed every image into LIBRARY (created when missing); incremental."""
     from lookalike.library import Library
     from lookalike.progress import NoProgress, RichProgress
 
+    if ray is not None:
+        from lookalike.embed.distributed import require_ray
+
+        require_ray()  # before creating a library
     extract = ExtractConfig(
         batch_size=batch_size, decode_workers=workers, threads=threads, commit_every=commit_every
     )
@@ -63,7 +68,7 @@ def index(
     with lib:
         bar = RichProgress() if progress else NoProgress()
         try:
-            report = lib.add(list(folders or []), labels=labels, extract=extract, progress=bar)
+            report = lib.add(list(folders or []), labels=labels, extract=extract, progress=bar, ray=ray)
         finally:
             bar.close()
         _print_index_summary(report, lib.status())
@@ -82,6 +87,8 @@ def _print_index_summary(report: Any, status: Any) -> None:
     )
     rate = f" at {report.images_per_second:,.1f} images/s" if report.embedded else ""
     out.print(f"embedded {report.embedded:,} images this run{rate}")
+    if report.by_worker:
+        out.print(f"on {len(report.by_worker)} Ray node(s): {', '.join(f'{n:,}' for n in report.by_worker.values())} images")
     out.print(
         f"library: {status.embedded:,} embedded, {status.duplicate_files:,} duplicate files, "
         f"{status.skipped_files:,} skipped, {status.pending:,} pending"

@@ -42,6 +42,8 @@ class ExtractReport:
     embedded: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    by_worker: Counter[str] = field(default_factory=Counter)
+    """Images embedded per worker (Ray node id); empty for a local run."""
 
     @property
     def images_per_second(self) -> float:
@@ -58,22 +60,23 @@ class Decoded:
     phash: int | None = None
 
 
+def decode_one(image: PendingImage, decode: Decoder) -> Decoded:
+    """Decode one image; a file that is not a usable image or cannot be read becomes its skip reason."""
+    try:
+        pixels, phash = decode(image)
+        return Decoded(image, pixels, None, phash)
+    except ImageError as exc:
+        return Decoded(image, None, exc.reason)
+    except OSError as exc:
+        return Decoded(image, None, f"cannot read file ({exc.strerror or exc})")
+
+
 def decoded(images: Iterable[PendingImage], decode: Decoder, workers: int, ahead: int) -> Iterator[Decoded]:
     """Decode ``images`` in a thread pool, yielding results in input order."""
-
-    def task(image: PendingImage) -> Decoded:
-        try:
-            pixels, phash = decode(image)
-            return Decoded(image, pixels, None, phash)
-        except ImageError as exc:
-            return Decoded(image, None, exc.reason)
-        except OSError as exc:
-            return Decoded(image, None, f"cannot read file ({exc.strerror or exc})")
-
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         queue: deque[Future[Decoded]] = deque()
         for image in images:
-            queue.append(pool.submit(task, image))
+            queue.append(pool.submit(decode_one, image, decode))
             if len(queue) >= ahead:
                 yield queue.popleft().result()
         while queue:
@@ -106,12 +109,12 @@ def batches(
     """
     if streams == 1:
         for group in groups(items, size):
-            yield group, _embed_group(group, embed)
+            yield group, embed_group(group, embed)
         return
     with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="infer") as pool:
         queue: deque[tuple[list[Decoded], Future[Embedded]]] = deque()
         for group in groups(items, size):
-            queue.append((group, pool.submit(_embed_group, group, embed)))
+            queue.append((group, pool.submit(embed_group, group, embed)))
             if len(queue) > streams:
                 done, future = queue.popleft()
                 yield done, future.result()
@@ -120,7 +123,8 @@ def batches(
             yield done, future.result()
 
 
-def _embed_group(group: list[Decoded], embed: Embedder) -> Embedded:
+def embed_group(group: list[Decoded], embed: Embedder) -> Embedded:
+    """Embed the items that have pixels (one row each, in order); (0, 0) vectors when none has."""
     pixels = [item.pixels for item in group if item.pixels is not None]
     if not pixels:
         return np.zeros((0, 0), dtype=np.float32), None, None

@@ -67,7 +67,7 @@ def load_exported(
     """The backbone built by ``build(spec, weights_path)``, exported (once) and run by ONNX Runtime."""
     weights_sha = weights_sha256(weights_path)
     onnx_path = ensure_exported(spec, build, weights_path, weights_sha, cache_dir)
-    return OnnxBackbone(spec, weights_sha, make_session(onnx_path, threads))
+    return OnnxBackbone(spec, weights_sha, make_session(onnx_path, threads), model_path=onnx_path)
 
 
 def ensure_exported(
@@ -246,10 +246,12 @@ def make_session(path: Path, threads: int = 0) -> Any:
 class OnnxBackbone(Backbone):
     """A backbone run by an ONNX Runtime session built by :func:`make_session`."""
 
-    def __init__(self, spec: BackboneSpec, weights_sha: str, session: Any) -> None:
+    def __init__(self, spec: BackboneSpec, weights_sha: str, session: Any, model_path: Path | None = None) -> None:
         self.spec = spec
         self.weights_sha256 = weights_sha
         self.session = session
+        self.model_path = model_path
+        """The ONNX file the session runs (remote workers open the same file)."""
 
     def _run(self, output: str, batch: np.ndarray) -> np.ndarray:
         result: np.ndarray = self.session.run([output], {INPUT_NAME: batch})[0]
