@@ -369,6 +369,38 @@ class Library:
             self.catalog.set_meta(db, "raw_rows", len(ids))
         return True
 
+    # -- Parquet (lookalike.store.parquet) -------------------------------------------------------
+    def export_parquet(self, out: Path | str, *, vectors: str = "raw", rows_per_file: int = 1_000_000) -> list[Path]:
+        """Write every embedded image (id, content hash, paths, label, latest cluster) with its
+        ``raw`` or ``reduced`` vector to ``out/part-*.parquet``; returns the files written."""
+        from lookalike.store import parquet
+
+        if vectors not in parquet.VECTOR_KINDS:
+            raise InvalidParameterError(f"vectors must be one of {parquet.VECTOR_KINDS}, got {vectors!r}")
+        if vectors == "raw":
+            ids, matrix, reducer = *self.embeddings(), None
+        else:
+            reduced = self.reduced()
+            ids, matrix, reducer = reduced.ids, reduced.vectors, reduced.reducer_fingerprint
+        meta = parquet.describe(self.manifest.embed, vectors, int(matrix.shape[1]), self.folder, reducer)
+        return parquet.export_vectors(self.catalog, np.asarray(ids), matrix, Path(out), meta, rows_per_file)
+
+    def import_vectors(self, files: list[Path | str]) -> Any:
+        """Add raw vectors computed elsewhere (Parquet with ``lookalike`` metadata, checked against
+        this library's backbone, weights and preprocessing); returns a ``parquet.ImportReport``."""
+        from lookalike.store import parquet
+
+        self._require_writable()
+        found = list(parquet.parquet_files([Path(f).expanduser() for f in files]))
+        for path in found:  # every file checked before any is imported
+            parquet.check_compatible(parquet.read_metadata(path), self.manifest.embed, path, self.folder)
+        generation, committed = self._raw_state()
+        self.vectors.truncate(generation, committed)
+        report = parquet.import_vectors(self.catalog, self.vectors, found)
+        self._update_derived()
+        self._touch_manifest()
+        return report
+
     # -- reduction ----------------------------------------------------------------------------
     def reduce_config(self) -> ReduceConfig | None:
         """The settings the stored reducer was fitted with (None before the first fit)."""
