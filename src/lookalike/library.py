@@ -192,15 +192,15 @@ class Library:
         labels: str = "none",
         extract: ExtractConfig | None = None,
         progress: Progress | None = None,
-        ray: str | None = None,
+        ray: Any = None,
     ) -> IndexReport:
         """Scan ``paths`` (default: every folder scanned before), then embed what is new.
 
         ``labels="folder"`` takes each file's first-level subfolder name as its label.
         Re-running is incremental: unchanged files are not read again, vanished ones dropped.
-        ``ray="auto"`` (or a cluster address) decodes and embeds on a Ray cluster's workers
-        while this process scans and commits (``lookalike.embed.distributed``; needs
-        ``pip install 'lookalike[ray]'``).
+        ``ray="auto"`` (or a cluster address, or a ``lookalike.embed.distributed.RayConfig``)
+        decodes and embeds on a Ray cluster's workers while this process scans and commits
+        (``lookalike.embed.distributed``; needs ``pip install 'lookalike[ray]'``).
         """
         self._require_writable()
         if labels not in LABEL_MODES:
@@ -261,7 +261,7 @@ class Library:
         return self.backbone(threads=threads)
 
     def _embed_pending(
-        self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress, ray: str | None = None
+        self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress, ray: Any = None
     ) -> IndexReport:
         from lookalike.embed.preprocess import Preprocessing
 
@@ -269,7 +269,7 @@ class Library:
         if ray is not None:
             from lookalike.embed.distributed import RayConfig, extract_on_ray
 
-            ray_config = RayConfig(address=ray)
+            ray_config = ray if isinstance(ray, RayConfig) else RayConfig(address=ray)
             report = extract_on_ray(self.catalog, self.vectors, backbone, settings, config, ray_config, progress)
             return self._finish_embedding(sync, report)
         from lookalike.embed.extract import extract
