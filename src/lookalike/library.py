@@ -375,28 +375,22 @@ class Library:
         ``raw`` or ``reduced`` vector to ``out/part-*.parquet``; returns the files written."""
         from lookalike.store import parquet
 
-        if vectors not in parquet.VECTOR_KINDS:
-            raise InvalidParameterError(f"vectors must be one of {parquet.VECTOR_KINDS}, got {vectors!r}")
-        if vectors == "raw":
-            ids, matrix, reducer = *self.embeddings(), None
-        else:
+        if vectors == "reduced":
             reduced = self.reduced()
             ids, matrix, reducer = reduced.ids, reduced.vectors, reduced.reducer_fingerprint
-        meta = parquet.describe(self.manifest.embed, vectors, int(matrix.shape[1]), self.folder, reducer)
-        return parquet.export_vectors(self.catalog, np.asarray(ids), matrix, Path(out), meta, rows_per_file)
+        else:
+            ids, matrix, reducer = *self.embeddings(), None
+        source = parquet.Source(self.catalog, self.manifest.embed, self.folder)
+        return parquet.export_vectors(source, np.asarray(ids), matrix, Path(out), vectors, reducer, rows_per_file)
 
     def import_vectors(self, files: list[Path | str]) -> Any:
-        """Add raw vectors computed elsewhere (Parquet with ``lookalike`` metadata, checked against
-        this library's backbone, weights and preprocessing); returns a ``parquet.ImportReport``."""
+        """Add raw vectors computed elsewhere (Parquet stating this library's backbone, weights and
+        preprocessing); returns a ``lookalike.store.parquet.ImportReport``."""
         from lookalike.store import parquet
 
         self._require_writable()
-        found = list(parquet.parquet_files([Path(f).expanduser() for f in files]))
-        for path in found:  # every file checked before any is imported
-            parquet.check_compatible(parquet.read_metadata(path), self.manifest.embed, path, self.folder)
-        generation, committed = self._raw_state()
-        self.vectors.truncate(generation, committed)
-        report = parquet.import_vectors(self.catalog, self.vectors, found)
+        source = parquet.Source(self.catalog, self.manifest.embed, self.folder)
+        report = parquet.import_files(source, self.vectors, [Path(f).expanduser() for f in files])
         self._update_derived()
         self._touch_manifest()
         return report

@@ -69,6 +69,15 @@ def _pyarrow() -> Any:
     return pa
 
 
+@dataclass(frozen=True)
+class Source:
+    """The library an export reads or an import writes: its catalog, ``[embed]`` record and folder."""
+
+    catalog: Catalog
+    embed: EmbedRecord
+    folder: Path
+
+
 def describe(embed: EmbedRecord, kind: str, dim: int, library: Path, reducer: str | None) -> dict[str, Any]:
     """The ``lookalike`` metadata of an export (see the module docstring)."""
     meta: dict[str, Any] = {
@@ -104,17 +113,21 @@ def schema(dim: int, meta: dict[str, Any]) -> Any:
 
 
 def export_vectors(
-    catalog: Catalog, ids: np.ndarray, vectors: np.ndarray, out: Path, meta: dict[str, Any],
-    rows_per_file: int = ROWS_PER_FILE,
+    source: Source, ids: np.ndarray, vectors: np.ndarray, out: Path, kind: str = "raw",
+    reducer: str | None = None, rows_per_file: int = ROWS_PER_FILE,
 ) -> list[Path]:
-    """Write ``ids`` (n,) with their ``vectors`` (n, d) and catalog facts to ``out/part-*.parquet``.
+    """Write ``ids`` (n,) with their ``kind`` vectors (n, d) and catalog facts to ``out/part-*.parquet``.
 
-    ``vectors`` may be memory-mapped: it is read ``ROW_GROUP`` rows at a time. Each file is
-    written under a temporary name and renamed into place. Returns the files written.
+    ``vectors`` may be memory-mapped: it is read ``ROW_GROUP`` rows at a time. ``reducer`` is the
+    reducer's fingerprint for reduced vectors. Each file is written under a temporary name and
+    renamed into place. Returns the files written.
     """
     pq = _pyarrow().parquet
+    if kind not in VECTOR_KINDS:
+        raise InvalidParameterError(f"vectors must be one of {VECTOR_KINDS}, got {kind!r}")
     if rows_per_file < 1:
         raise InvalidParameterError(f"rows_per_file must be >= 1, got {rows_per_file}")
+    meta = describe(source.embed, kind, int(vectors.shape[1]), source.folder, reducer)
     out.mkdir(parents=True, exist_ok=True)
     existing = sorted(out.glob("part-*.parquet"))
     if existing:
@@ -127,7 +140,7 @@ def export_vectors(
             with pq.ParquetWriter(tmp, arrow_schema) as writer:
                 for begin in range(start, min(start + rows_per_file, len(ids)), ROW_GROUP):
                     end = min(begin + ROW_GROUP, start + rows_per_file, len(ids))
-                    writer.write_table(_table(catalog, ids[begin:end], vectors[begin:end], arrow_schema))
+                    writer.write_table(_table(source.catalog, ids[begin:end], vectors[begin:end], arrow_schema))
             fsync_file(tmp)
         written.append(target)
     return written
@@ -229,13 +242,21 @@ def check_compatible(meta: dict[str, Any], embed: EmbedRecord, path: Path, libra
             )
 
 
-def import_vectors(catalog: Catalog, vectors: RawVectors, files: list[Path]) -> ImportReport:
-    """Commit the raw vectors of ``files`` (checked with :func:`check_compatible` first) to the library."""
+def import_files(source: Source, vectors: RawVectors, files: list[Path]) -> ImportReport:
+    """Commit the raw vectors of ``files`` (folders: their ``*.parquet``) to the library.
+
+    Every file's metadata is checked (:func:`check_compatible`) before any row is imported.
+    """
     pq = _pyarrow().parquet
+    found = list(parquet_files(files))
+    for path in found:
+        check_compatible(read_metadata(path), source.embed, path, source.folder)
+    generation = int(source.catalog.get_meta("raw_generation", "0") or 0)
+    vectors.truncate(generation, int(source.catalog.get_meta("raw_rows", "0") or 0))
     report = ImportReport()
-    for path in files:
+    for path in found:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP, columns=["hash", "paths", "label", "vector"]):
-            _import_batch(catalog, vectors, batch, path, report)
+            _import_batch(source.catalog, vectors, batch, path, report)
     return report
 
 
