@@ -113,6 +113,50 @@ def test_real_onnx_backbone_equals_local_run(cluster, tmp_path):
         assert skips(remote) == skips(local)
 
 
+@pytest.mark.timeout(180)
+def test_file_gone_after_the_scan_is_a_skip_with_the_same_reason_as_locally(cluster, tmp_path):
+    """Workers read files by path: one that vanished after the scan is skipped, not a crash."""
+    from lookalike.config import ExtractConfig
+    from lookalike.embed.distributed import extract_on_ray
+    from lookalike.embed.extract import extract
+    from lookalike.embed.preprocess import Preprocessing
+    from lookalike.ingest.sync import sync_roots
+    from lookalike.progress import NoProgress
+
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    reports = []
+    for name in ("local", "ray"):
+        with Library.create(tmp_path / f"{name}.lookalike", backbone="pixels") as lib:
+            sync_roots(lib.catalog, [(photos, "none")], lib.manifest.ingest)
+            (photos / "img-00003.png").rename(tmp_path / "moved.png")
+            settings = Preprocessing.of(lib.manifest.embed, lib.manifest.ingest.max_pixels)
+            backbone, config = lib.backbone(), ExtractConfig()
+            if name == "local":
+                decode = settings.decoder()
+                reports.append(extract(lib.catalog, lib.vectors, lambda image: decode(image.path),
+                                       backbone.embed_with_classes, config, NoProgress()))
+            else:
+                reports.append(extract_on_ray(lib.catalog, lib.vectors, backbone, settings, config, STALL, NoProgress()))
+            (tmp_path / "moved.png").rename(photos / "img-00003.png")
+            assert lib.status().embedded == 11
+    local, remote = reports
+    assert remote.embedded == local.embedded == 11
+    assert remote.skipped == local.skipped and len(local.skipped) == 1, (local.skipped, remote.skipped)
+
+
+@pytest.mark.timeout(120)
+def test_actors_that_cannot_be_placed_fail_instead_of_hanging(cluster, tmp_path):
+    from lookalike.errors import ClusterError
+
+    write_images(tmp_path / "p", 4)
+    too_big = RayConfig(address="auto", actor_cpus=2.0, stall_seconds=15)  # no node has 2 CPUs
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        with pytest.raises(ClusterError, match="no embeddings came back from the Ray cluster for 15 s"):
+            lib.add([tmp_path / "p"], ray=too_big)
+        assert lib.status().pending == 4  # nothing lost: the next run embeds them
+
+
 def committed_rows(library: Path) -> int:
     db = sqlite3.connect(f"file:{library / 'catalog.sqlite'}?mode=ro", uri=True)
     try:

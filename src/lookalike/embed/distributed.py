@@ -290,10 +290,13 @@ def _dataset(
 
     items = [{"image_id": image.image_id, "path": os.fsencode(image.path)} for image in chunk]
     actors = ray_config.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    blocks = max(1, math.ceil(len(items) / (2 * config.batch_size)))
+    blocks = max(1, math.ceil(len(items) / config.batch_size))  # one batch per block: fine-grained balance
     dataset = ray.data.from_items(items, override_num_blocks=min(blocks, len(items)))
     context = dataset.context  # this dataset's own copy: the process-wide context stays as it was
     context.enable_progress_bars = False  # the driver shows its own progress
+    # inputs are a few bytes per image: send each batch to the least busy actor, not to an actor
+    # on the driver's node (locality would keep small jobs on one node)
+    context.execution_options.actor_locality_enabled = False
     context.wait_for_min_actors_s = max(1, int(ray_config.stall_seconds))  # all actors up before work starts
     # Ray Data's actor pools restart lost actors without limit (max_restarts=-1) and retry their
     # tasks (max_task_retries=-1), and spread actors over the nodes: the defaults in Ray 2.60.
@@ -367,6 +370,8 @@ def _within(items: Iterator[Any], seconds: float) -> Iterator[Any]:
             if kind == "done":
                 return
             if kind == "error":
+                if type(value).__name__ == "GetTimeoutError":  # Ray Data's actors never started
+                    raise ClusterError(_stalled(seconds)) from value
                 raise value
             yield value
     finally:
