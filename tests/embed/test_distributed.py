@@ -157,6 +157,22 @@ def test_actors_that_cannot_be_placed_fail_instead_of_hanging(cluster, tmp_path)
         assert lib.status().pending == 4  # nothing lost: the next run embeds them
 
 
+@pytest.mark.timeout(120)
+def test_ray_data_reads_the_parquet_export(cluster, tmp_path):
+    import ray.data
+
+    write_images(tmp_path / "p", 30)
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        lib.add([tmp_path / "p"])
+        lib.export_parquet(tmp_path / "out", rows_per_file=16)
+        ids, vectors = lib.embeddings()
+    rows = ray.data.read_parquet(str(tmp_path / "out")).take_all()
+    assert sorted(r["image_id"] for r in rows) == sorted(ids.tolist())
+    expected = dict(zip(ids.tolist(), vectors))
+    for row in rows:
+        np.testing.assert_array_equal(np.asarray(row["vector"], dtype=np.float32), expected[row["image_id"]])
+
+
 def committed_rows(library: Path) -> int:
     db = sqlite3.connect(f"file:{library / 'catalog.sqlite'}?mode=ro", uri=True)
     try:
