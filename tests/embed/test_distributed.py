@@ -133,9 +133,12 @@ def test_file_gone_after_the_scan_is_a_skip_with_the_same_reason_as_locally(clus
             settings = Preprocessing.of(lib.manifest.embed, lib.manifest.ingest.max_pixels)
             backbone, config = lib.backbone(), ExtractConfig()
             if name == "local":
-                decode = settings.decoder()
-                reports.append(extract(lib.catalog, lib.vectors, lambda image: decode(image.path),
-                                       backbone.embed_with_classes, config, NoProgress()))
+                decode_file = settings.decoder()
+
+                def decode(image, decode_file=decode_file):
+                    return decode_file(image.path)
+
+                reports.append(extract(lib.catalog, lib.vectors, decode, backbone.embed_with_classes, config, NoProgress()))
             else:
                 reports.append(extract_on_ray(lib.catalog, lib.vectors, backbone, settings, config, STALL, NoProgress()))
             (tmp_path / "moved.png").rename(photos / "img-00003.png")

@@ -27,6 +27,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -295,8 +296,11 @@ def _dataset(
     context = dataset.context  # this dataset's own copy: the process-wide context stays as it was
     context.enable_progress_bars = False  # the driver shows its own progress
     # inputs are a few bytes per image: send each batch to the least busy actor, not to an actor
-    # on the driver's node (locality would keep small jobs on one node)
-    context.execution_options.actor_locality_enabled = False
+    # on the driver's node (locality keeps small jobs on one node). Deprecated in Ray 2.60, still
+    # honoured by its actor pool (the extra pins 2.60.*).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        context.execution_options.actor_locality_enabled = False
     context.wait_for_min_actors_s = max(1, int(ray_config.stall_seconds))  # all actors up before work starts
     # Ray Data's actor pools restart lost actors without limit (max_restarts=-1) and retry their
     # tasks (max_task_retries=-1), and spread actors over the nodes: the defaults in Ray 2.60.
