@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -148,12 +147,9 @@ class LibraryWorker:
 
     def image_file(self, image_id: int) -> tuple[Path, str]:
         """The first existing file of an embedded image, and its media type (404 otherwise)."""
-        rows = self.lib.catalog.query(
-            "SELECT f.path_bytes, i.format FROM files f JOIN images i ON i.id = f.image_id "
-            "WHERE f.image_id = ? AND i.status = 'embedded' ORDER BY f.id", (image_id,)
-        )
-        for path_bytes, fmt in rows:
-            path = Path(os.fsdecode(bytes(path_bytes)))
+        from lookalike.store.images import image_files
+
+        for path, fmt in image_files(self.lib.catalog, image_id):
             if path.is_file():
                 return path, MEDIA_TYPES.get(str(fmt), "application/octet-stream")
         raise ApiError(404, "unknown_image", f"no image {image_id} in the library (or its files are gone)")
