@@ -119,7 +119,7 @@ def test_file_gone_after_the_scan_is_a_skip_with_the_same_reason_as_locally(clus
     from lookalike.config import ExtractConfig
     from lookalike.embed.distributed import extract_on_ray
     from lookalike.embed.extract import extract
-    from lookalike.embed.preprocess import Preprocessing
+    from lookalike.embed.query import pending_decoder
     from lookalike.ingest.sync import sync_roots
     from lookalike.progress import NoProgress
 
@@ -130,17 +130,12 @@ def test_file_gone_after_the_scan_is_a_skip_with_the_same_reason_as_locally(clus
         with Library.create(tmp_path / f"{name}.lookalike", backbone="pixels") as lib:
             sync_roots(lib.catalog, [(photos, "none")], lib.manifest.ingest)
             (photos / "img-00003.png").rename(tmp_path / "moved.png")
-            settings = Preprocessing.of(lib.manifest.embed, lib.manifest.ingest.max_pixels)
             backbone, config = lib.backbone(), ExtractConfig()
             if name == "local":
-                decode_file = settings.decoder()
-
-                def decode(image, decode_file=decode_file):
-                    return decode_file(image.path)
-
+                decode = pending_decoder(lib.manifest)
                 reports.append(extract(lib.catalog, lib.vectors, decode, backbone.embed_with_classes, config, NoProgress()))
             else:
-                reports.append(extract_on_ray(lib.catalog, lib.vectors, backbone, settings, config, STALL, NoProgress()))
+                reports.append(extract_on_ray(lib.catalog, lib.vectors, backbone, lib.manifest, config, STALL, NoProgress()))
             (tmp_path / "moved.png").rename(photos / "img-00003.png")
             assert lib.status().embedded == 11
     local, remote = reports

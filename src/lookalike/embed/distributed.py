@@ -5,8 +5,8 @@ local run does. Each chunk of pending images becomes a Ray Data dataset built wi
 ``from_items`` (image id and path: no read tasks, so nothing waits for a CPU an actor holds),
 mapped by :class:`EmbedActor` in ``map_batches`` on an actor pool: every actor holds one ONNX
 Runtime session (or a native backbone), reads the files by path (the cluster shares a file
-system), decodes them with the library's own :class:`~lookalike.embed.preprocess.Preprocessing`,
-and returns one row per image: its vector, pHash and top classes, or the reason it was skipped.
+system), decodes them as a local run does (:func:`~lookalike.embed.query.pending_decoder` of the
+library's manifest), and returns one row per image: its vector, pHash and top classes, or the reason it was skipped.
 The rows stream back to the driver (``iter_batches``), which commits them through
 :class:`~lookalike.embed.extract.RowWriter`, the writer of a local run; so a killed driver loses
 only uncommitted images (they stay pending), and an image delivered twice (a task Ray retried
@@ -39,11 +39,12 @@ import numpy as np
 
 from lookalike.config import ExtractConfig
 from lookalike.embed.extract import Decoded, Embedded, ExtractReport, RowWriter, decode_one, embed_group
-from lookalike.embed.preprocess import Preprocessing
+from lookalike.embed.query import pending_decoder
 from lookalike.embed.registry import Backbone, BackboneSpec
 from lookalike.errors import BackboneError, ClusterError, InvalidParameterError, MissingDependencyError
 from lookalike.progress import Progress
 from lookalike.store.catalog import Catalog, PendingImage
+from lookalike.store.manifest import Manifest
 from lookalike.store.vectors import RawVectors
 
 INSTALL = "pip install 'lookalike[ray]'"
@@ -149,12 +150,11 @@ class EmbedActor:
     ImageNet head; rows of skipped images hold zeros.
     """
 
-    def __init__(self, model: WorkerModel, settings: Preprocessing) -> None:
+    def __init__(self, model: WorkerModel, manifest: Manifest) -> None:
         import ray
 
         self.backbone = model.load()
-        decode_file = settings.decoder()
-        self.decode = lambda image: decode_file(image.path)
+        self.decode = pending_decoder(manifest)
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -228,7 +228,7 @@ def extract_on_ray(
     catalog: Catalog,
     vectors: RawVectors,
     backbone: Backbone,
-    settings: Preprocessing,
+    manifest: Manifest,
     config: ExtractConfig,
     ray_config: RayConfig,
     progress: Progress,
@@ -236,7 +236,7 @@ def extract_on_ray(
     """Embed every pending image of ``catalog`` on a Ray cluster; see the module docstring.
 
     ``backbone`` is the driver's loaded backbone (checked against the library's weights); the
-    workers load the same model file. ``config.batch_size`` is the ``map_batches`` batch size and
+    workers load the same model file and decode with the library's ``manifest``. ``config.batch_size`` is the ``map_batches`` batch size and
     ``config.commit_every`` the driver's commit interval, as in a local run.
     """
     require_ray()
@@ -251,7 +251,7 @@ def extract_on_ray(
             model = WorkerModel.of(backbone, threads=max(1, math.ceil(ray_config.actor_cpus)))
             for start in range(0, len(pending), ray_config.chunk_images):
                 chunk = pending[start : start + ray_config.chunk_images]
-                _embed_chunk(chunk, model, settings, config, ray_config, writer, report, progress)
+                _embed_chunk(chunk, model, manifest, config, ray_config, writer, report, progress)
                 writer.commit()
     report.seconds = time.perf_counter() - started
     return report
@@ -260,7 +260,7 @@ def extract_on_ray(
 def _embed_chunk(
     chunk: list[PendingImage],
     model: WorkerModel,
-    settings: Preprocessing,
+    manifest: Manifest,
     config: ExtractConfig,
     ray_config: RayConfig,
     writer: RowWriter,
@@ -269,7 +269,7 @@ def _embed_chunk(
 ) -> None:
     """Run one dataset over ``chunk`` and write what comes back, as it comes back."""
     waiting = {image.image_id: image for image in chunk}
-    dataset = _dataset(chunk, model, settings, config, ray_config)
+    dataset = _dataset(chunk, model, manifest, config, ray_config)
     batches = dataset.iter_batches(batch_size=None, batch_format="numpy")
     for batch in _within(batches, ray_config.stall_seconds):
         group, embedded, nodes = _from_columns(batch, waiting)
@@ -283,7 +283,7 @@ def _embed_chunk(
 
 
 def _dataset(
-    chunk: list[PendingImage], model: WorkerModel, settings: Preprocessing, config: ExtractConfig, ray_config: RayConfig
+    chunk: list[PendingImage], model: WorkerModel, manifest: Manifest, config: ExtractConfig, ray_config: RayConfig
 ) -> Any:
     """The Ray Data pipeline of one chunk: items (no read tasks) -> map_batches on an actor pool."""
     import ray
@@ -306,7 +306,7 @@ def _dataset(
     # tasks (max_task_retries=-1), and spread actors over the nodes: the defaults in Ray 2.60.
     return dataset.map_batches(
         EmbedActor,
-        fn_constructor_args=(model, settings),
+        fn_constructor_args=(model, manifest),
         batch_size=config.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),

@@ -46,6 +46,7 @@ import numpy as np
 from lookalike.errors import InvalidParameterError, MissingDependencyError, VectorImportError
 from lookalike.store.atomic import atomic_path, fsync_file
 from lookalike.store.catalog import Catalog, encode_path, printable_path
+from lookalike.store.library_store import LibraryStore
 from lookalike.store.manifest import EmbedRecord, now
 from lookalike.store.vectors import RawVectors
 
@@ -67,15 +68,6 @@ def _pyarrow() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("pyarrow", "Parquet export and import", install="pip install pyarrow") from exc
     return pa
-
-
-@dataclass(frozen=True)
-class Source:
-    """The library an export reads or an import writes: its catalog, ``[embed]`` record and folder."""
-
-    catalog: Catalog
-    embed: EmbedRecord
-    folder: Path
 
 
 def describe(embed: EmbedRecord, kind: str, dim: int, library: Path, reducer: str | None) -> dict[str, Any]:
@@ -113,7 +105,7 @@ def schema(dim: int, meta: dict[str, Any]) -> Any:
 
 
 def export_vectors(
-    source: Source, ids: np.ndarray, vectors: np.ndarray, out: Path, kind: str = "raw",
+    store: LibraryStore, ids: np.ndarray, vectors: np.ndarray, out: Path, kind: str = "raw",
     reducer: str | None = None, rows_per_file: int = ROWS_PER_FILE,
 ) -> list[Path]:
     """Write ``ids`` (n,) with their ``kind`` vectors (n, d) and catalog facts to ``out/part-*.parquet``.
@@ -127,7 +119,7 @@ def export_vectors(
         raise InvalidParameterError(f"vectors must be one of {VECTOR_KINDS}, got {kind!r}")
     if rows_per_file < 1:
         raise InvalidParameterError(f"rows_per_file must be >= 1, got {rows_per_file}")
-    meta = describe(source.embed, kind, int(vectors.shape[1]), source.folder, reducer)
+    meta = describe(store.manifest.embed, kind, int(vectors.shape[1]), store.folder, reducer)
     out.mkdir(parents=True, exist_ok=True)
     existing = sorted(out.glob("part-*.parquet"))
     if existing:
@@ -140,7 +132,7 @@ def export_vectors(
             with pq.ParquetWriter(tmp, arrow_schema) as writer:
                 for begin in range(start, min(start + rows_per_file, len(ids)), ROW_GROUP):
                     end = min(begin + ROW_GROUP, start + rows_per_file, len(ids))
-                    writer.write_table(_table(source.catalog, ids[begin:end], vectors[begin:end], arrow_schema))
+                    writer.write_table(_table(store.catalog, ids[begin:end], vectors[begin:end], arrow_schema))
             fsync_file(tmp)
         written.append(target)
     return written
@@ -242,21 +234,22 @@ def check_compatible(meta: dict[str, Any], embed: EmbedRecord, path: Path, libra
             )
 
 
-def import_files(source: Source, vectors: RawVectors, files: list[Path]) -> ImportReport:
+def import_files(store: LibraryStore, files: list[Path]) -> ImportReport:
     """Commit the raw vectors of ``files`` (folders: their ``*.parquet``) to the library.
 
     Every file's metadata is checked (:func:`check_compatible`) before any row is imported.
     """
     pq = _pyarrow().parquet
+    store.require_writable()
     found = list(parquet_files(files))
     for path in found:
-        check_compatible(read_metadata(path), source.embed, path, source.folder)
-    generation = int(source.catalog.get_meta("raw_generation", "0") or 0)
-    vectors.truncate(generation, int(source.catalog.get_meta("raw_rows", "0") or 0))
+        check_compatible(read_metadata(path), store.manifest.embed, path, store.folder)
+    store.vectors.truncate(*store.raw_state())
     report = ImportReport()
     for path in found:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP, columns=["hash", "paths", "label", "vector"]):
-            _import_batch(source.catalog, vectors, batch, path, report)
+            _import_batch(store.catalog, store.vectors, batch, path, report)
+    store.touch_manifest()
     return report
 
 
