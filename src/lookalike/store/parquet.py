@@ -57,6 +57,8 @@ CONTENT_HASH = "blake2b-256"
 ROWS_PER_FILE = 1_000_000
 ROW_GROUP = 8192
 """Rows per Parquet row group, and per catalog query and commit."""
+DICTIONARY_COLUMNS = ["label"]
+"""Only labels repeat; dictionary-encoding vectors, hashes or paths costs time and saves nothing."""
 PREPROCESSING = ("image_size", "crop_fraction", "normalization", "resize")
 """The ``EmbedRecord`` fields that decide what a vector means, besides backbone and weights."""
 
@@ -129,7 +131,7 @@ def export_vectors(
     for part, start in enumerate(range(0, max(len(ids), 1), rows_per_file)):
         target = out / f"part-{part:05d}.parquet"
         with atomic_path(target) as tmp:
-            with pq.ParquetWriter(tmp, arrow_schema) as writer:
+            with pq.ParquetWriter(tmp, arrow_schema, use_dictionary=DICTIONARY_COLUMNS) as writer:
                 for begin in range(start, min(start + rows_per_file, len(ids)), ROW_GROUP):
                     end = min(begin + ROW_GROUP, start + rows_per_file, len(ids))
                     writer.write_table(_table(store.catalog, ids[begin:end], vectors[begin:end], arrow_schema))
