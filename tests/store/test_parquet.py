@@ -177,3 +177,24 @@ def test_export_refuses_a_folder_that_holds_an_export(source, tmp_path):
     source.export_parquet(tmp_path / "out")
     result = run("export", "--library", source.folder, "--out", tmp_path / "out")
     assert result.exit_code == 1 and "export into an empty folder" in result.output
+
+
+def test_rows_without_a_hash_are_matched_by_path(source, tmp_path):
+    """A job that knows paths but not lookalike's content hash: pending images matched by path."""
+    (file,) = source.export_parquet(tmp_path / "out")
+    table = pq.read_table(file)
+    hashless = table.set_column(1, "hash", pa.nulls(table.num_rows, pa.string()))
+    pq.write_table(hashless, tmp_path / "hashless.parquet")
+    photos = Path(source.catalog.roots()[0][0])
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        from lookalike.ingest.sync import sync_roots
+
+        sync_roots(lib.catalog, [(photos, "folder")], lib.manifest.ingest)
+        report = lib.import_vectors([tmp_path / "hashless.parquet"])
+        assert (report.filled, report.added) == (40, 0)
+        hashes = dict(lib.catalog.query("SELECT id, hash FROM images"))
+        ids, vectors = lib.embeddings()
+        got = {hashes[int(i)]: v for i, v in zip(ids, vectors)}
+    src_hashes = dict(source.catalog.query("SELECT id, hash FROM images"))
+    for i, v in zip(*source.embeddings()):
+        np.testing.assert_array_equal(got[src_hashes[int(i)]], v)

@@ -263,9 +263,16 @@ def _import_batch(catalog: Catalog, vectors: RawVectors, batch: Any, path: Path,
     labels = batch.column("label").to_pylist() if "label" in batch.schema.names else [None] * batch.num_rows
     fills: list[tuple[int, int]] = []  # (batch row, image id)
     news: list[int] = []
+    known = {
+        str(digest): (int(image_id), str(status))
+        for digest, image_id, status in catalog.query(
+            "SELECT hash, id, status FROM images WHERE hash IN (SELECT value FROM json_each(?))",
+            (json.dumps([h for h in hashes if h]),),
+        )
+    }
     seen: set[str | int] = set()
     for row, (digest, where) in enumerate(zip(hashes, paths)):
-        image_id, status = _match(catalog, digest, where or [])
+        image_id, status = known.get(digest, (None, None)) if digest else _match_path(catalog, where or [])
         key = digest or image_id
         if key is not None and key in seen:
             report.left["repeated in the import"] += 1
@@ -299,11 +306,8 @@ def _vector_block(batch: Any, dim: int, path: Path) -> np.ndarray:
     return block
 
 
-def _match(catalog: Catalog, digest: str | None, where: list[str]) -> tuple[int | None, str | None]:
-    """(image id, status) of the image with this content hash, else of the first known path."""
-    if digest:
-        rows = catalog.query("SELECT id, status FROM images WHERE hash = ?", (digest,))
-        return (int(rows[0][0]), str(rows[0][1])) if rows else (None, None)
+def _match_path(catalog: Catalog, where: list[str]) -> tuple[int | None, str | None]:
+    """(image id, status) of the image held by the first of ``where`` the catalog knows."""
     for text in where:
         rows = catalog.query(
             "SELECT i.id, i.status FROM files f JOIN images i ON i.id = f.image_id WHERE f.path_bytes = ?",
