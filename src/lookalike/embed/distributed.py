@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from lookalike.config import ExtractConfig
+from lookalike.embed.base import Backbone, BackboneSpec
 from lookalike.embed.extract import Decoded, Embedded, ExtractReport, RowWriter, decode_one, embed_group
 from lookalike.embed.query import pending_decoder
-from lookalike.embed.registry import Backbone, BackboneSpec
 from lookalike.errors import BackboneError, ClusterError, InvalidParameterError, MissingDependencyError
 from lookalike.progress import Progress
 from lookalike.store.catalog import Catalog, PendingImage
@@ -111,7 +111,8 @@ class WorkerModel:
     @classmethod
     def of(cls, backbone: Backbone, threads: int) -> WorkerModel:
         """The worker-side description of the driver's loaded ``backbone``."""
-        from lookalike.embed.registry import get_entry, weights_sha256
+        from lookalike.embed.base import weights_sha256
+        from lookalike.embed.registry import get_entry
         from lookalike.embed.runtime import OnnxBackbone
 
         if isinstance(backbone, OnnxBackbone) and backbone.model_path is not None:
@@ -123,7 +124,8 @@ class WorkerModel:
 
     def load(self) -> Backbone:
         """Build the backbone on a worker; the ONNX file must be the driver's (same SHA-256)."""
-        from lookalike.embed.registry import load_backbone, weights_sha256
+        from lookalike.embed.base import weights_sha256
+        from lookalike.embed.registry import load_backbone
 
         if self.onnx_path is None:
             return load_backbone(self.spec.name)
@@ -290,7 +292,8 @@ def _dataset(
     import ray.data
 
     items = [{"image_id": image.image_id, "path": os.fsencode(image.path)} for image in chunk]
-    actors = ray_config.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
+    actors = ray_config.actors or max(1, int(cpus))
     blocks = max(1, math.ceil(len(items) / config.batch_size))  # one batch per block: fine-grained balance
     dataset = ray.data.from_items(items, override_num_blocks=min(blocks, len(items)))
     context = dataset.context  # this dataset's own copy: the process-wide context stays as it was
@@ -385,8 +388,10 @@ def _within(items: Iterator[Any], seconds: float) -> Iterator[Any]:
 def _stalled(seconds: float) -> str:
     import ray
 
+    total = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    free = ray.available_resources()  # type: ignore[no-untyped-call]
     return (
         f"no embeddings came back from the Ray cluster for {seconds:.0f} s (cluster resources "
-        f"{ray.cluster_resources()}, available {ray.available_resources()}); committed work is kept, "
+        f"{total}, available {free}); committed work is kept, "
         "run the command again when the cluster has free CPUs"
     )
