@@ -18,7 +18,8 @@ from lookalike.embed.autoencoder.train import (
     reconstruction_grid,
     train_library,
 )
-from lookalike.embed.registry import load_backbone, weights_sha256
+from lookalike.embed.base import weights_sha256
+from lookalike.embed.registry import load_backbone
 from lookalike.errors import BackboneError, InvalidParameterError, TrainingError, WeightsUnavailableError
 from lookalike.io.decode import to_model_input
 from lookalike.library import Library
