@@ -175,14 +175,18 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     kind: KindOption = "auto",
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 20.0,
+    workers: Annotated[int, typer.Option(help="Requests searched in parallel (0: one per CPU core).", min=0)] = 0,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs) over LIBRARY, read-only."""
+    """Serve the HTTP API (OpenAPI docs at /docs) over LIBRARY, read-only.
+
+    SIGTERM or Ctrl-C stops it within a few seconds: open requests get up to 3 s to finish."""
     from lookalike.api.server import ApiSettings, create_app, require_server
 
     uvicorn = require_server()
     with opened(library) as lib:
         if not lib.readonly:
             lib.vector_index(kind)  # bring the stored index up to date before serving it
-    settings = ApiSettings(kind=kind, max_upload_bytes=int(max_upload_mb * 1_000_000))
+    settings = ApiSettings(kind=kind, max_upload_bytes=int(max_upload_mb * 1_000_000), workers=workers)
     err.print(f"serving {library} on http://{host}:{port} (docs: /docs)")
-    uvicorn.run(create_app(library, settings), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(library, settings), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=3, timeout_keep_alive=5)

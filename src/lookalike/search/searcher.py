@@ -108,6 +108,11 @@ class Searcher:
         self.update = (not lib.readonly) if update is None else update
         self.max_pixels = lib.manifest.ingest.max_pixels
         """Largest query image accepted, in pixels (decompression-bomb limit)."""
+        self.backbone: Any = None
+        """A loaded backbone to embed queries with (None: the library's); servers share one."""
+        self.vector_cache: Any = None
+        """Optional ``get(key)`` / ``put(key, vector)`` cache of reduced query vectors by (content
+        hash, reducer fingerprint): repeated uploads skip decoding and the CNN."""
         self._signature: tuple[Any, ...] | None = None
         self._run_spans: dict[int, ClusterSpan | None] = {}
         self._runs: dict[int, ClusterRun] = {}
@@ -212,6 +217,12 @@ class Searcher:
         spent decoding and embedding (backbone + PCA)."""
         from lookalike.io.decode import load_model_input
 
+        key = None
+        if self.vector_cache is not None and isinstance(item, bytes):
+            key = (hashlib.blake2b(item, digest_size=32).hexdigest(), self.reducer.fingerprint)
+            cached = self.vector_cache.get(key)
+            if cached is not None:
+                return cached, {"decode": 0.0, "embed": 0.0}
         embed = self.lib.manifest.embed
         started = time.perf_counter()
         source = item if isinstance(item, bytes) else Path(item).expanduser()
@@ -220,8 +231,11 @@ class Searcher:
             max_pixels=self.max_pixels,
         )
         decoded = time.perf_counter()
-        raw = self.lib.backbone().embed(pixels[None])
+        raw = (self.backbone or self.lib.backbone()).embed(pixels[None])
         vector = np.asarray(self.reducer.transform(raw), dtype=np.float32)[0]
+        if key is not None:
+            vector.setflags(write=False)
+            self.vector_cache.put(key, vector)
         return vector, {"decode": decoded - started, "embed": time.perf_counter() - decoded}
 
     # -- filters, scores, hits ---------------------------------------------------------------
