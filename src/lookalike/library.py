@@ -26,6 +26,7 @@ from lookalike.errors import (
     BackboneMismatchError,
     InvalidParameterError,
     LibraryExistsError,
+    LibraryFormatError,
     LibraryLockedError,
     LibraryNotFoundError,
 )
@@ -409,8 +410,11 @@ class Library:
             key = derived.reduced_key(reducer.fingerprint, derived.embedding_state(np.asarray(ids), *self._raw_state()))
             committed = self.catalog.get_meta("reduced_key")
         if committed == key:
-            stored_ids, vectors = derived.read_reduced(self.folder, key)
-            return derived.ReducedVectors(stored_ids, vectors, reducer.fingerprint)
+            try:
+                stored_ids, vectors = derived.read_reduced(self.folder, key)
+                return derived.ReducedVectors(stored_ids, vectors, reducer.fingerprint)
+            except LibraryFormatError:
+                pass  # deleted or damaged: derived data, recomputed from the raw vectors below
         ids_now, embeddings = self.embeddings()
         if self.readonly:
             return derived.ReducedVectors(ids_now, derived.transform_all(reducer, embeddings), reducer.fingerprint)
