@@ -36,6 +36,7 @@ demo: venv
 test: venv
 	@./scripts/ensure-apt-lists
 	@./scripts/ensure-chromium
+	$(BIN)/lookalike dataset fetch fashion-mnist  # the real-data tests read it (cached after the first time)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
