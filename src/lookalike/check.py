@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from lookalike.errors import LibraryError, LookalikeError, VectorIndexError
-from lookalike.store.integrity import Finding, catalog_findings, forget_index, forget_reduced, mark_pending, vector_findings
+from lookalike.store.integrity import (
+    Finding,
+    catalog_findings,
+    forget_index,
+    forget_reduced,
+    mark_pending,
+    vector_findings,
+)
 
 SAMPLE = 256
 """Images whose index vectors are compared with the reduced vectors, per index."""
@@ -112,8 +119,8 @@ def index_findings(lib: Any, reduced: Any) -> list[Finding]:
     for kind in stored_kinds(lib):
         record = read_record(lib, kind)
         path = lib.folder / INDEX_DIR / record.file if record else None
-        if path is None or record.reducer != reduced.reducer_fingerprint:
-            findings.append(Finding(f"index {kind}", "warning", f"built on another PCA than the current one", "rebuild it"))
+        if path is None or record is None or record.reducer != reduced.reducer_fingerprint:
+            findings.append(Finding(f"index {kind}", "warning", "built on another PCA than the current one", "rebuild it"))
             continue
         try:
             index = load_index(path, mmap=True)

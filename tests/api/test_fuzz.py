@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from PIL import Image
 
 from lookalike.api.server import ApiSettings, create_app
@@ -84,7 +84,7 @@ def test_openapi_schema_against_the_live_server(live_server):
             response = case.call(base_url=live_server, timeout=REQUEST_TIMEOUT)
             case.validate_response(response, checks=[not_a_server_error])
             assert_clean(response)
-            seen.setdefault(f"{operation.method.upper()} {operation.path}", set()).add(response.status_code)
+            seen.setdefault(f"{case.operation.method.upper()} {case.operation.path}", set()).add(response.status_code)
 
         try:
             check()
@@ -141,7 +141,7 @@ def hostile_uploads(draw) -> tuple[str, bytes]:
     if kind == "cmyk":
         return kind, encoded(picture.convert("CMYK"), draw(st.sampled_from(["JPEG", "TIFF"])))
     if kind == "16bit":
-        deep = Image.fromarray((np.asarray(picture.convert("L"), dtype=np.uint16) * 257))
+        deep = Image.fromarray(np.asarray(picture.convert("L"), dtype=np.uint16) * 257)
         return kind, encoded(deep, draw(st.sampled_from(["PNG", "TIFF"])))
     if kind == "noise":
         return kind, draw(st.binary(min_size=1, max_size=2048))
