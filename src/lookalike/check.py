@@ -116,8 +116,8 @@ def index_findings(lib: Any, reduced: Any) -> list[Finding]:
 
     findings = []
     ids = np.asarray(reduced.ids, dtype=np.int64)
-    for kind in stored_kinds(lib):
-        record = read_record(lib, kind)
+    for kind in stored_kinds(lib.store):
+        record = read_record(lib.store, kind)
         path = lib.folder / INDEX_DIR / record.file if record else None
         if path is None or record is None or record.reducer != reduced.reducer_fingerprint:
             findings.append(Finding(f"index {kind}", "warning", "built on another PCA than the current one", "rebuild it"))
@@ -204,9 +204,9 @@ def repair_library(lib: Any, findings: list[Finding], progress: Any = None) -> l
         for path in (lib.folder / INDEX_DIR).glob("clusters-*.npz"):
             path.unlink(missing_ok=True)
         (lib.folder / CALIBRATOR_FILE).unlink(missing_ok=True)
-    kinds = {p.split(" ", 1)[1] for p in parts if p.startswith("index ")} | (set(stored_kinds(lib)) if damaged_sides else set())
+    kinds = {p.split(" ", 1)[1] for p in parts if p.startswith("index ")} | (set(stored_kinds(lib.store)) if damaged_sides else set())
     for kind in sorted(kinds):
         forget_index(lib.catalog, kind)
-        update_index(lib, kind, rebuild=True)
+        update_index(lib.store, kind, rebuild=True)
         done.append(f"rebuilt the {kind} index")
     return done
