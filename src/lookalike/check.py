@@ -20,7 +20,6 @@ trusted without it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from lookalike.store.integrity import (
     forget_index,
     forget_reduced,
     mark_pending,
+    missing_files,
     vector_findings,
 )
 
@@ -171,12 +171,11 @@ def _side_files(lib: Any, fingerprint: str) -> list[Finding]:
 
 
 def _files(lib: Any) -> Finding:
-    rows = lib.catalog.query("SELECT path_bytes FROM files WHERE image_id IS NOT NULL")
-    gone = sum(1 for (raw,) in rows if not os.path.lexists(os.fsdecode(bytes(raw))))
+    gone, total = missing_files(lib.catalog)
     if gone:
-        return Finding("files", "warning", f"{gone} of {len(rows)} image files are gone from disk "
+        return Finding("files", "warning", f"{gone} of {total} image files are gone from disk "
                        "(`lookalike index` forgets them)")
-    return Finding("files", "ok", f"{len(rows)} image files present")
+    return Finding("files", "ok", f"{total} image files present")
 
 
 def repair_library(lib: Any, findings: list[Finding], progress: Any = None) -> list[str]:

@@ -7,9 +7,9 @@ one transaction.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -131,5 +131,8 @@ def forget_index(catalog: Catalog, kind: str) -> None:
         db.execute("DELETE FROM meta WHERE key = ?", (f"vector_index.{kind}",))
 
 
-def catalog_path(folder: Path) -> Path:
-    return folder / "catalog.sqlite"
+def missing_files(catalog: Catalog) -> tuple[int, int]:
+    """(files of images that are gone from disk, files of images in all)."""
+    rows = catalog.query("SELECT path_bytes FROM files WHERE image_id IS NOT NULL")
+    gone = sum(1 for (raw,) in rows if not os.path.lexists(os.fsdecode(bytes(raw))))
+    return gone, len(rows)
