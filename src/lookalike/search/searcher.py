@@ -128,13 +128,15 @@ class Searcher:
         signature = self._current_signature()
         if signature == self._signature:
             return False
+        version = signature[0]  # read before loading: a commit during the load is seen next time
         self.live: LiveIndex = open_index(self.store, self.kind, update=self.update)  # fits PCA if needed
         self.reducer = require_reducer(self.store)
         fingerprint = self.reducer.fingerprint
         self.calibrator = load_calibrator(self.store.folder, fingerprint)
         self.own_clusters = self._own_span(load_confidence_clusters(self.store.folder, fingerprint))
         self._run_spans, self._runs = {}, {}
-        self._signature = self._current_signature()
+        now = self._current_signature()
+        self._signature = (version, *now[1:])
         return True
 
     def _current_signature(self) -> tuple[Any, ...]:
