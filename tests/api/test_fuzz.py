@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from PIL import Image
 
-from lookalike.api.server import ApiSettings, create_app
+from lookalike.api.application import create_app
+from lookalike.api.server import ApiSettings
 from tests.api.test_shutdown import free_port
 from tests.searchlib import build
 

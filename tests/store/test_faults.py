@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from lookalike import Library
-from lookalike.api.server import create_app
+from lookalike.api.application import create_app
 from tests.searchlib import brute_force, build, class_image, vector_of, write_labelled
 
 
