@@ -36,6 +36,7 @@ demo: venv
 test: venv
 	@./scripts/ensure-apt-lists
 	@./scripts/ensure-chromium
+	$(BIN)/lookalike dataset fetch fashion-mnist  # the real-data tests read it (cached after the first time)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
@@ -49,6 +50,7 @@ bench: venv
 	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
 	$(BIN)/python benchmarks/bench_parquet.py --out bench-results/parquet.json
+	$(BIN)/python benchmarks/bench_api.py --out bench-results/api.json
 
 # ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv

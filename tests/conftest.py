@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,11 +38,44 @@ def bad_folder(tmp_path: Path, badfiles_module):
     return badfiles_module.make_bad_folder(tmp_path / "bad")
 
 
+_PRIVATE_CACHE: list[Path] = []
+
+
+def private_cache(user_cache: Path) -> Path:
+    """A temporary $LOOKALIKE_CACHE for this test process: what the user's cache already holds
+    (ONNX exports, fetched datasets) is linked in read-only use, everything written lands in it.
+
+    Tests never write to ~/.cache: a model exported or a dataset fetched by a test stays here.
+    """
+    root = Path(tempfile.mkdtemp(prefix="lookalike-test-cache-"))
+    for name in ("onnx", "datasets"):
+        (root / name).mkdir()
+        source = user_cache / name
+        if not source.is_dir():
+            continue
+        for entry in source.iterdir():
+            if entry.suffix != ".lock" and not entry.name.startswith("."):
+                (root / name / entry.name).symlink_to(entry)
+    return root
+
+
 def pytest_configure(config):
-    """faiss loads OpenBLAS once per process: choose its settings before any test imports it."""
+    """faiss loads OpenBLAS once per process: choose its settings before any test imports it.
+    Caches point to a temporary folder (see :func:`private_cache`)."""
     from lookalike._faiss import prefer_fast_blas
+    from lookalike.config import cache_root
 
     prefer_fast_blas()
+    if not _PRIVATE_CACHE:
+        _PRIVATE_CACHE.append(private_cache(cache_root()))
+        os.environ["LOOKALIKE_CACHE"] = str(_PRIVATE_CACHE[0])
+        os.environ.setdefault("MPLCONFIGDIR", str(_PRIVATE_CACHE[0] / "matplotlib"))
     # rich pins a console's width when COLUMNS is set at its creation (pytest-xdist workers have
     # it); without it the CLI consoles follow the COLUMNS each CliRunner test sets
     os.environ.pop("COLUMNS", None)
+
+
+def pytest_unconfigure(config):
+    for root in _PRIVATE_CACHE:
+        shutil.rmtree(root, ignore_errors=True)  # symlinks are removed, never followed
+    _PRIVATE_CACHE.clear()

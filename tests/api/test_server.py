@@ -179,3 +179,26 @@ def test_library_stays_usable_by_writers_after_the_app_closes(library):
         client.get("/health")
     with Library.open(library.folder, readonly=True) as reader:
         assert len(reader.reduced().ids) == 36
+
+
+def test_clusters_lists_a_real_kmeans_run_and_search_filters_by_it(client, library):
+    from lookalike.config import ClusterConfig
+
+    run = library.cluster(ClusterConfig(method="kmeans", n_clusters=3, seed=0))
+    listing = client.get("/clusters").json()
+    assert listing["run"]["id"] == run.info.id and listing["run"]["method"] == "kmeans"
+    assert listing["run"]["n_clusters"] == 3 and not listing["run"]["stale"]
+    expected = {c.cluster: c for c in run.clusters}
+    assert [c["cluster"] for c in listing["clusters"]] == sorted(expected)
+    for entry in listing["clusters"]:
+        stored = expected[entry["cluster"]]
+        members = set(run.image_ids[run.labels == entry["cluster"]].tolist())
+        assert entry["size"] == stored.size == len(members) and entry["name"] == stored.name
+        assert entry["medoid_image_id"] in members and entry["representatives"][0] == entry["medoid_image_id"]
+    assert sum(c["size"] for c in listing["clusters"]) == 36
+    chosen = listing["clusters"][0]
+    body = client.post("/search", data={"image_id": [chosen["medoid_image_id"]], "k": 40,
+                                        "cluster": chosen["cluster"]}).json()
+    members = set(run.image_ids[run.labels == chosen["cluster"]].tolist()) - {chosen["medoid_image_id"]}
+    assert {h["image_id"] for h in body["hits"]} == members and body["cluster_run"] == run.info.id
+    assert all(h["cluster"] == chosen["cluster"] for h in body["hits"])

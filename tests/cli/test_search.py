@@ -144,3 +144,24 @@ def test_search_reads_a_library_another_process_is_writing(library, tmp_path):
         assert image_id_of(writer, query) not in expected
     assert result.exit_code == 0, result.output
     assert [h["image_id"] for h in json.loads(result.output.split("\n", 1)[1])["hits"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--near-bits", "64", "[0, 64)"), ("--near-bits", "-1", "[0, 64)"),
+     ("--min-similarity", "1.5", "[-1, 1]"), ("--min-similarity", "-1.01", "[-1, 1]"),
+     ("--min-similarity", "nan", "[-1, 1]")],
+)
+def test_duplicate_thresholds_out_of_range_are_one_line_errors(library, option, value, message):
+    result = run("duplicates", "--library", library, option, value)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_duplicate_thresholds_at_their_limits_are_accepted(library):
+    from lookalike import Library
+
+    with Library.open(library) as lib:
+        all_images = {p for g in lib.duplicates(near_bits=63, exact=False, min_similarity=None) for p in g.paths}
+        assert len(all_images) == 36  # 63 of 64 bits: every picture near every other
+        assert lib.duplicates(near_bits=0, min_similarity=1.0, exact=False) == []  # no two alike
+        assert len({p for g in lib.duplicates(near_bits=None, min_similarity=-1.0, exact=False) for p in g.paths}) == 36

@@ -11,13 +11,16 @@ from fastapi import FastAPI, File, Form, UploadFile
 from fastapi import Path as PathParam
 from fastapi import Query as QueryParam
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from lookalike.api.server import ApiError, LibraryWorker, error_status
 from lookalike.errors import LookalikeError, VectorIndexError
 from lookalike.search.searcher import SearchFilters, SearchHit
 
 T = TypeVar("T")
+MAX_ID = 2**63 - 1
+"""Largest id SQLite and FAISS store (signed 64-bit): larger ones are invalid, not server errors."""
+MAX_BEAM = 1 << 16
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown image id or cluster run"},
     413: {"description": "Upload over the size limit, or image over the pixel limit"},
@@ -57,14 +60,14 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
     @app.post("/search", response_model=SearchResponse, responses=ERRORS)  # type: ignore[untyped-decorator]
     async def search(
         file: Annotated[UploadFile | None, File(description="The query image (any format the library ingests).")] = None,
-        image_id: Annotated[list[int] | None, Form(description="Or: ids of library images (several: their mean).")] = None,
+        image_id: Annotated[list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None, Form(description="Or: ids of library images (several: their mean).")] = None,
         k: Annotated[int, Form(ge=1, le=settings.max_k)] = 10,
-        cluster: Annotated[int | None, Form(description="Only images in this cluster of the run.")] = None,
-        run: Annotated[int | None, Form(description="Cluster run (default: the latest).")] = None,
+        cluster: Annotated[int | None, Form(ge=-1, le=MAX_ID, description="Only images in this cluster of the run.")] = None,
+        run: Annotated[int | None, Form(ge=0, le=MAX_ID, description="Cluster run (default: the latest).")] = None,
         label: Annotated[str | None, Form(description="Only images with this label.")] = None,
         include_self: Annotated[bool, Form(description="Keep library images used as the query.")] = False,
-        nprobe: Annotated[int | None, Form(ge=1, description="IVF clusters searched (ivf index only).")] = None,
-        ef_search: Annotated[int | None, Form(ge=1, description="HNSW beam width (hnsw index only).")] = None,
+        nprobe: Annotated[int | None, Form(ge=1, le=MAX_BEAM, description="IVF clusters searched (ivf index only).")] = None,
+        ef_search: Annotated[int | None, Form(ge=1, le=MAX_BEAM, description="HNSW beam width (hnsw index only).")] = None,
     ) -> dict[str, Any]:
         """The k library images most similar to an uploaded image or to library images."""
         if (file is None) == (not image_id):
@@ -95,14 +98,14 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
         return result
 
     @app.get("/images/{image_id}", responses={404: ERRORS[404]}, response_class=FileResponse)  # type: ignore[untyped-decorator]
-    async def image(image_id: Annotated[int, PathParam(ge=0)]) -> FileResponse:
+    async def image(image_id: Annotated[int, PathParam(ge=0, le=MAX_ID)]) -> FileResponse:
         """The original file of a library image."""
         path, media_type = await call(lambda w: w.image_file(image_id))
         return FileResponse(path, media_type=media_type)
 
     @app.get("/thumbnails/{image_id}", responses={404: ERRORS[404]}, response_class=Response)  # type: ignore[untyped-decorator]
     async def thumbnail(
-        image_id: Annotated[int, PathParam(ge=0)], size: Annotated[int, QueryParam(ge=16, le=1024)] = 256
+        image_id: Annotated[int, PathParam(ge=0, le=MAX_ID)], size: Annotated[int, QueryParam(ge=16, le=1024)] = 256
     ) -> Response:
         """A JPEG of the image scaled to fit ``size`` x ``size``."""
         data = await call(lambda w: w.thumbnail(image_id, size))
@@ -110,7 +113,7 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
 
     @app.get("/clusters", responses={404: ERRORS[404]})  # type: ignore[untyped-decorator]
     async def clusters(
-        run: Annotated[int | None, QueryParam(ge=0, description="Run id (default: the latest).")] = None,
+        run: Annotated[int | None, QueryParam(ge=0, le=MAX_ID, description="Run id (default: the latest).")] = None,
     ) -> dict[str, Any]:
         """The latest (or given) cluster run: settings, and each cluster's size, name, medoid."""
         return await call(lambda w: cluster_listing(w, run))

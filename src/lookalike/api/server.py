@@ -19,15 +19,21 @@ unknown id, 413 too large, 415 not an image, 422 corrupt image or bad parameter,
 The library is opened read-only, so the API serves while ``lookalike index`` writes: every
 request first checks whether the catalog or the committed index file changed and reloads them
 (see :mod:`lookalike.index.live`), so answers match the last committed catalog state and never
-a half-written index. Library work runs on one worker thread (SQLite connections belong to a
-thread); the event loop keeps accepting requests meanwhile.
+a half-written index.
+
+Concurrency: library work runs on a pool of threads, one per core by default (``workers``), each
+with its own read-only SQLite connection and searcher; they share one ONNX Runtime session
+(thread-safe ``run``, one intra-op thread per request so that concurrent requests use one core
+each) and FAISS and ONNX Runtime release the GIL while they compute. The event loop keeps
+accepting requests meanwhile. The API never writes the library.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections import OrderedDict
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +69,12 @@ class ApiSettings:
     """Pixel limit for uploads (None: the library's ingest limit; never above it)."""
     max_k: int = 200
     thumbnail_cache: int = 256
+    query_cache: int = 256
+    """Reduced vectors of recent uploads kept, by content hash (repeated queries skip the CNN)."""
+    workers: int = 0
+    """Threads searching in parallel (0: one per usable core)."""
+    intra_op_threads: int = 1
+    """ONNX Runtime threads per embedding: 1 lets concurrent requests use one core each."""
 
 
 class ApiError(Exception):
@@ -91,47 +103,70 @@ def error_status(exc: Exception) -> ApiError:
 
 
 class LibraryWorker:
-    """Runs library work on one thread that owns a read-only Library and its Searcher."""
+    """Runs library work on a pool of threads, each with its own read-only Library (SQLite
+    connections belong to a thread) and Searcher; the backbone (one ONNX Runtime session, whose
+    ``run`` is thread-safe) and the query-vector and thumbnail caches are shared."""
 
     def __init__(self, path: Path, settings: ApiSettings) -> None:
+        from lookalike.api.pool import SharedState
+
         self.path = path
         self.settings = settings
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookalike-library")
-        self._lib: Any = None
-        self._searcher: Any = None
-        self._thumbnails: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self.workers = settings.workers or usable_cores()
+        self.shared = SharedState(settings.query_cache, settings.thumbnail_cache)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lookalike-library")
 
     async def run(self, job: Callable[[LibraryWorker], T]) -> T:
         return await asyncio.wrap_future(self._pool.submit(job, self))
 
-    def close(self) -> None:
-        def shut(_: LibraryWorker) -> None:
-            if self._lib is not None:
-                self._lib.close()
+    def close(self, timeout: float = 10.0) -> None:
+        """Close every thread's library on its own thread (SQLite connections belong to their
+        thread): one job per thread, held at a barrier so that each thread takes exactly one."""
+        barrier = threading.Barrier(self.workers, timeout=timeout)
 
-        self._pool.submit(shut, self).result(timeout=30)
+        def shut(worker: LibraryWorker) -> None:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+            lib = getattr(worker._local, "lib", None)
+            if lib is not None:
+                lib.close()
+                worker._local.lib = worker._local.searcher = None
+
+        jobs = [self._pool.submit(shut, self) for _ in range(self.workers)]
+        for job in jobs:
+            job.result(timeout=2 * timeout)
         self._pool.shutdown(wait=True)
 
-    # -- on the worker thread ----------------------------------------------------------------
+    # -- on a worker thread ------------------------------------------------------------------
     @property
     def lib(self) -> Any:
-        if self._lib is None:
+        """This thread's read-only library."""
+        lib = getattr(self._local, "lib", None)
+        if lib is None:
             from lookalike.library import Library
 
-            self._lib = Library.open(self.path, readonly=True)
-        return self._lib
+            lib = Library.open(self.path, readonly=True)
+            self._local.lib = lib
+        return lib
 
     def searcher(self) -> Any:
-        """The searcher, created on first use and reloaded when the library changed."""
+        """This thread's searcher, created on first use and reloaded when the library changed."""
         from lookalike.search.searcher import Searcher
 
-        if self._searcher is None:
-            self._searcher = Searcher(self.lib.store, self.settings.kind, update=False)
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is None:
+            searcher = Searcher(self.lib.store, self.settings.kind, update=False)
             limit = self.lib.manifest.ingest.max_pixels
-            self._searcher.max_pixels = min(limit, self.settings.max_pixels or limit)
+            searcher.max_pixels = min(limit, self.settings.max_pixels or limit)
+            searcher.backbone = self.shared.backbone(self.lib, self.settings.intra_op_threads or 1)
+            searcher.vector_cache = self.shared.vectors
+            self._local.searcher = searcher
         else:
-            self._searcher.refresh()
-        return self._searcher
+            searcher.refresh()
+        return searcher
 
     def image_file(self, image_id: int) -> tuple[Path, str]:
         """The first existing file of an embedded image, and its media type (404 otherwise)."""
@@ -144,7 +179,8 @@ class LibraryWorker:
 
     def thumbnail(self, image_id: int, size: int) -> bytes:
         key = (image_id, size)
-        if key not in self._thumbnails:
+        cached = self.shared.thumbnails.get(key)
+        if cached is None:
             from lookalike.io.decode import load_rgb
 
             path, _ = self.image_file(image_id)
@@ -152,8 +188,14 @@ class LibraryWorker:
             image.thumbnail((size, size))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
-            self._thumbnails[key] = buffer.getvalue()
-            while len(self._thumbnails) > self.settings.thumbnail_cache:
-                self._thumbnails.popitem(last=False)
-        self._thumbnails.move_to_end(key)
-        return self._thumbnails[key]
+            cached = buffer.getvalue()
+            self.shared.thumbnails.put(key, cached)
+        return cached
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

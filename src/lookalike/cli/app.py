@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -45,11 +44,10 @@ def run_app(
     for package in ("streamlit", "plotly"):
         if importlib.util.find_spec(package) is None:
             raise MissingDependencyError(package, "the web app", "pip install streamlit plotly")
+    from lookalike.cli.supervise import run_child
+
     out.print(f"lookalike app: http://{host}:{port}  (Ctrl+C stops it)")
-    try:
-        code = subprocess.call(app_command(library, port, host))
-    except KeyboardInterrupt:
-        code = 0
+    code = run_child(app_command(library, port, host))  # SIGTERM / Ctrl+C stop streamlit too
     if code:
         err.print(f"streamlit exited with code {code}")
         raise typer.Exit(code)

@@ -160,8 +160,17 @@ def backbones() -> None:
     out.print(table)
 
 
-COMMAND_MODULES = ("lookalike.cli.cluster", "lookalike.cli.search", "lookalike.cli.autoencoder", "lookalike.cli.classify",
-                   "lookalike.cli.app", "lookalike.cli.compare", "lookalike.cli.evaluate", "lookalike.cli.parquet")
+COMMAND_MODULES = (
+    "lookalike.cli.cluster",
+    "lookalike.cli.search",
+    "lookalike.cli.autoencoder",
+    "lookalike.cli.classify",
+    "lookalike.cli.app",
+    "lookalike.cli.compare",
+    "lookalike.cli.evaluate",
+    "lookalike.cli.parquet",
+    "lookalike.cli.check",
+)
 """Modules that add commands to ``app`` through their ``register(app)`` function."""
 
 

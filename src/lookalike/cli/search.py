@@ -176,11 +176,15 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     kind: KindOption = "auto",
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 20.0,
+    workers: Annotated[int, typer.Option(help="Requests searched in parallel (0: one per CPU core).", min=0)] = 0,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs) over LIBRARY, read-only."""
+    """Serve the HTTP API (OpenAPI docs at /docs) over LIBRARY, read-only.
+
+    SIGTERM or Ctrl-C stops it within a few seconds: open requests get up to 3 s to finish."""
     import importlib.util
-    import subprocess
     import sys
+
+    from lookalike.cli.supervise import run_child
 
     for package in ("fastapi", "uvicorn"):
         if importlib.util.find_spec(package) is None:
@@ -190,10 +194,7 @@ def serve(
             lib.vector_index(kind)  # bring the stored index up to date before serving it
     err.print(f"serving {library} on http://{host}:{port} (docs: /docs)")
     command = [sys.executable, "-m", "lookalike.api", "--library", str(library), "--host", host,
-               "--port", str(port), "--kind", kind, "--max-upload-mb", str(max_upload_mb)]
-    try:
-        code = subprocess.call(command)
-    except KeyboardInterrupt:
-        code = 0
+               "--port", str(port), "--kind", kind, "--max-upload-mb", str(max_upload_mb), "--workers", str(workers)]
+    code = run_child(command)  # SIGTERM / Ctrl+C stop the server too, and free the port
     if code:
         raise typer.Exit(code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookalike.config import ReduceConfig, from_dict, to_dict
-from lookalike.errors import InvalidParameterError
+from lookalike.errors import InvalidParameterError, LibraryFormatError
 from lookalike.reduce.estimator import Reducer
 from lookalike.store import reduced as files
 from lookalike.store.library_store import LibraryStore
@@ -94,8 +94,11 @@ def reduced_vectors(store: LibraryStore) -> files.ReducedVectors:
         key = files.reduced_key(reducer.fingerprint, files.embedding_state(np.asarray(ids), *store.raw_state()))
         committed = store.catalog.get_meta("reduced_key")
     if committed == key:
-        stored_ids, vectors = files.read_reduced(store.folder, key)
-        return files.ReducedVectors(stored_ids, vectors, reducer.fingerprint)
+        try:
+            stored_ids, vectors = files.read_reduced(store.folder, key)
+            return files.ReducedVectors(stored_ids, vectors, reducer.fingerprint)
+        except LibraryFormatError:
+            pass  # deleted or damaged: derived data, recomputed from the raw vectors below
     ids_now, embeddings = store.embeddings()
     if store.readonly:
         return files.ReducedVectors(ids_now, transform_all(reducer, embeddings), reducer.fingerprint)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.cluster.runs import NOISE, UNASSIGNED, ClusterRun, read_run
-from lookalike.embed.query import embed_source
+from lookalike.embed.query import embed_source, library_pixels
 from lookalike.errors import InvalidParameterError, UnreadableFileError
 from lookalike.index import ClusterSpan, mean_query
 from lookalike.io.scan import content_hash, describe_os_error
@@ -112,6 +112,11 @@ class Searcher:
         self.update = (not store.readonly) if update is None else update
         self.max_pixels = store.manifest.ingest.max_pixels
         """Largest query image accepted, in pixels (decompression-bomb limit)."""
+        self.backbone: Any = None
+        """A loaded backbone to embed queries with (None: the library's); servers share one."""
+        self.vector_cache: Any = None
+        """Optional ``get(key)`` / ``put(key, vector)`` cache of reduced query vectors by (content
+        hash, reducer fingerprint): repeated uploads skip decoding and the CNN."""
         self._signature: tuple[Any, ...] | None = None
         self._run_spans: dict[int, ClusterSpan | None] = {}
         self._runs: dict[int, ClusterRun] = {}
@@ -123,13 +128,15 @@ class Searcher:
         signature = self._current_signature()
         if signature == self._signature:
             return False
+        version = signature[0]  # read before loading: a commit during the load is seen next time
         self.live: LiveIndex = open_index(self.store, self.kind, update=self.update)  # fits PCA if needed
         self.reducer = require_reducer(self.store)
         fingerprint = self.reducer.fingerprint
         self.calibrator = load_calibrator(self.store.folder, fingerprint)
         self.own_clusters = self._own_span(load_confidence_clusters(self.store.folder, fingerprint))
         self._run_spans, self._runs = {}, {}
-        self._signature = self._current_signature()
+        now = self._current_signature()
+        self._signature = (version, *now[1:])
         return True
 
     def _current_signature(self) -> tuple[Any, ...]:
@@ -213,11 +220,25 @@ class Searcher:
     def embed(self, item: str | Path | bytes) -> tuple[np.ndarray, dict[str, float]]:
         """Decode, embed and reduce one image file or bytes: vector (d,) float32 and the seconds
         spent decoding and embedding (backbone + PCA)."""
+        key = None
+        if self.vector_cache is not None and isinstance(item, bytes):
+            key = (hashlib.blake2b(item, digest_size=32).hexdigest(), self.reducer.fingerprint)
+            cached = self.vector_cache.get(key)
+            if cached is not None:
+                return cached, {"decode": 0.0, "embed": 0.0}
         started = time.perf_counter()
         source = item if isinstance(item, bytes) else Path(item).expanduser()
-        raw, seconds = embed_source(self.store, source, self.max_pixels)
+        if self.backbone is None:
+            raw, seconds = embed_source(self.store, source, self.max_pixels)
+        else:  # a shared, already checked backbone (the API's)
+            pixels, _ = library_pixels(self.store.manifest, source, self.max_pixels)
+            seconds = {"decode": time.perf_counter() - started}
+            raw = self.backbone.embed(pixels[None])[0]
         vector = np.asarray(self.reducer.transform(raw[None]), dtype=np.float32)[0]
         seconds["embed"] = time.perf_counter() - started - seconds["decode"]
+        if key is not None:
+            vector.setflags(write=False)
+            self.vector_cache.put(key, vector)
         return vector, seconds
 
     # -- filters, scores, hits ---------------------------------------------------------------

@@ -48,7 +48,8 @@ class RawVectors:
         size = path.stat().st_size if path.exists() else 0
         if size < rows * self.row_bytes():
             raise LibraryFormatError(
-                f"{path}: holds {size // self.row_bytes()} rows, the catalog committed {rows}"
+                f"{path}: holds {size // self.row_bytes()} rows, the catalog committed {rows} "
+                "(file deleted or truncated): run `lookalike check --repair` to embed the lost images again"
             )
         return np.memmap(path, dtype=ROW_DTYPE, mode="r", shape=(rows, self.dim))
 
@@ -65,6 +66,11 @@ class RawVectors:
         path = self.path(generation)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            if os.fstat(fd).st_size < committed_rows * self.row_bytes():  # never pad lost rows with zeros
+                raise LibraryFormatError(
+                    f"{path}: holds {os.fstat(fd).st_size // self.row_bytes()} rows, the catalog committed "
+                    f"{committed_rows}: run `lookalike check --repair` to embed the lost images again"
+                )
             os.ftruncate(fd, committed_rows * self.row_bytes())
             os.lseek(fd, 0, os.SEEK_END)
             view = memoryview(block.tobytes())
