@@ -63,7 +63,8 @@ def parse_lists_name(header: Path, lists_file: str) -> tuple[str, str]:
 
 def remove_other_generations(target: Path, family: str, gen: str) -> None:
     """Delete side files of ``target`` that belong to another family or generation."""
-    keep = {rows_path(target, family).name, lists_path(target, family, gen).name, map_path(target, family, gen).name}
+    keep = {rows_path(target, family).name, lists_path(target, family, gen).name, map_path(target, family, gen).name,
+            f"{target.name}.{family}.{gen}.json"}
     for path in target.parent.glob(f"{target.name}.*"):
         if path.name not in keep and path.suffix in (LISTS_SUFFIX, ".npy", ".json", ROWS_SUFFIX):
             path.unlink(missing_ok=True)

@@ -54,6 +54,7 @@ NLIST_MAX = 4096
 """Coarse clusters at most: assigning n vectors costs n * nlist * d flops, and at 10M vectors
 4096 lists (2,400 vectors each) keep building to minutes on two cores."""
 KMEANS_ITERATIONS = 10
+"""Iterations of the coarse k-means and of each PQ sub-quantizer's k-means (FAISS: 10 and 25)."""
 _SETTINGS_SUFFIX = ".json"
 
 
@@ -378,6 +379,7 @@ def _trained(X: np.ndarray, nlist: int, pq_bytes: int, opq: bool, seed: int) -> 
     ivf.cp.niter = KMEANS_ITERATIONS
     ivf.cp.seed = seed
     ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_CENTROID
+    ivf.pq.cp.niter = KMEANS_ITERATIONS
     index: Any = ivf
     if opq:
         matrix = faiss.OPQMatrix(d, pq_bytes)
