@@ -330,7 +330,7 @@ def load_index(path: str | Path, mmap: bool = True) -> VectorIndex:
     raise VectorIndexError(f"{path}: a FAISS {type(raw).__name__} is not a lookalike index")
 
 
-_IVF_PQ_HEADS = (b"IvPQ", b"IxPT")
+_IVF_PQ_HEADS = (b"IwPQ", b"IxPT")
 """FAISS headers that may refer to inverted lists in a file of their own (``ondisk``)."""
 
 
