@@ -48,6 +48,7 @@ bench: venv
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi
 	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
+	$(BIN)/python benchmarks/bench_scale.py --n 1000000 --data bench-data/scale --out bench-results/scale-1m.json
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -320,7 +320,7 @@ def _stored_file(folder: Path, chosen: str, fingerprint: str, kind: str) -> Path
     if path.exists():
         return path
     if kind == "auto":
-        for other in ("hnsw", "ivf", "exact"):
+        for other in ("ondisk", "hnsw", "ivf", "exact"):
             candidate = index_path(folder, other, fingerprint)
             if candidate.exists():
                 return candidate
