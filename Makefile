@@ -55,4 +55,4 @@ lint: venv
 	$(BIN)/mypy src
 
 clean:
-	rm -rf $(VENV) $(DEMO) bench-results .pytest_cache
+	rm -rf $(VENV) $(DEMO) bench-results bench-data .pytest_cache

@@ -50,9 +50,10 @@ from lookalike.store.atomic import atomic_path, fsync_dir, fsync_file
 
 TRAIN_POINTS_PER_CENTROID = 64
 """Training sample: this many rows per coarse centroid (as ``ivf``), at most the collection."""
-NLIST_MAX = 4096
+NLIST_MAX = 2048
 """Coarse clusters at most: assigning n vectors costs n * nlist * d flops, and at 10M vectors
-4096 lists (2,400 vectors each) keep building to minutes on two cores."""
+2048 lists (4,900 vectors each) keep building to minutes on two cores; the lists' length costs
+little at search time (the codes are 32 bytes)."""
 KMEANS_ITERATIONS = 10
 """Iterations of the coarse k-means and of each PQ sub-quantizer's k-means (FAISS: 10 and 25)."""
 _SETTINGS_SUFFIX = ".json"
