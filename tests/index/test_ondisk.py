@@ -167,9 +167,12 @@ def test_row_store_appends_after_a_partial_row(tmp_path):
     np.testing.assert_array_equal(store.read(np.array([0, 3, 4])), np.eye(4, dtype=np.float32)[[0, 2, 3]])
 
 
+def test_code_bytes_divide_the_dimension(big):
+    assert OnDiskIndex(nlist=4, pq_bytes=5).fit(big.X, big.ids).code_bytes_ == 4
+    assert OnDiskIndex(nlist=4, pq_bytes=64).fit(big.X, big.ids).code_bytes_ == 32
+
+
 def test_bad_settings_are_refused(big):
-    with pytest.raises(InvalidParameterError, match="pq_bytes=5 must divide the dimension 32"):
-        OnDiskIndex(nlist=4, pq_bytes=5).fit(big.X, big.ids)
     with pytest.raises(InvalidParameterError, match="needs at least 256 training vectors"):
         OnDiskIndex(nlist=4, pq_bytes=8).fit(big.X[:100], big.ids[:100])
     with pytest.raises(InvalidParameterError, match="do not apply to the 'ondisk' index"):

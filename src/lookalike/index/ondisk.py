@@ -66,7 +66,8 @@ class OnDiskIndex(VectorIndex):
     Parameters
     ----------
     nlist : coarse clusters (0 = ``4 * sqrt(n)`` of the fitted collection, at most ``NLIST_MAX``).
-    pq_bytes : bytes per vector in the lists (sub-quantizers of 8 bits; must divide d).
+    pq_bytes : bytes per vector in the lists (sub-quantizers of 8 bits); the largest divisor of
+        d not above it is used.
     opq : rotate vectors with OPQ before quantizing (better codes for the same bytes).
     nprobe : lists searched per query by default.
     rerank : PQ candidates re-scored exactly per query by default (at least k).
@@ -123,9 +124,8 @@ class OnDiskIndex(VectorIndex):
                 f"ondisk with nlist={nlist} needs at least {max(nlist, 256)} training vectors, got "
                 f"{len(X)}; use a smaller nlist or another index kind for small collections"
             )
-        if X.shape[1] % self.pq_bytes:
-            raise InvalidParameterError(f"pq_bytes={self.pq_bytes} must divide the dimension {X.shape[1]}")
-        self._template = _trained(X, nlist, self.pq_bytes, self.opq, self.seed)
+        code_bytes = max(b for b in range(1, min(self.pq_bytes, X.shape[1]) + 1) if X.shape[1] % b == 0)
+        self._template = _trained(X, nlist, code_bytes, self.opq, self.seed)
         self.index_ = _empty_copy(self._template)
         self.dim_ = int(X.shape[1])
         self.read_only_ = False
@@ -248,6 +248,12 @@ class OnDiskIndex(VectorIndex):
             out_s[q, : len(top)] = sims[top]
             out_i[q, : len(top)] = found[top]
         return out_s, out_i
+
+    @property
+    def code_bytes_(self) -> int:
+        """Bytes per vector in the lists (``pq_bytes``, or the largest divisor of d below it)."""
+        self._check_fitted()
+        return int(import_faiss().extract_index_ivf(self.index_).code_size)
 
     @property
     def _nlist(self) -> int:
