@@ -341,8 +341,8 @@ def _read_flags(path: Path, mmap: bool) -> int:
     faiss = import_faiss()
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head in _IVF_PQ_HEADS:
-        return int(faiss.IO_FLAG_ONDISK_SAME_DIR)
+    if head in _IVF_PQ_HEADS:  # stored lists are never written (a save writes new ones)
+        return int(faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
     return int(faiss.IO_FLAG_MMAP_IFC) if mmap else 0
 
 
