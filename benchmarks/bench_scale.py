@@ -90,6 +90,8 @@ class Phase:
         self.entry["seconds"] = round(time.perf_counter() - self.started, 2)
         self.entry["peak_rss_mb"] = round(status_mb("VmHWM"), 1)
         self.report[self.name] = self.entry
+        if self.report.get("_out"):
+            Path(self.report["_out"]).write_text(json.dumps(self.report, indent=2) + "\n")
         print(f"[{time.strftime('%H:%M:%S')}] {self.name}: {json.dumps(self.entry)}", file=sys.stderr, flush=True)
 
 
@@ -110,10 +112,16 @@ def draw(n: int, cent: np.ndarray, scale: np.ndarray, seed: tuple[int, ...]) -> 
 
 
 def generate(path: Path, n: int, chunk: int, cent: np.ndarray, scale: np.ndarray, seed: int) -> None:
+    """Write the base file chunk by chunk; an interrupted run resumes at its last whole chunk
+    (each chunk has its own seed, so the file is the same either way)."""
     tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as fh:
+    done = tmp.stat().st_size // (chunk * D * 4) if tmp.exists() else 0
+    with open(tmp, "r+b" if tmp.exists() else "wb") as fh:
+        fh.truncate(done * chunk * D * 4)
+        fh.seek(done * chunk * D * 4)
         for i, start in enumerate(range(0, n, chunk)):
-            fh.write(draw(min(chunk, n - start), cent, scale, (seed, 1, i)).tobytes())
+            if i >= done:
+                fh.write(draw(min(chunk, n - start), cent, scale, (seed, 1, i)).tobytes())
     os.replace(tmp, path)
 
 
@@ -281,7 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     args.data.mkdir(parents=True, exist_ok=True)
     base, path = args.data / "base.f32", args.data / "index" / "ondisk.faiss"
-    report: dict[str, Any] = {"n": args.n, "d": D, "clusters": args.clusters, "pq_bytes": args.pq_bytes,
+    report: dict[str, Any] = {"_out": str(args.out) if args.out else "", "n": args.n, "d": D, "clusters": args.clusters, "pq_bytes": args.pq_bytes,
                               "opq": args.opq, "chunk": args.chunk, "python": platform.python_version(),
                               "cpus": os.cpu_count(), "targets": {"peak_rss_mb": 4096, "recall_at_10": 0.90,
                                                                   "warm_p50_ms": 10.0}}
@@ -315,6 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry["recall_at_10"] = round(recall(found, truth), 4)
     report["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["verdict"] = verdict(report)
+    report.pop("_out")
     return report
 
 
@@ -338,16 +347,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-queries", type=int, default=200)
     parser.add_argument("--target-recall", type=float, default=0.92, help="tuning target (margin over 0.90)")
     parser.add_argument("--compare-n", type=int, default=0, help="rows for PQ vs OPQ (0 = skip)")
-    parser.add_argument("--keep-data", dest="keep_base", action="store_true", help="keep the data folder")
+    parser.add_argument("--keep-data", dest="keep_base", action="store_true", help="keep the data folder after a successful run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     prefer_fast_blas()
-    try:
-        report = run(args)
-    finally:
-        if not args.keep_base:
-            shutil.rmtree(args.data, ignore_errors=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = run(args)
+    if not args.keep_base:  # kept after a failure: a rerun resumes the data it had written
+        shutil.rmtree(args.data, ignore_errors=True)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
