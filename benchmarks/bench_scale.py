@@ -202,18 +202,19 @@ def _auto_nlist(n: int) -> int:
 
 def single_latencies(index: Any, Q: np.ndarray, **options: int) -> tuple[np.ndarray, np.ndarray]:
     """Each query alone through ``lookalike.index.search`` with ``options`` (nprobe, rerank)
-    as the index defaults: ids (m, K) and ms (m,)."""
+    as the index defaults: ids (m, K), wall ms (m,) and CPU ms of this thread (m,) (a single
+    query runs on the calling thread; on a shared machine wall time also counts waiting)."""
     from lookalike.index import search
 
     index.nprobe, index.rerank = options["nprobe"], options["rerank"]
     ids = np.full((len(Q), K), -1, np.int64)
-    ms = np.empty(len(Q))
+    ms, cpu = np.empty(len(Q)), np.empty(len(Q))
     for j, q in enumerate(Q):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         hits = search(index, q, k=K)[0]
-        ms[j] = (time.perf_counter() - t) * 1000
+        ms[j], cpu[j] = (time.perf_counter() - t) * 1000, (time.thread_time() - c) * 1000
         ids[j, : len(hits.ids)] = hits.ids
-    return ids, ms
+    return ids, ms, cpu
 
 
 def tune(index: Any, Q: np.ndarray, truth: np.ndarray, target: float) -> dict[str, Any]:
@@ -226,8 +227,9 @@ def tune(index: Any, Q: np.ndarray, truth: np.ndarray, target: float) -> dict[st
     reaching = [g for g in grid if g["recall"] >= target] or [max(grid, key=lambda g: g["recall"])]
     for g in reaching:
         single_latencies(index, Q[:50], nprobe=g["nprobe"], rerank=g["rerank"])  # warm-up
-        _, ms = single_latencies(index, Q[:200], nprobe=g["nprobe"], rerank=g["rerank"])
+        _, ms, cpu = single_latencies(index, Q[:200], nprobe=g["nprobe"], rerank=g["rerank"])
         g["p50_ms"] = round(float(np.percentile(ms, 50)), 3)
+        g["cpu_p50_ms"] = round(float(np.percentile(cpu, 50)), 3)
     chosen = min(reaching, key=lambda g: g["p50_ms"])
     return {"grid": grid, "chosen": chosen}
 
@@ -241,25 +243,28 @@ def evict(path: Path) -> None:
             os.close(fd)
 
 
-def cold_latencies(path: Path, Q: np.ndarray, options: dict[str, int]) -> np.ndarray:
+def cold_latencies(path: Path, Q: np.ndarray, options: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     from lookalike.index import load_index, search
 
-    ms = np.empty(len(Q))
+    ms, cpu = np.empty(len(Q)), np.empty(len(Q))
     for j, q in enumerate(Q):
         gc.collect()
         evict(path)
         index = load_index(path, mmap=True)
         index.nprobe, index.rerank = options["nprobe"], options["rerank"]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         search(index, q, k=K)
-        ms[j] = (time.perf_counter() - t) * 1000
+        ms[j], cpu[j] = (time.perf_counter() - t) * 1000, (time.thread_time() - c) * 1000
         del index
-    return ms
+    return ms, cpu
 
 
-def stats(ms: np.ndarray) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "mean_ms": round(float(ms.mean()), 3), "queries": len(ms)}
+def stats(ms: np.ndarray, cpu: np.ndarray) -> dict[str, float]:
+    def pct(a: np.ndarray, q: float) -> float:
+        return round(float(np.percentile(a, q)), 3)
+
+    return {"p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "mean_ms": round(float(ms.mean()), 3),
+            "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99), "queries": len(ms)}
 
 
 # ---------------------------------------------------------------- main
@@ -300,13 +305,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         Q = draw(REPORTED_QUERIES, cent, scale, (args.seed, 2))
         T = draw(args.tune_queries, cent, scale, (args.seed, 3))
     with Phase(report, "ground_truth"):
-        truth_all = ground_truth(base, args.n, np.concatenate([Q, T]), args.chunk)
+        cached = args.data / f"truth-{args.tune_queries}-{args.seed}.npy"
+        if cached.exists():
+            truth_all = np.load(cached)
+        else:
+            truth_all = ground_truth(base, args.n, np.concatenate([Q, T]), args.chunk)
+            np.save(cached, truth_all)
         truth, truth_t = truth_all[:REPORTED_QUERIES], truth_all[REPORTED_QUERIES:]
     if args.compare_n:
         with Phase(report, "opq_compare") as entry:
             entry.update(opq_compare(args, base, T))
     with Phase(report, "build") as entry:
-        entry.update(build(args, base, path, args.opq))
+        if args.reuse_index and path.exists():
+            entry["reused"] = True  # timings of this phase are not a build
+        else:
+            entry.update(build(args, base, path, args.opq))
     report["disk"] = disk_sizes(path)
     with Phase(report, "tune") as entry:
         index = load_index(path, mmap=True)
@@ -315,11 +328,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     options = {k: report["tune"]["chosen"][k] for k in ("nprobe", "rerank")}
     with Phase(report, "search") as entry:
         entry["options"] = options
-        entry["cold"] = stats(cold_latencies(path, Q[: args.cold_queries], options))
+        entry["cold"] = stats(*cold_latencies(path, Q[: args.cold_queries], options))
         index = load_index(path, mmap=True)
         single_latencies(index, Q, **options)
-        found, ms = single_latencies(index, Q, **options)
-        entry["warm"] = stats(ms)
+        found, ms, cpu = single_latencies(index, Q, **options)
+        entry["warm"] = stats(ms, cpu)
         entry["recall_at_10"] = round(recall(found, truth), 4)
     report["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["verdict"] = verdict(report)
@@ -348,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-recall", type=float, default=0.92, help="tuning target (margin over 0.90)")
     parser.add_argument("--compare-n", type=int, default=0, help="rows for PQ vs OPQ (0 = skip)")
     parser.add_argument("--keep-data", dest="keep_base", action="store_true", help="keep the data folder after a successful run")
+    parser.add_argument("--reuse-index", action="store_true", help="search an index a kept run built")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
