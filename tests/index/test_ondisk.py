@@ -191,24 +191,3 @@ def test_auto_picks_ondisk_above_its_threshold(big):
     with pytest.raises(InvalidParameterError, match="ondisk_min must be >= hnsw_max"):
         IndexConfig(exact_max=100, hnsw_max=1000, ondisk_min=10)
 
-
-def test_a_library_above_the_threshold_gets_an_ondisk_index_kept_current(tmp_path, monkeypatch):
-    from lookalike.search import library_index
-    from tests.searchlib import brute_force, build, vector_of, write_labelled
-
-    low = IndexConfig(exact_max=10, hnsw_max=100, ondisk_min=200, nlist=8, pq_bytes=8, rerank=400)
-    monkeypatch.setattr(library_index, "index_config", lambda lib, kind=None: low)
-    lib = build(tmp_path, per_class=100)
-    try:
-        record = library_index.update_index(lib, "auto")
-        assert record.kind == "ondisk" and record.count == 300
-        stored = load_index(library_index.index_path(lib.folder, "ondisk", record.reducer))
-        assert isinstance(stored, OnDiskIndex)
-        lib.add([tmp_path / "more"] if write_labelled(tmp_path / "more", 5, start=500) else [])
-        assert library_index.update_index(lib, "auto").count == 315
-        own = int(lib.reduced().ids[7])
-        expected, _ = brute_force(lib, vector_of(lib, own), 5, exclude=(own,))
-        got = [h.image_id for h in lib.search(own, k=5).hits]
-        assert len(set(got) & set(expected)) >= 4
-    finally:
-        lib.close()
