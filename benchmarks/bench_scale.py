@@ -217,11 +217,12 @@ def single_latencies(index: Any, Q: np.ndarray, **options: int) -> tuple[np.ndar
     return ids, ms, cpu
 
 
-def tune(index: Any, Q: np.ndarray, truth: np.ndarray, target: float) -> dict[str, Any]:
-    """Cheapest (nprobe, rerank) reaching ``target`` on the tuning queries."""
+def tune(index: Any, Q: np.ndarray, truth: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """Cheapest (nprobe, rerank) reaching ``args.target_recall`` on the tuning queries."""
+    target = args.target_recall
     grid = []
-    for nprobe in NPROBES:
-        for rerank in RERANKS:
+    for nprobe in args.nprobes:
+        for rerank in args.reranks:
             _, found = index.knn(Q, K, None, nprobe=nprobe, rerank=rerank)
             grid.append({"nprobe": nprobe, "rerank": rerank, "recall": round(recall(found, truth), 4)})
     reaching = [g for g in grid if g["recall"] >= target] or [max(grid, key=lambda g: g["recall"])]
@@ -323,7 +324,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["disk"] = disk_sizes(path)
     with Phase(report, "tune") as entry:
         index = load_index(path, mmap=True)
-        entry.update(tune(index, T, truth_t, args.target_recall))
+        entry.update(tune(index, T, truth_t, args))
         del index
     options = {k: report["tune"]["chosen"][k] for k in ("nprobe", "rerank")}
     with Phase(report, "search") as entry:
@@ -361,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-recall", type=float, default=0.92, help="tuning target (margin over 0.90)")
     parser.add_argument("--compare-n", type=int, default=0, help="rows for PQ vs OPQ (0 = skip)")
     parser.add_argument("--keep-data", dest="keep_base", action="store_true", help="keep the data folder after a successful run")
+    parser.add_argument("--nprobes", type=int, nargs="+", default=NPROBES, help="tuning grid: lists searched")
+    parser.add_argument("--reranks", type=int, nargs="+", default=RERANKS, help="tuning grid: re-rank depths")
     parser.add_argument("--reuse-index", action="store_true", help="search an index a kept run built")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
