@@ -50,9 +50,11 @@ bench: venv
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
 	$(BIN)/python benchmarks/bench_scale.py --n 1000000 --data bench-data/scale --out bench-results/scale-1m.json
 
+# ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench-results bench-data .pytest_cache
