@@ -109,7 +109,7 @@ class RowStore:
             if need > self._mapped_rows:
                 raise VectorIndexError(f"{self.path}: row {need - 1} is past its end; the file was truncated")
         assert self._view is not None
-        return self._view[rows].astype(np.float32)
+        return np.asarray(self._view[rows], dtype=np.float32)
 
     def copy_to(self, target: Path) -> RowStore:
         """This store's file copied to ``target`` (written beside it, then renamed)."""

@@ -24,6 +24,7 @@ lists are still on disk (the stored lists are never written: a save writes new o
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -192,7 +193,7 @@ class OnDiskIndex(VectorIndex):
         if len(ids) == 0:
             return np.zeros((0, self.dim_), dtype=np.float32)
         X = self._store.read(self._map.rows_of(ids))
-        return X / np.linalg.norm(X, axis=1, keepdims=True)
+        return np.asarray(X / np.linalg.norm(X, axis=1, keepdims=True), dtype=np.float32)
 
     # ------------------------------------------------------------ searching
     def _knn(self, queries: np.ndarray, k: int, selector: Any, **options: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +227,7 @@ class OnDiskIndex(VectorIndex):
         if not labels:
             return np.full((len(queries), depth), -1, np.int64)
         if len(labels) == 1:
-            return labels[0]
+            return np.asarray(labels[0], dtype=np.int64)
         s, i = np.concatenate(scores, axis=1), np.concatenate(labels, axis=1)
         best = np.argsort(-s, axis=1, kind="stable")[:, :depth]
         return np.take_along_axis(i, best, axis=1)
@@ -372,7 +373,7 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _auto_nlist(n: int) -> int:
-    return max(1, min(round(4 * np.sqrt(n)), n // TRAIN_POINTS_PER_CENTROID, NLIST_MAX))
+    return max(1, min(round(4 * math.sqrt(n)), n // TRAIN_POINTS_PER_CENTROID, NLIST_MAX))
 
 
 def _trained(X: np.ndarray, nlist: int, pq_bytes: int, opq: bool, seed: int) -> Any:
