@@ -141,8 +141,8 @@ class IndexConfig:
     hnsw_max: int = 250_000
     ondisk_min: int = 2_000_000
     pq_bytes: int = 32
-    ondisk_nprobe: int = 32
-    rerank: int = 100
+    ondisk_nprobe: int = 16
+    rerank: int = 400
     nlist: int = 0
     nprobe: int = 16
     hnsw_m: int = 32
