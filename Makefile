@@ -51,6 +51,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
 	$(BIN)/python benchmarks/bench_parquet.py --out bench-results/parquet.json
 	$(BIN)/python benchmarks/bench_api.py --out bench-results/api.json
+	$(BIN)/python benchmarks/bench_scale.py --n 1000000 --data bench-data/scale --out bench-results/scale-1m.json
 
 # ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv
@@ -59,4 +60,4 @@ lint: venv
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) $(DEMO) bench-results .pytest_cache
+	rm -rf $(VENV) $(DEMO) bench-results bench-data .pytest_cache

@@ -108,7 +108,7 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str) -> T:
     return cls(**data)
 
 
-INDEX_KINDS = ("auto", "exact", "ivf", "hnsw")
+INDEX_KINDS = ("auto", "exact", "ivf", "hnsw", "ondisk")
 
 
 @dataclass(frozen=True)
@@ -118,9 +118,15 @@ class IndexConfig:
     Attributes
     ----------
     kind : ``auto`` picks by collection size (see ``lookalike.index.choose_kind``), or one of
-        ``exact`` (brute force, exact), ``ivf`` (cluster-routed), ``hnsw`` (graph).
+        ``exact`` (brute force, exact), ``ivf`` (cluster-routed), ``hnsw`` (graph), ``ondisk``
+        (IVF-PQ with memory-mapped lists, re-ranked against float16 vectors).
     exact_max : ``auto`` keeps exact search up to this many vectors.
     hnsw_max : ``auto`` uses HNSW up to this many vectors, IVF beyond.
+    ondisk_min : ``auto`` uses ``ondisk`` above this many vectors (IVF keeps every vector as
+        float32 in RAM: 4 GB at 4M x 256).
+    pq_bytes : ``ondisk`` bytes per vector in its lists.
+    ondisk_nprobe : ``ondisk`` lists searched per query by default.
+    rerank : ``ondisk`` candidates re-scored exactly per query by default.
     nlist : IVF clusters; 0 picks ``4 * sqrt(n)`` (ignored when centroids are given).
     nprobe : IVF clusters searched per query by default (1 = only the query's cluster).
     hnsw_m : HNSW neighbours per node (more = better recall, more memory).
@@ -133,6 +139,10 @@ class IndexConfig:
     kind: str = "auto"
     exact_max: int = 20_000
     hnsw_max: int = 250_000
+    ondisk_min: int = 2_000_000
+    pq_bytes: int = 32
+    ondisk_nprobe: int = 16
+    rerank: int = 400
     nlist: int = 0
     nprobe: int = 16
     hnsw_m: int = 32
@@ -145,6 +155,10 @@ class IndexConfig:
         _require(self.kind in INDEX_KINDS, f"index kind must be one of {INDEX_KINDS}, got {self.kind!r}")
         _require(self.exact_max >= 0, f"exact_max must be >= 0, got {self.exact_max}")
         _require(self.hnsw_max >= self.exact_max, f"hnsw_max must be >= exact_max, got {self.hnsw_max}")
+        _require(self.ondisk_min >= self.hnsw_max, f"ondisk_min must be >= hnsw_max, got {self.ondisk_min}")
+        _require(self.pq_bytes >= 1, f"pq_bytes must be >= 1, got {self.pq_bytes}")
+        _require(self.ondisk_nprobe >= 1, f"ondisk_nprobe must be >= 1, got {self.ondisk_nprobe}")
+        _require(self.rerank >= 1, f"rerank must be >= 1, got {self.rerank}")
         _require(self.nlist >= 0, f"nlist must be >= 0, got {self.nlist}")
         _require(self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}")
         _require(self.hnsw_m >= 2, f"hnsw_m must be >= 2, got {self.hnsw_m}")

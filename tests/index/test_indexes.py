@@ -35,8 +35,8 @@ def recall(got, expected):
     return np.mean([len(set(g.tolist()) & set(e.tolist())) / len(e) for g, e in zip(got, expected)])
 
 
-def test_registry_lists_the_three_kinds():
-    assert index_kinds() == ["exact", "hnsw", "ivf"]
+def test_registry_lists_the_kinds():
+    assert index_kinds() == ["exact", "hnsw", "ivf", "ondisk"]
     with pytest.raises(InvalidParameterError, match="unknown index kind 'annoy'"):
         index_class("annoy")
 

@@ -6,6 +6,8 @@ Kinds (one interface, :class:`VectorIndex`; a registry maps names to classes):
 - ``ivf``: cluster-routed: a query scans its ``nprobe`` nearest K-Means clusters
   (``nprobe=1`` = the reference design's "search the query's cluster").
 - ``hnsw``: graph search, fast at high recall; removal by tombstones.
+- ``ondisk``: IVF-PQ whose lists stay on disk (memory-mapped), re-ranked exactly against
+  float16 vectors; built in shards, for collections larger than memory.
 - ``auto``: :func:`choose_kind` by collection size.
 
 Typical use::
@@ -34,6 +36,7 @@ from lookalike.index.base import (
 from lookalike.index.flat import ExactIndex
 from lookalike.index.hnsw import HNSWIndex
 from lookalike.index.ivf import IVFIndex
+from lookalike.index.ondisk import OnDiskIndex
 from lookalike.index.scores import ClusterRadii, ClusterSpan, MatchCalibrator, cluster_max_distances
 from lookalike.index.search import (
     EXACT_FILTER_MAX,
@@ -52,6 +55,7 @@ __all__ = [
     "HNSWIndex",
     "IVFIndex",
     "MatchCalibrator",
+    "OnDiskIndex",
     "Neighbors",
     "VectorIndex",
     "choose_kind",

@@ -204,6 +204,10 @@ class VectorIndex(ABC):
         self.read_only_ = read_only
         self._sorted_ids = None
 
+    def _open_files(self, path: Path) -> None:
+        """Open the files an index keeps beside ``path`` after loading (none by default)."""
+        return None
+
     # ---------------------------------------------------------------- subclass hooks
     @abstractmethod
     def _new_faiss(self, X: np.ndarray) -> Any:
@@ -280,12 +284,17 @@ def choose_kind(n_vectors: int, config: IndexConfig | None = None) -> str:
       at 100k), no training, incremental adds; but building grows fast (14 s at 100k, 400 s at 1M).
     - ``ivf`` beyond: at 1M it matches HNSW's p50 (0.50 ms at recall 0.95, nprobe 16), builds in
       a sixth of the time (68 s) and serves 3x the batched queries/s.
+    - ``ondisk`` above ``ondisk_min`` = 2M: ``ivf`` holds every vector as float32 in RAM (2 GB
+      at 2M x 256, and the library's reduced vectors as much again); IVF-PQ keeps 32 bytes per
+      vector on disk plus float16 rows for re-ranking (benchmarks/bench_scale.py).
     """
     config = config or IndexConfig()
     if config.kind != "auto":
         return config.kind
     if n_vectors <= config.exact_max:
         return "exact"
+    if n_vectors > config.ondisk_min:
+        return "ondisk"
     return "hnsw" if n_vectors <= config.hnsw_max else "ivf"
 
 
@@ -308,7 +317,7 @@ def load_index(path: str | Path, mmap: bool = True) -> VectorIndex:
         raise VectorIndexError(f"{path}: no index file there")
     faiss = import_faiss()
     try:
-        raw = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+        raw = faiss.read_index(str(path), _read_flags(path, mmap))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise VectorIndexError(f"{path}: not a readable FAISS index ({reason})") from exc
@@ -316,8 +325,25 @@ def load_index(path: str | Path, mmap: bool = True) -> VectorIndex:
         if cls._recognizes(raw):
             index = cls()
             index._adopt(raw, read_only=mmap)
+            index._open_files(path)
             return index
     raise VectorIndexError(f"{path}: a FAISS {type(raw).__name__} is not a lookalike index")
+
+
+_IVF_PQ_HEADS = (b"IwPQ", b"IxPT")
+"""FAISS headers that may refer to inverted lists in a file of their own (``ondisk``)."""
+
+
+def _read_flags(path: Path, mmap: bool) -> int:
+    """FAISS read flags: such headers are read from the file so that their lists file is found
+    beside it (``IO_FLAG_ONDISK_SAME_DIR``, which cannot combine with ``IO_FLAG_MMAP_IFC``);
+    the others are mapped when ``mmap``."""
+    faiss = import_faiss()
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head in _IVF_PQ_HEADS:  # stored lists are never written (a save writes new ones)
+        return int(faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+    return int(faiss.IO_FLAG_MMAP_IFC) if mmap else 0
 
 
 def default_nlist(n_vectors: int) -> int:

@@ -3,14 +3,15 @@
 Files, all derived from the reduced vectors (``Library.reduced()``) and named after the reducer
 fingerprint they were built with (a refit makes them unusable by name, never silently wrong):
 
-- ``index/<kind>-<fingerprint>.faiss``: the index (exact / ivf / hnsw), ids = image ids;
+- ``index/<kind>-<fingerprint>.faiss``: the index (exact / ivf / hnsw / ondisk), ids = image
+  ids; ``ondisk`` keeps its lists and float16 rows in files named after it (``<name>.*``);
 - ``index/clusters-<fingerprint>.npz``: the confidence clusters used when the library has no
   cluster run (k-means centroids and each cluster's ``max_d``, see :mod:`lookalike.index.scores`);
 - ``models/match-calibrator.npz``: P(same label | similarity), only on labelled libraries.
 
 Agreement protocol. A writer (``update_index``) diffs the ids stored *in the index file* with
 the catalog's embedded images, removes and adds the difference (a rebuild when the kind says so:
-IVF grown or shrunk 2x since training, HNSW past its tombstone limit), writes the file
+IVF or ondisk grown or shrunk 2x since training, HNSW past its tombstone limit), writes the file
 atomically (temporary file, fsync, rename) and only then commits the catalog meta record
 ``vector_index.<kind>`` (reducer, ids digest, count, updated). A kill before the rename leaves
 the old file; after it, the record lags the file. Either way the next writer diffs again, and
@@ -36,6 +37,7 @@ from lookalike.index import (
     HNSWIndex,
     IVFIndex,
     MatchCalibrator,
+    OnDiskIndex,
     VectorIndex,
     choose_kind,
     create_index,
@@ -173,7 +175,7 @@ def _load_writable(path: Path) -> VectorIndex | None:
 def _needs_rebuild(index: VectorIndex, trained_on: int, n_now: int) -> bool:
     if isinstance(index, HNSWIndex):
         return index.needs_rebuild
-    if isinstance(index, IVFIndex):
+    if isinstance(index, (IVFIndex, OnDiskIndex)):
         return not trained_on / IVF_RETRAIN_FACTOR <= n_now <= trained_on * IVF_RETRAIN_FACTOR
     return False
 
@@ -269,6 +271,8 @@ def _remove_other_files(folder: Path, fingerprint: str) -> None:
     for path in (folder / INDEX_DIR).glob("*-*.*"):
         if path.suffix in (".faiss", ".npz") and not path.stem.endswith(f"-{fingerprint}"):
             path.unlink(missing_ok=True)
+            for side in path.parent.glob(f"{path.name}.*"):  # an ondisk index's lists and rows
+                side.unlink(missing_ok=True)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -319,7 +323,7 @@ def _stored_file(folder: Path, chosen: str, fingerprint: str, kind: str) -> Path
     if path.exists():
         return path
     if kind == "auto":
-        for other in ("hnsw", "ivf", "exact"):
+        for other in ("ondisk", "hnsw", "ivf", "exact"):
             candidate = index_path(folder, other, fingerprint)
             if candidate.exists():
                 return candidate
