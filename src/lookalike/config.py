@@ -109,6 +109,11 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str) -> T:
 
 
 INDEX_KINDS = ("auto", "exact", "ivf", "hnsw")
+DUPLICATE_NEAR_BITS = 8
+"""Near duplicates: largest pHash distance (of 64 bits), chosen from the precision/recall curve
+of benchmarks/bench_duplicates.py (README, "Duplicates")."""
+DUPLICATE_MIN_SIMILARITY = 0.95
+"""Semantic duplicates: smallest cosine of reduced vectors, chosen from the same curve."""
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,8 @@ def evaluate_retrieval(
     as_json: JsonOption = False,
 ) -> None:
     """Leave-one-out precision/recall/mAP@k on a labelled library, recall vs exact, latency."""
-    from lookalike.library import Library
     from lookalike.evaluate.retrieval import evaluate_library_retrieval
+    from lookalike.library import Library
     from lookalike.store.atomic import write_bytes
 
     with Library.open(library, readonly=True) as lib:

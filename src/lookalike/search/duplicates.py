@@ -5,9 +5,18 @@ Three sources, each without an n x n matrix (see :mod:`lookalike.index.duplicate
 - exact: files with the same content hash (the catalog stores one image per distinct content,
   so these are the files sharing an image);
 - near: images whose perceptual hashes (``images.phash``, DCT pHash of the EXIF-upright image)
-  differ in at most ``near_bits`` of 64 bits;
+  differ in at most ``near_bits`` of 64 bits, also after a flip or a turn by 90° or 180° of
+  either (``transforms``: the flipped or turned hash is predicted from the stored one, see
+  :mod:`lookalike.index.dihedral`);
 - semantic: images whose reduced vectors have cosine similarity >= ``min_similarity``, found
-  by k-NN on the library's vector index.
+  by k-NN on the library's vector index; with ``mirror``, each image's mirrored vector is
+  searched too (:mod:`lookalike.search.flipped`: one more embedding pass), so flipped copies
+  pass at the similarity of unedited ones.
+
+Each link names the edit its evidence points to: "flip" or "rotation" (the transform that
+matched), "re-encode" (hashes within a few bits, same size), "resize" (same aspect ratio, other
+size) or "crop" (other aspect ratio, not turned); None when nothing singles one out (colour
+changes, overlaid text, or a different photo of the same thing).
 
 Items are files: near and semantic links join the first file of each image, exact links join
 every file of an image to its first one; connected files form one group.
@@ -15,17 +24,20 @@ every file of an image to its first one; connected files form one group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.config import DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS
 from lookalike.errors import InvalidParameterError
+from lookalike.index.dihedral import QUERY_TRANSFORMS
 from lookalike.index.duplicates import DuplicatePair, group_pairs, identical_pairs, phash_pairs, semantic_pairs
 from lookalike.store.catalog import from_signed64
 
 if TYPE_CHECKING:
     from lookalike.library import Library
+
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class DuplicateLink:
     kind: str
     reason: str
     score: float
+    edit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,20 +68,24 @@ def find_library_duplicates(
     lib: Library,
     *,
     exact: bool = True,
-    near_bits: int | None = 8,
-    min_similarity: float | None = 0.95,
+    near_bits: int | None = DUPLICATE_NEAR_BITS,
+    min_similarity: float | None = DUPLICATE_MIN_SIMILARITY,
     kind: str = "auto",
+    transforms: bool = True,
+    mirror: bool = False,
 ) -> list[FileGroup]:
     """Duplicate groups of ``lib``'s files, largest first. ``None`` turns a source off."""
     file_ids, image_of, path_of = _embedded_files(lib)
+    sizes = _image_sizes(lib)
     first_file = _first_file_per_image(file_ids, image_of)
     source_of: dict[int, str] = {}  # id() of each pair (all kept alive in ``pairs``) -> source
     pairs: list[DuplicatePair] = []
 
     def take(found: list[DuplicatePair], source: str, per_image: bool) -> None:
         for pair in found:
+            edit = infer_edit(pair, source, sizes.get(pair.a), sizes.get(pair.b)) if per_image else None
             a, b = (first_file[pair.a], first_file[pair.b]) if per_image else (pair.a, pair.b)
-            link = DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score)
+            link = DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit)
             pairs.append(link)
             source_of[id(link)] = source
 
@@ -76,13 +93,14 @@ def find_library_duplicates(
         take(identical_pairs(file_ids, image_of.tolist()), "exact", per_image=False)
     if near_bits is not None:
         image_ids, hashes = _phashes(lib)
-        take(phash_pairs(image_ids, hashes, near_bits), "near", per_image=True)
+        queried = QUERY_TRANSFORMS if transforms else ("identity",)
+        take(phash_pairs(image_ids, hashes, near_bits, transforms=queried), "near", per_image=True)
     if min_similarity is not None:
-        take(_semantic(lib, kind, min_similarity), "semantic", per_image=True)
+        take(_semantic(lib, kind, min_similarity, mirror), "semantic", per_image=True)
     groups = []
     for group in group_pairs(pairs):
         links = [
-            DuplicateLink(path_of[p.a], path_of[p.b], source_of[id(p)], p.reason, float(p.score))
+            DuplicateLink(path_of[p.a], path_of[p.b], source_of[id(p)], p.reason, float(p.score), p.edit)
             for p in group.pairs
         ]
         groups.append(FileGroup(sorted(path_of[i] for i in group.ids), links))
@@ -107,6 +125,12 @@ def _first_file_per_image(file_ids: np.ndarray, image_of: np.ndarray) -> dict[in
     return first
 
 
+def _image_sizes(lib: Library) -> dict[int, tuple[int, int]]:
+    """image id -> displayed (width, height) of the embedded images."""
+    rows = lib.catalog.query("SELECT id, width, height FROM images WHERE status = 'embedded' AND width > 0")
+    return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+
 def _phashes(lib: Library) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, uint64 pHashes) of the embedded images that have one."""
     rows = lib.catalog.query("SELECT id, phash FROM images WHERE status = 'embedded' AND phash IS NOT NULL")
@@ -115,7 +139,7 @@ def _phashes(lib: Library) -> tuple[np.ndarray, np.ndarray]:
     return ids, hashes
 
 
-def _semantic(lib: Library, kind: str, min_similarity: float) -> list[DuplicatePair]:
+def _semantic(lib: Library, kind: str, min_similarity: float, mirror: bool) -> list[DuplicatePair]:
     if not -1.0 <= min_similarity <= 1.0:
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
     from lookalike.search.library_index import open_index
@@ -123,4 +147,57 @@ def _semantic(lib: Library, kind: str, min_similarity: float) -> list[DuplicateP
     live = open_index(lib, kind)
     if len(live) < 2:
         return []
-    return semantic_pairs(live.plain(), min_similarity)
+    index = live.plain()
+    pairs = semantic_pairs(index, min_similarity)
+    if not mirror:
+        return pairs
+    from lookalike.index.flat import ExactIndex
+    from lookalike.search.flipped import mirrored_vectors
+
+    ids, vectors = mirrored_vectors(lib, index.ids())
+    searched = index if len(ids) == len(index) else ExactIndex().fit(index.reconstruct(ids), ids)
+    flipped = semantic_pairs(searched, min_similarity, vectors=vectors, edit="flip") if len(ids) > 1 else []
+    return _merge_flipped(index, pairs, flipped)
+
+
+FLIP_MARGIN = 0.03
+"""A semantic pair is called a flip when its mirrored cosine beats the plain one by this much
+(a flipped copy gains ~0.05; other edits move either way by ~0.01)."""
+
+
+def _merge_flipped(index: Any, plain: list[DuplicatePair], flipped: list[DuplicatePair]) -> list[DuplicatePair]:
+    """One pair per (a, b) with the higher score, named a flip only when the mirror clearly wins."""
+    best = {(p.a, p.b): p for p in plain}
+    for pair in flipped:
+        held = best.get((pair.a, pair.b))
+        if held is None:
+            a, b = index.reconstruct(np.array([pair.a, pair.b]))
+            held = DuplicatePair(pair.a, pair.b, "", float(a @ b))
+            best[(pair.a, pair.b)] = pair if pair.score >= held.score + FLIP_MARGIN else replace(pair, edit=None)
+        elif pair.score >= held.score + FLIP_MARGIN:
+            best[(pair.a, pair.b)] = pair
+    return list(best.values())
+
+
+def infer_edit(
+    pair: DuplicatePair, source: str, size_a: tuple[int, int] | None, size_b: tuple[int, int] | None
+) -> str | None:
+    """The edit the evidence of ``pair`` (from ``source``: near or semantic) points to, or None.
+
+    A matched transform (flip, rotation) says it; otherwise the two displayed sizes (width,
+    height) do: near pairs of one size are re-encodes, of one aspect ratio resizes; a pair
+    whose width and height are swapped is a rotation, and one whose aspect ratios differ
+    otherwise (beyond 2 %) a crop.
+    """
+    if pair.edit is not None:
+        return pair.edit
+    if size_a is None or size_b is None:
+        return None
+    if source == "near" and size_a == size_b:
+        return "re-encode"
+    aspect_a, aspect_b = size_a[0] / size_a[1], size_b[0] / size_b[1]
+    if abs(aspect_a / aspect_b - 1) <= 0.02:
+        return "resize" if source == "near" else None
+    if abs(aspect_a * aspect_b - 1) <= 0.02:  # width and height swapped
+        return "rotation"
+    return "crop"

@@ -18,8 +18,8 @@ from lookalike.index import ClusterSpan
 from lookalike.store.catalog import encode_path
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
     from lookalike.index.live import LiveIndex
+    from lookalike.library import Library
 
 NOISE = -1
 

@@ -42,8 +42,8 @@ from lookalike.index import (
     load_index,
     member_neighbors,
 )
-from lookalike.index.scores import labelled_pairs
 from lookalike.index.live import LiveIndex, rows_of
+from lookalike.index.scores import labelled_pairs
 from lookalike.store.arrays import load_npz, save_npz
 from lookalike.store.manifest import now
 

@@ -46,8 +46,8 @@ from lookalike.search.library_index import (
 )
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
     from lookalike.index.live import LiveIndex
+    from lookalike.library import Library
 
 Query = str | Path | bytes | int
 """A file path, an image file's bytes, or the id of an image in the library."""
