@@ -219,3 +219,9 @@ def test_new_formats_index_from_the_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     # identical content is embedded once: the DNG sample's content is unique, as is every other
     assert f"embedded {len(set(files.values()))} images this run" in result.output
+
+
+@pytest.mark.parametrize("text", [b"P2 is the second point.\n", b"P1\n", b"P7 notes\n"])
+def test_text_starting_like_netpbm_is_not_an_image(text: bytes) -> None:
+    with pytest.raises(NotAnImageError, match="content looks like text"):
+        probe_image(text, max_pixels=LIMIT)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import importlib
 import io
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +45,8 @@ EXTRAS = {"JXL": ("pillow-jxl-plugin", "jxl"), "RAW": ("rawpy", "raw"), "SVG": (
 """Formats that need an optional package: format -> (package, lookalike extra)."""
 
 _NETPBM = (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6", b"Pf")
-_WHITESPACE = b" \t\n\v\f\r"
+_NETPBM_SIZE = re.compile(rb"P[1-6f][ \t\n\v\f\r]+(?:\d|#)")
+"""A Netpbm magic, whitespace, then the width or a comment (text starting 'P2 ' is not a picture)."""
 _AVIF_BRANDS = (b"avif", b"avis")
 _RAW_SIGNATURES = (
     (0, b"FUJIFILMCCD-RAW"),  # RAF
@@ -66,7 +68,7 @@ _OTHER_FORMATS = (
 
 def sniff_more(head: bytes) -> str | None:
     """The format whose signature starts ``head`` (the first 32 bytes), among those here."""
-    if head[:2] in _NETPBM and head[2:3] in _WHITESPACE:
+    if head[:2] in _NETPBM and _NETPBM_SIZE.match(head):
         return "PPM"
     if head[:3] == b"P7\n":
         return "PAM"
@@ -76,9 +78,9 @@ def sniff_more(head: bytes) -> str | None:
     simple = {b"qoif": "QOI", b"8BPS": "PSD", b"icns": "ICNS", b"DDS ": "DDS"}
     if head[:4] in simple:
         return simple[head[:4]]
-    if head[:2] == b"\x01\xda" and head[2] in (0, 1) and head[3] in (1, 2):
+    if len(head) >= 4 and head[:2] == b"\x01\xda" and head[2] in (0, 1) and head[3] in (1, 2):
         return "SGI"
-    if head[:1] == b"\x0a" and head[1] in (0, 2, 3, 4, 5) and head[2] == 1 and head[3] in (1, 2, 4, 8):
+    if len(head) >= 4 and head[0] == 0x0A and head[1] in (0, 2, 3, 4, 5) and head[2] == 1 and head[3] in (1, 2, 4, 8):
         return "PCX"
     if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
         return "JPEG2000"
