@@ -92,7 +92,9 @@ def test_mirrored_vectors_find_a_flip_the_plain_vectors_miss(library) -> None:
     ("near", (200, 100), (150, 100), "crop"),
     ("semantic", (200, 100), (100, 200), "rotation"),
     ("semantic", (200, 100), (160, 100), "crop"),
-    ("semantic", (200, 100), (100, 50), None),  # colour, text, or another photo of the same thing
+    ("semantic", (200, 100), (100, 50), "crop"),  # a plain resize would have been a near pair
+    ("semantic", (200, 100), (200, 100), None),  # colour, text, or another photo of the same thing
+    ("near", (100, 100), (100, 100), "re-encode"),  # a square is not "swapped"
 ])
 def test_edit_is_inferred_from_sizes_when_no_transform_matched(source, a, b, edit) -> None:
     assert infer_edit(DuplicatePair(1, 2, "", 0.9), source, a, b) == edit

@@ -81,9 +81,16 @@ def find_library_duplicates(
     source_of: dict[int, str] = {}  # id() of each pair (all kept alive in ``pairs``) -> source
     pairs: list[DuplicatePair] = []
 
+    near_edit: dict[tuple[int, int], str | None] = {}  # image pair -> what the near tier said
+
     def take(found: list[DuplicatePair], source: str, per_image: bool) -> None:
         for pair in found:
-            edit = infer_edit(pair, source, sizes.get(pair.a), sizes.get(pair.b)) if per_image else None
+            edit = None
+            if per_image:
+                known = near_edit.get((pair.a, pair.b)) if source == "semantic" else None
+                edit = known or infer_edit(pair, source, sizes.get(pair.a), sizes.get(pair.b))
+                if source == "near":
+                    near_edit[(pair.a, pair.b)] = edit
             a, b = (first_file[pair.a], first_file[pair.b]) if per_image else (pair.a, pair.b)
             link = DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit)
             pairs.append(link)
@@ -185,19 +192,21 @@ def infer_edit(
     """The edit the evidence of ``pair`` (from ``source``: near or semantic) points to, or None.
 
     A matched transform (flip, rotation) says it; otherwise the two displayed sizes (width,
-    height) do: near pairs of one size are re-encodes, of one aspect ratio resizes; a pair
-    whose width and height are swapped is a rotation, and one whose aspect ratios differ
-    otherwise (beyond 2 %) a crop.
+    height) do. Width and height swapped: a rotation. Near pairs (the same picture) of one size
+    are re-encodes (a mild colour change or a small overlay looks the same to the hash), of one
+    aspect ratio resizes, else crops. Semantic pairs the near tier did not link are crops when
+    the sizes differ (a plain resize would have been near); of one size, nothing singles an edit
+    out (colour changes, overlaid text, or another photo of the same thing).
     """
     if pair.edit is not None:
         return pair.edit
     if size_a is None or size_b is None:
         return None
-    if source == "near" and size_a == size_b:
-        return "re-encode"
     aspect_a, aspect_b = size_a[0] / size_a[1], size_b[0] / size_b[1]
-    if abs(aspect_a / aspect_b - 1) <= 0.02:
-        return "resize" if source == "near" else None
-    if abs(aspect_a * aspect_b - 1) <= 0.02:  # width and height swapped
+    if abs(aspect_a * aspect_b - 1) <= 0.02 and abs(aspect_a - 1) > 0.02:  # width and height swapped
         return "rotation"
+    if size_a == size_b:
+        return "re-encode" if source == "near" else None
+    if source == "near" and abs(aspect_a / aspect_b - 1) <= 0.02:
+        return "resize"
     return "crop"
