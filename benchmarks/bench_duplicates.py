@@ -29,8 +29,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from duplicate_edits import EDITS, export, normalised, skimage_photos, tux_pool  # noqa: E402
 
+from lookalike.embed.phash import hamming_distance  # noqa: E402
 from lookalike.index.dihedral import TRANSFORMS, transform_hashes  # noqa: E402
-from lookalike.index.phash import hamming_distance  # noqa: E402
 
 TARGET_PRECISION = 0.95
 NEAR_BITS = list(range(0, 21))
@@ -211,8 +211,8 @@ def restrict(pairs: tuple, keep: np.ndarray) -> tuple:
 def index_set(folder: Path, records: list[dict], library: Path) -> dict:
     """Index the set with the default backbone; vectors, mirrored vectors and pHashes in record order."""
     from lookalike.library import Library
-    from lookalike.search.duplicates import _phashes
     from lookalike.search.flipped import mirrored_vectors
+    from lookalike.store import images
 
     row_of = {r["file"]: k for k, r in enumerate(records)}
     timing = {}
@@ -221,16 +221,16 @@ def index_set(folder: Path, records: list[dict], library: Path) -> dict:
         lib.add([folder])
         timing["index_seconds"] = time.perf_counter() - start
         reduced = lib.reduced()
-        image_row = {int(i): row_of[Path(p).name] for i, p in lib.catalog.query("SELECT image_id, path FROM files")}
+        image_row = {int(i): row_of[Path(p).name] for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
         rows = np.array([image_row[int(i)] for i in reduced.ids])
         vectors = np.zeros((len(records), reduced.vectors.shape[1]), np.float32)
         vectors[rows] = reduced.vectors
         start = time.perf_counter()
-        ids, flipped = mirrored_vectors(lib, reduced.ids)
+        ids, flipped = mirrored_vectors(lib.store, reduced.ids)
         timing["mirror_seconds"] = time.perf_counter() - start
         mirrored = np.zeros_like(vectors)
         mirrored[[image_row[int(i)] for i in ids]] = flipped
-        image_ids, phashes = _phashes(lib)
+        image_ids, phashes = images.phashes(lib.store.catalog)
         hashes = np.zeros(len(records), np.uint64)
         hashes[[image_row[int(i)] for i in image_ids]] = phashes
     return {"vectors": vectors, "mirrored": mirrored, "hashes": hashes, "timing": timing}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.embed.phash import hamming_distance, phash
 from lookalike.errors import InvalidParameterError
 from lookalike.index.dihedral import QUERY_TRANSFORMS, TRANSFORMS, apply_to_image, transform_hashes
 from lookalike.index.duplicates import phash_pairs
-from lookalike.index.phash import hamming_distance, phash
 
 
 def photos() -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """pHashes of flipped and rotated pictures, computed from the stored hash alone.
 
 A pHash bit says whether one of the 8 x 8 lowest DCT-II coefficients C[u, v] of the grey image is
-above their median (:mod:`lookalike.index.phash`). Mirroring the image left-right multiplies
+above their median (:mod:`lookalike.embed.phash`). Mirroring the image left-right multiplies
 C[u, v] by (-1)^v, top-bottom by (-1)^u, and transposing it transposes C. Since the median of
 those coefficients is close to 0, negating a coefficient almost always inverts its bit, so the
 hash of a flipped or turned picture is the stored hash with some bits inverted and the 8 x 8

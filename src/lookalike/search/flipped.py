@@ -10,28 +10,32 @@ with its mirror image does not need them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, InvalidParameterError
+from lookalike.store import images
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 BATCH = 32
 
 
-def mirrored_vectors(lib: Library, image_ids: np.ndarray, *, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def mirrored_vectors(store: LibraryStore, image_ids: np.ndarray, *, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The reduced vectors of the given images mirrored left-right.
+
+    Each image's first file is decoded the way the library decodes it
+    (:func:`lookalike.embed.query.library_pixels`), mirrored, embedded with the library's
+    checked backbone and reduced with the stored reducer.
 
     Parameters
     ----------
-    lib : the library (its backbone, decoding settings and stored reducer are used).
+    store : the library's store.
     image_ids : (n,) image ids, e.g. the vector index's ``ids()``.
     threads : backbone threads (0: ONNX Runtime's default).
 
@@ -40,27 +44,26 @@ def mirrored_vectors(lib: Library, image_ids: np.ndarray, *, threads: int = 0) -
     (ids (m,) int64, vectors (m, d) float32): the images whose first file still decodes, in the
     order given (the others are left out).
     """
-    path_of = _first_paths(lib)
-    embed = lib.manifest.embed
-    max_pixels = lib.manifest.ingest.max_pixels
-    backbone = lib.backbone(threads=threads)
-    reducer = lib.reducer()
+    from lookalike.embed.query import checked_backbone, library_pixels
+    from lookalike.reduce import stored as reduction
+
+    ids = [int(i) for i in image_ids]
+    path_of = {image_id: Path(path) for image_id, (path, _) in images.first_files(store.catalog, ids).items()}
+    backbone = checked_backbone(store, threads)
+    reducer = reduction.stored_reducer(store)
+    if reducer is None:
+        raise InvalidParameterError(f"{store.folder}: no PCA yet; run `lookalike reduce` first")
 
     def mirrored(image_id: int) -> np.ndarray | None:
-        from lookalike.io.decode import load_model_input
-
         try:
-            pixels = load_model_input(
-                path_of[image_id], size=embed.image_size, crop_fraction=embed.crop_fraction,
-                max_pixels=max_pixels, resize=embed.resize,
-            )
+            pixels, _ = library_pixels(store.manifest, path_of[image_id])
         except (ImageError, KeyError):  # moved or changed since indexing: no mirrored vector
             return None
         return np.ascontiguousarray(pixels[:, ::-1])
 
     kept: list[int] = []
     rows: list[np.ndarray] = []
-    for batch_ids, batch in _batches([int(i) for i in image_ids], mirrored):
+    for batch_ids, batch in _batches(ids, mirrored):
         kept.extend(batch_ids)
         rows.append(reducer.transform(backbone.embed(batch)))
     if not rows:
@@ -78,12 +81,3 @@ def _batches(
             loaded = [(i, x) for i, x in zip(chunk, pool.map(load, chunk)) if x is not None]
             if loaded:
                 yield [i for i, _ in loaded], np.stack([x for _, x in loaded])
-
-
-def _first_paths(lib: Library) -> dict[int, Any]:
-    """image id -> path of its first file."""
-    rows = lib.catalog.query("SELECT image_id, path_bytes FROM files WHERE image_id IS NOT NULL ORDER BY id")
-    paths: dict[int, Any] = {}
-    for image_id, path in rows:
-        paths.setdefault(int(image_id), Path(os.fsdecode(bytes(path))))
-    return paths
