@@ -236,6 +236,37 @@ def index_set(folder: Path, records: list[dict], library: Path) -> dict:
     return {"vectors": vectors, "mirrored": mirrored, "hashes": hashes, "timing": timing}
 
 
+def records_of(folder: Path) -> list[dict]:
+    """The records of a set written by :func:`write_set`, from its file names."""
+    records = []
+    for path in sorted(folder.iterdir()):
+        parts = path.stem.split("_")
+        if parts[0].startswith("u"):
+            records.append({"file": path.name, "group": -1 - int(parts[0][1:]), "edit": None, "strength": 0})
+        else:
+            edit = None if parts[1] == "original" else parts[1]
+            records.append({"file": path.name, "group": int(parts[0][1:]), "edit": edit,
+                            "strength": int(parts[2]) if edit else 0})
+    return records
+
+
+def reopen_set(library: Path, records: list[dict]) -> dict:
+    """Vectors and pHashes of a set indexed before (``--reuse``); no mirrored vectors."""
+    from lookalike.library import Library
+    from lookalike.store import images
+
+    row_of = {r["file"]: k for k, r in enumerate(records)}
+    with Library.open(library) as lib:
+        reduced = lib.reduced()
+        image_row = {int(i): row_of[Path(p).name] for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
+        vectors = np.zeros((len(records), reduced.vectors.shape[1]), np.float32)
+        vectors[[image_row[int(i)] for i in reduced.ids]] = reduced.vectors
+        image_ids, phashes = images.phashes(lib.store.catalog)
+    hashes = np.zeros(len(records), np.uint64)
+    hashes[[image_row[int(i)] for i in image_ids]] = phashes
+    return {"vectors": vectors, "mirrored": None, "hashes": hashes, "timing": {}}
+
+
 def imagehash_scores(folder: Path, records: list[dict]) -> dict[str, tuple]:
     import imagehash
 
@@ -296,14 +327,13 @@ def library_run(lib_path: Path, records: list[dict], truth: Truth, bits: int, co
 
 
 # -- run --------------------------------------------------------------------------------------------
-def scores_of(data: dict, hashes_only: bool = False) -> dict[str, tuple]:
+def scores_of(data: dict) -> dict[str, tuple]:
     near = hash_scores(data["hashes"], ("identity",))
     near_t = hash_scores(data["hashes"], TRANSFORMS)
-    return {
-        "near": near, "near+transforms": near_t,
-        "semantic": cosine_scores(data["vectors"], None),
-        "semantic+mirror": cosine_scores(data["vectors"], data["mirrored"]),
-    }
+    scores = {"near": near, "near+transforms": near_t, "semantic": cosine_scores(data["vectors"], None)}
+    if data["mirrored"] is not None:
+        scores["semantic+mirror"] = cosine_scores(data["vectors"], data["mirrored"])
+    return scores
 
 
 def main() -> None:
@@ -314,15 +344,22 @@ def main() -> None:
     parser.add_argument("--crop-resistant", type=int, default=16, help="groups (and unrelated) for crop_resistant_hash")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a folder with tune/, report/ and their .lookalike libraries from an earlier run "
+                        "(no mirrored vectors then)")
     args = parser.parse_args()
     result: dict = {"settings": vars(args) | {"out": str(args.out)}, "edits": list(EDITS)}
     with tempfile.TemporaryDirectory(prefix="bench-duplicates-") as tmp:
-        work = Path(tmp)
-        sets = pools(work / "datasets", args)
+        work = args.reuse or Path(tmp)
+        sets = {"tune": None, "report": None} if args.reuse else pools(work / "datasets", args)
         per_set = {}
-        for name, (originals, unrelated) in sets.items():
-            records = write_set(work / name, originals, unrelated)
-            data = index_set(work / name, records, work / f"{name}.lookalike")
+        for name, photos in sets.items():
+            if photos is None:
+                records = records_of(work / name)
+                data = reopen_set(work / f"{name}.lookalike", records)
+            else:
+                records = write_set(work / name, *photos)
+                data = index_set(work / name, records, work / f"{name}.lookalike")
             scores = scores_of(data) | imagehash_scores(work / name, records)
             per_set[name] = (records, Truth(records), scores, data["timing"])
             print(f"{name}: {len(records)} images, {data['timing']}", file=sys.stderr)
@@ -350,6 +387,8 @@ def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
             {k: c[k] for k in ("threshold", "precision", "recall", "predicted_pairs")} for c in curve]}
     for mirror in (False, True):
         sem = "semantic+mirror" if mirror else "semantic"
+        if sem not in scores:
+            continue
         bits, cos = choose_union(tune_scores["near+transforms"], tune_scores[sem], tune_truth)
         union = np.union1d(predicted_at(scores["near+transforms"], truth.n, -bits), predicted_at(scores[sem], truth.n, cos))
         name = f"lookalike (near+transforms | {sem})"
