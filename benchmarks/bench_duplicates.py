@@ -364,7 +364,7 @@ def main() -> None:
             per_set[name] = (records, Truth(records), scores, data["timing"])
             print(f"{name}: {len(records)} images, {data['timing']}", file=sys.stderr)
         result["report"] = report(per_set, work, args)
-    text = json.dumps(result, indent=1)
+    text = json.dumps(result, indent=1, default=str)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
