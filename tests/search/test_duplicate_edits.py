@@ -58,8 +58,8 @@ def links_by_file(groups) -> dict[frozenset, list]:
 def test_near_tier_finds_flips_turns_reencodes_resizes_and_names_them(library) -> None:
     path, edits = library
     with Library.open(path) as lib:
-        groups = lib.duplicates(min_similarity=None)
-        plain = lib.duplicates(min_similarity=None, transforms=False)
+        groups = lib.duplicates(near_bits=10, min_similarity=None)
+        plain = lib.duplicates(near_bits=10, min_similarity=None, transforms=False)
     found = links_by_file(groups)
     for name, edit in edits.items():
         original = f"photo{name[-5]}.png"
@@ -104,7 +104,7 @@ def test_cli_prints_the_edit(library) -> None:
     from lookalike.cli.main import app
 
     path, _ = library
-    result = CliRunner().invoke(app, ["duplicates", "--library", str(path), "--no-semantic"])
+    result = CliRunner().invoke(app, ["duplicates", "--library", str(path), "--no-semantic", "--near-bits", "10"])
     assert result.exit_code == 0, result.output
     flat = result.output.replace("\n", " ")
     assert "after flip horizontal (flip)" in flat and "(rotation)" in flat and "(re-encode)" in flat
