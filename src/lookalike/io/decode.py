@@ -38,7 +38,6 @@ from PIL import (
 
 from lookalike.errors import (
     CorruptImageError,
-    ImageError,
     ImageTooLargeError,
     InvalidParameterError,
     LookalikeError,
@@ -46,11 +45,11 @@ from lookalike.errors import (
     NotAnImageError,
     UnreadableFileError,
 )
+from lookalike.io._failures import fail as _fail
+from lookalike.io._failures import too_large_reason
+from lookalike.io.custom import CUSTOM_FORMATS, custom_load, custom_probe
 from lookalike.io.formats import (
-    CUSTOM_FORMATS,
     PILLOW_PLUGINS,
-    custom_load,
-    custom_probe,
     looks_like_text,
     looks_like_tga,
     not_an_image_reason,
@@ -58,7 +57,7 @@ from lookalike.io.formats import (
     sniff_more,
     tiff_is_raw,
 )
-from lookalike.io.scan import WHOLE_READ_LIMIT, describe_os_error, display_path
+from lookalike.io.scan import WHOLE_READ_LIMIT, describe_os_error
 
 ImageSource = Path | str | bytes | BinaryIO
 """A file path, the encoded content of an image file (bytes are never a path), or an open binary file."""
@@ -166,7 +165,7 @@ def load_rgb(source: ImageSource, *, max_pixels: int, min_side: int | None = Non
         fmt = _sniffed(stream, where)
         if fmt in CUSTOM_FORMATS:
             with _decoding(fmt, where):
-                return _to_rgb(custom_load(fmt, stream, where, max_pixels, min_side), where)
+                return _to_rgb(custom_load(fmt, stream, where, max_pixels, min_side, load_rgb), where)
         image, fmt = _open_checked(stream, where, max_pixels, fmt)
         with _decoding(fmt, where, quiet=_pil_would_complain(fmt, image.size)):
             if min_side is not None:
@@ -277,13 +276,6 @@ def _check_model_input(size: int, crop_fraction: float) -> None:
         raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
 
 
-def _fail(cls: type[ImageError], where: Path | str | None, reason: str) -> ImageError:
-    """An ImageError whose message shows a printable path and whose ``path`` is the real one."""
-    error = cls(display_path(where) if where is not None else None, reason)
-    error.path = where
-    return error
-
-
 @contextmanager
 def _opened(source: ImageSource) -> Iterator[tuple[BinaryIO, Path | str | None]]:
     """A seekable binary stream for ``source`` and the path to name in errors."""
@@ -375,15 +367,8 @@ def _open_checked(stream: BinaryIO, where: Path | str | None, max_pixels: int, f
     if width < 1 or height < 1:
         raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: size {width}×{height} in header")
     if width * height > max_pixels:
-        raise _fail(ImageTooLargeError, where, _too_large_reason(width, height, max_pixels))
+        raise _fail(ImageTooLargeError, where, too_large_reason(width, height, max_pixels))
     return image, fmt
-
-
-def _too_large_reason(width: int, height: int, limit: int) -> str:
-    return (
-        f"image too large: {width}×{height} = {width * height:,} pixels, over the limit of {limit:,} "
-        "(raise it with --max-pixels)"
-    )
 
 
 def _heif_opener() -> _Opener:

@@ -23,7 +23,10 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image
 
-from lookalike.errors import CorruptImageError, ImageError, ImageTooLargeError, MissingDependencyError
+from lookalike.io._failures import corrupt, require
+
+Loader = Callable[..., Image.Image]
+""":func:`lookalike.io.decode.load_rgb`, passed in (this module is below decode)."""
 
 PILLOW_PLUGINS = {
     "PPM": ("PpmImagePlugin", "PpmImageFile"),
@@ -41,8 +44,6 @@ PILLOW_PLUGINS = {
 }
 """Formats read by a Pillow plugin: format -> (module in PIL, class)."""
 
-EXTRAS = {"JXL": ("pillow-jxl-plugin", "jxl"), "RAW": ("rawpy", "raw"), "SVG": ("resvg-py", "svg")}
-"""Formats that need an optional package: format -> (package, lookalike extra)."""
 
 _NETPBM = (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6", b"Pf")
 _NETPBM_SIZE = re.compile(rb"P[1-6f][ \t\n\v\f\r]+(?:\d|#)")
@@ -122,86 +123,6 @@ def pillow_opener(fmt: str) -> Callable[[BinaryIO], Image.Image]:
     """The Pillow plugin class that opens ``fmt`` (imported on first use)."""
     module, name = PILLOW_PLUGINS[fmt]
     return getattr(importlib.import_module(f"PIL.{module}"), name)  # type: ignore[no-any-return]
-
-
-def require(fmt: str, where: Path | str | None = None) -> Any:
-    """Import the optional package ``fmt`` needs; when it is missing, raise an ImageError for this
-    file whose reason names the package and the extra that installs it."""
-    package, extra = EXTRAS[fmt]
-    module = {"JXL": "pillow_jxl", "RAW": "rawpy", "SVG": "resvg_py"}[fmt]
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        missing = MissingDependencyError(package, f"Decoding {fmt} images", f"pip install 'lookalike[{extra}]'")
-        from lookalike.io.decode import _fail
-
-        raise _fail(ImageError, where, str(missing)) from error
-
-
-CUSTOM_FORMATS = ("PAM", "JXL", "RAW", "SVG")
-"""Formats decoded here rather than by a Pillow plugin."""
-
-
-def custom_probe(fmt: str, stream: BinaryIO, where: Path | str | None, max_pixels: int) -> tuple[int, int, str]:
-    """(width, height, mode) of a :data:`CUSTOM_FORMATS` file from its header, limit checked."""
-    data = _read_custom(fmt, stream)
-    if fmt in EXTRAS:
-        require(fmt, where)  # a file the next step cannot decode is reported now
-    if fmt == "SVG":
-        from lookalike.io.svg import render_size, svg_size
-
-        return (*render_size(svg_size(data, where), max_pixels=max_pixels, min_side=None), "RGBA")
-    if fmt == "RAW":
-        from lookalike.io.rawfile import open_raw
-
-        raw, width, height = open_raw(data, where, max_pixels)
-        raw.close()
-        return width, height, "RGB"
-    width, height, mode = _checked_size(fmt, data, where, max_pixels)
-    return width, height, mode
-
-
-def custom_load(
-    fmt: str, stream: BinaryIO, where: Path | str | None, max_pixels: int, min_side: int | None
-) -> Image.Image:
-    """Decode a :data:`CUSTOM_FORMATS` file, upright, in any mode; the limit is checked first."""
-    data = _read_custom(fmt, stream)
-    if fmt == "SVG":
-        from lookalike.io.svg import render_svg
-
-        return render_svg(data, where, max_pixels=max_pixels, min_side=min_side)
-    if fmt == "RAW":
-        from lookalike.io.rawfile import open_raw, raw_image
-
-        raw, _, _ = open_raw(data, where, max_pixels)
-        try:
-            return raw_image(raw, min_side, max_pixels)
-        finally:
-            raw.close()
-    _checked_size(fmt, data, where, max_pixels)
-    if fmt == "PAM":
-        return pam_image(data, pam_header(data, where), where)
-    return jxl_image(data, where, max_pixels)
-
-
-def _read_custom(fmt: str, stream: BinaryIO) -> bytes:
-    if fmt == "SVG":
-        from lookalike.io.svg import SVG_MAX_BYTES
-
-        return stream.read(SVG_MAX_BYTES + 1)
-    return stream.read()
-
-
-def _checked_size(fmt: str, data: bytes, where: Path | str | None, max_pixels: int) -> tuple[int, int, str]:
-    if fmt == "PAM":
-        header = pam_header(data, where)
-        width, height, mode = header.width, header.height, _PAM_MODES[header.depth]
-    else:
-        width, height = jxl_size(data, where)
-        mode = "RGB"
-    if width * height > max_pixels:
-        raise too_large(where, width, height, max_pixels)
-    return width, height, mode
 
 
 # -- TIFF-based camera RAW and TGA: recognised from more than the first bytes -----------------------
@@ -309,7 +230,7 @@ def pam_header(data: bytes, where: Path | str | None) -> PamHeader:
     """Parse a PAM header (``P7`` … ``ENDHDR``); raises CorruptImageError when it is not valid."""
     end = data.find(b"ENDHDR\n", 0, 4096)
     if end < 0:
-        raise _corrupt(where, "PAM header has no ENDHDR line in its first 4 KB")
+        raise corrupt(where, "PAM header has no ENDHDR line in its first 4 KB")
     fields: dict[str, int] = {}
     for line in data[3:end].decode("latin-1").splitlines():
         words = line.split("#", 1)[0].split()
@@ -317,9 +238,9 @@ def pam_header(data: bytes, where: Path | str | None) -> PamHeader:
             fields[words[0]] = int(words[1])
     missing = [name for name in ("WIDTH", "HEIGHT", "DEPTH", "MAXVAL") if name not in fields]
     if missing or fields["DEPTH"] not in _PAM_MODES or not 1 <= fields["MAXVAL"] <= 65535:
-        raise _corrupt(where, f"PAM header invalid (missing {missing} or bad DEPTH/MAXVAL): {fields}")
+        raise corrupt(where, f"PAM header invalid (missing {missing} or bad DEPTH/MAXVAL): {fields}")
     if fields["WIDTH"] < 1 or fields["HEIGHT"] < 1:
-        raise _corrupt(where, f"PAM size {fields['WIDTH']}×{fields['HEIGHT']} in header")
+        raise corrupt(where, f"PAM size {fields['WIDTH']}×{fields['HEIGHT']} in header")
     return PamHeader(fields["WIDTH"], fields["HEIGHT"], fields["DEPTH"], fields["MAXVAL"], end + len(b"ENDHDR\n"))
 
 
@@ -329,7 +250,7 @@ def pam_image(data: bytes, header: PamHeader, where: Path | str | None) -> Image
     count = header.width * header.height * header.depth
     raw = data[header.data_offset : header.data_offset + count * (2 if wide else 1)]
     if len(raw) < count * (2 if wide else 1):
-        raise _corrupt(where, f"truncated PAM: {len(raw):,} bytes of pixels, {count * (2 if wide else 1):,} expected")
+        raise corrupt(where, f"truncated PAM: {len(raw):,} bytes of pixels, {count * (2 if wide else 1):,} expected")
     samples = np.frombuffer(raw, dtype=">u2" if wide else np.uint8).astype(np.uint32)
     scaled = (samples * 255 + header.maxval // 2) // header.maxval
     pixels = np.clip(scaled, 0, 255).astype(np.uint8).reshape(header.height, header.width, header.depth)
@@ -359,7 +280,7 @@ def jxl_size(data: bytes, where: Path | str | None) -> tuple[int, int]:
             return height * num // den, height
         return dimension(div8), height
     except IndexError:
-        raise _corrupt(where, "truncated JPEG XL header") from None
+        raise corrupt(where, "truncated JPEG XL header") from None
 
 
 def _jxl_codestream(data: bytes, where: Path | str | None) -> bytes:
@@ -379,7 +300,7 @@ def _jxl_codestream(data: bytes, where: Path | str | None) -> bytes:
         if size == 0 or size < header:
             break
         at += size
-    raise _corrupt(where, "JPEG XL container without a codestream box")
+    raise corrupt(where, "JPEG XL container without a codestream box")
 
 
 class _BitReader:
@@ -397,27 +318,13 @@ class _BitReader:
         return value
 
 
-def jxl_image(data: bytes, where: Path | str | None, max_pixels: int) -> Image.Image:
+def jxl_image(data: bytes, where: Path | str | None, max_pixels: int, load_rgb: Loader) -> Image.Image:
     """Decode JPEG XL with pillow-jxl-plugin's decoder (one thread: decoding runs one image per
-    worker); a losslessly recompressed JPEG comes back as that JPEG."""
-    from lookalike.io.decode import load_rgb
-
+    worker); a losslessly recompressed JPEG comes back as that JPEG, decoded by ``load_rgb``."""
     decoder = require("JXL", where).Decoder(num_threads=1)
     is_jpeg, info, pixels, _icc, _boxes = decoder(data)
     if is_jpeg:
         return load_rgb(bytes(pixels), max_pixels=max_pixels)
     if info.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "F"):
-        raise _corrupt(where, f"JPEG XL sample format '{info.mode}' is not supported")
+        raise corrupt(where, f"JPEG XL sample format '{info.mode}' is not supported")
     return Image.frombytes(info.mode, (info.width, info.height), bytes(pixels))
-
-
-def too_large(where: Path | str | None, width: int, height: int, limit: int) -> ImageTooLargeError:
-    from lookalike.io.decode import _fail, _too_large_reason
-
-    return _fail(ImageTooLargeError, where, _too_large_reason(width, height, limit))  # type: ignore[return-value]
-
-
-def _corrupt(where: Path | str | None, reason: str) -> CorruptImageError:
-    from lookalike.io.decode import _fail
-
-    return _fail(CorruptImageError, where, reason)  # type: ignore[return-value]

@@ -10,13 +10,14 @@ still covers ``min_side``). LibRaw's flip is applied, so images come out upright
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from lookalike.io.formats import require, too_large
+from lookalike.io._failures import require, too_large
 
 _FLIPS = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
 """LibRaw's ``sizes.flip`` -> the transpose that turns the sensor image upright."""
@@ -43,11 +44,11 @@ def open_raw(data: bytes, where: Path | str | None, max_pixels: int) -> tuple[An
     return raw, height if turned else width, width if turned else height
 
 
-def raw_image(raw: Any, min_side: int | None, max_pixels: int) -> Image.Image:
+def raw_image(raw: Any, min_side: int | None, max_pixels: int, load_rgb: Callable[..., Image.Image]) -> Image.Image:
     """The upright RGB image of an opened RAW: the preview when it covers ``min_side``, else
     demosaiced sensor data."""
     if min_side is not None:
-        preview = _preview(raw, max_pixels)
+        preview = _preview(raw, max_pixels, load_rgb)
         if preview is not None and min(preview.size) >= min_side:
             return preview
     sizes = raw.sizes
@@ -57,11 +58,10 @@ def raw_image(raw: Any, min_side: int | None, max_pixels: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB")
 
 
-def _preview(raw: Any, max_pixels: int) -> Image.Image | None:
-    """The embedded preview, upright, or None when the file has none LibRaw can give."""
+def _preview(raw: Any, max_pixels: int, load_rgb: Callable[..., Image.Image]) -> Image.Image | None:
+    """The embedded preview, upright (a JPEG one decoded by ``load_rgb``), or None when the file
+    has none LibRaw can give."""
     import rawpy
-
-    from lookalike.io.decode import load_rgb
 
     try:
         thumb = raw.extract_thumb()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from lookalike.io.formats import _corrupt, require
+from lookalike.io._failures import corrupt, require
 
 SVG_MAX_BYTES = 8 << 20
 """Larger SVG files are refused (a drawing this size is almost surely generated data)."""
@@ -57,13 +57,13 @@ def svg_size(data: bytes, where: Path | str | None) -> tuple[float, float]:
     CorruptImageError : refused as unsafe, too large, or not well-formed XML with an svg root.
     """
     if len(data) > SVG_MAX_BYTES:
-        raise _corrupt(where, f"SVG too large: {len(data):,} bytes, over the limit of {SVG_MAX_BYTES:,}")
+        raise corrupt(where, f"SVG too large: {len(data):,} bytes, over the limit of {SVG_MAX_BYTES:,}")
     try:
         root = _safe_root(data)
     except UnsafeSvgError as error:
-        raise _corrupt(where, f"unsafe SVG refused: {error}") from None
+        raise corrupt(where, f"unsafe SVG refused: {error}") from None
     except xml.parsers.expat.ExpatError as error:
-        raise _corrupt(where, f"truncated or corrupt SVG: {error}") from None
+        raise corrupt(where, f"truncated or corrupt SVG: {error}") from None
     box = [float(v) for v in re.split(r"[\s,]+", root.get("viewBox", "").strip()) if _is_number(v)]
     box_size = (box[2], box[3]) if len(box) == 4 and box[2] > 0 and box[3] > 0 else None
     width, height = _length(root.get("width")), _length(root.get("height"))
