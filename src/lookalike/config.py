@@ -109,6 +109,12 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str) -> T:
 
 
 INDEX_KINDS = ("auto", "exact", "ivf", "hnsw", "ondisk")
+DUPLICATE_NEAR_BITS = 6
+"""Near duplicates: largest pHash distance (of 64 bits), the near threshold of the union tuned on
+benchmarks/bench_duplicates.py's tune set (README, "Duplicates")."""
+DUPLICATE_MIN_SIMILARITY = 0.95
+"""Semantic duplicates: smallest cosine of reduced vectors. The tune set's choice (0.75) loses
+precision on the 3x larger report set (0.87 for pairs); 0.95 keeps it at 0.976."""
 
 
 @dataclass(frozen=True)

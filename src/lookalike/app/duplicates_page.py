@@ -40,6 +40,7 @@ def render(lib: Library) -> None:
             for link in group.links[:10]:
                 st.caption(
                     f"{short_name(link.a)} ↔ {short_name(link.b)}: {link.kind}, {link.reason}, score {link.score:.3f}"
+                    + (f" · {link.edit}" if link.edit else "")
                 )
             gallery(lib, [(p, short_name(p)) for p in group.paths[:8]], columns=min(len(group.paths), 8))
     if len(groups) > GROUPS_SHOWN:

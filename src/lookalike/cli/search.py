@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lookalike.cli.common import err, out, reports_errors
-from lookalike.config import INDEX_KINDS
+from lookalike.config import DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS, INDEX_KINDS
 from lookalike.errors import MissingDependencyError
 
 LibraryOption = Annotated[
@@ -138,11 +138,13 @@ def _cluster(hit: Any) -> str:
 @reports_errors
 def duplicates(
     library: LibraryOption = Path("library.lookalike"),
-    near_bits: Annotated[int, typer.Option(help="Near duplicates: perceptual hashes differing in at most this many of 64 bits.")] = 8,
-    min_similarity: Annotated[float, typer.Option(help="Semantic duplicates: cosine similarity at least this.")] = 0.95,
+    near_bits: Annotated[int, typer.Option(help="Near duplicates: perceptual hashes differing in at most this many of 64 bits.")] = DUPLICATE_NEAR_BITS,
+    min_similarity: Annotated[float, typer.Option(help="Semantic duplicates: cosine similarity at least this.")] = DUPLICATE_MIN_SIMILARITY,
     exact: Annotated[bool, typer.Option("--exact/--no-exact", help="Files with identical content.")] = True,
     near: Annotated[bool, typer.Option("--near/--no-near", help="Perceptual-hash near duplicates.")] = True,
     semantic: Annotated[bool, typer.Option("--semantic/--no-semantic", help="Embedding near duplicates.")] = True,
+    transforms: Annotated[bool, typer.Option("--transforms/--no-transforms", help="Near duplicates also when flipped or turned by 90°/180°.")] = True,
+    mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Semantic duplicates also against each image's mirror image (one more embedding pass).")] = False,
     kind: KindOption = "auto",
     limit: Annotated[int, typer.Option(help="Groups to print (all with --json).")] = 50,
     as_json: JsonOption = False,
@@ -153,7 +155,7 @@ def duplicates(
     with opened(library) as lib:
         groups = lib.duplicates(
             exact=exact, near_bits=near_bits if near else None,
-            min_similarity=min_similarity if semantic else None, kind=kind,
+            min_similarity=min_similarity if semantic else None, kind=kind, transforms=transforms, mirror=mirror,
         )
     if as_json:
         out.print_json(json.dumps([{**asdict(g), "kinds": g.kinds} for g in groups]))
@@ -163,7 +165,8 @@ def duplicates(
     for number, group in enumerate(groups[:limit], start=1):
         out.print(f"[bold]group {number}[/bold]: {len(group.paths)} files ({', '.join(group.kinds)})")
         for link in group.links:
-            line = f"  {escape(display(link.a))}  ~  {escape(display(link.b))}   {link.kind}: {escape(link.reason)}"
+            edit = f" ({link.edit})" if link.edit else ""
+            line = f"  {escape(display(link.a))}  ~  {escape(display(link.b))}   {link.kind}: {escape(link.reason)}{edit}"
             out.print(line, highlight=False, soft_wrap=True)
     if len(groups) > limit:
         err.print(f"... {len(groups) - limit} more groups (--limit, or --json for all)")

@@ -21,6 +21,7 @@ from lookalike.embed.phash import HASH_BITS, hashes_to_bytes
 from lookalike.errors import InvalidParameterError
 from lookalike.index._checks import as_ids
 from lookalike.index.base import VectorIndex
+from lookalike.index.dihedral import EDIT_OF, transform_hashes
 from lookalike.index.search import member_neighbors
 
 BINARY_FLAT_MAX = 100_000
@@ -37,12 +38,16 @@ QUERY_BATCH = 4096
 
 @dataclass(frozen=True)
 class DuplicatePair:
-    """Items ``a < b`` are duplicates for ``reason``; ``score`` 1 = certain / identical."""
+    """Items ``a < b`` are duplicates for ``reason``; ``score`` 1 = certain / identical.
+
+    ``edit`` names the edit the evidence points to ("flip", "rotation", …), or None.
+    """
 
     a: int
     b: int
     reason: str
     score: float
+    edit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,15 @@ def identical_pairs(ids: Any, content_hashes: Sequence[Hashable]) -> list[Duplic
     return pairs
 
 
-def phash_pairs(ids: Any, hashes: Any, max_distance: int = 8) -> list[DuplicatePair]:
+def phash_pairs(
+    ids: Any, hashes: Any, max_distance: int = 8, *, transforms: Sequence[str] = ("identity",)
+) -> list[DuplicatePair]:
     """Pairs whose 64-bit pHashes differ in at most ``max_distance`` bits (exact search).
 
-    ids (n,), hashes (n,) uint64. Score ``1 - distance / 64``.
+    ids (n,), hashes (n,) uint64. Score ``1 - distance / 64``. Each transform of
+    :data:`lookalike.index.dihedral.QUERY_TRANSFORMS` given also searches every hash as that
+    transform predicts it for the flipped or turned picture (one more search each); a pair keeps
+    its smallest distance, the untransformed one on ties, and names the transform and its edit.
     """
     if not 0 <= max_distance < HASH_BITS:
         raise InvalidParameterError(f"max_distance must be in [0, {HASH_BITS}), got {max_distance}")
@@ -78,16 +88,34 @@ def phash_pairs(ids: Any, hashes: Any, max_distance: int = 8) -> list[DuplicateP
     if len(ids) < 2:
         return []
     index = _binary_index(codes, max_distance)
-    pairs: list[DuplicatePair] = []
-    for start in range(0, len(codes), QUERY_BATCH):
-        lims, dist, found = index.range_search(codes[start : start + QUERY_BATCH], max_distance + 1)
-        for row in range(len(lims) - 1):
-            i = start + row
-            for j, d in zip(found[lims[row] : lims[row + 1]], dist[lims[row] : lims[row + 1]]):
-                if j > i:
-                    a, b = sorted((int(ids[i]), int(ids[j])))
-                    pairs.append(DuplicatePair(a, b, f"perceptual hash distance {int(d)}/64", 1 - d / HASH_BITS))
+    best: dict[tuple[int, int], tuple[int, int, str]] = {}  # (a, b) -> (distance, order, transform)
+    for order, transform in enumerate(transforms):
+        queries = codes if transform == "identity" else hashes_to_bytes(transform_hashes(hashes, transform))
+        for i, j, d in _range_pairs(index, queries, max_distance):
+            if j == i or (transform == "identity" and j < i):
+                continue
+            a, b = int(ids[i]), int(ids[j])
+            name = transform if a < b else _INVERSE.get(transform, transform)
+            key, value = (min(a, b), max(a, b)), (d, order, name)
+            if key not in best or value < best[key]:
+                best[key] = value
+    pairs = []
+    for (a, b), (d, _, name) in best.items():
+        after = "" if name == "identity" else f" after {name.replace('-', ' ')}"
+        pairs.append(DuplicatePair(a, b, f"perceptual hash distance {d}/64{after}", 1 - d / HASH_BITS, EDIT_OF.get(name)))
     return pairs
+
+
+_INVERSE = {"rotate-90": "rotate-270", "rotate-270": "rotate-90"}
+
+
+def _range_pairs(index: Any, queries: np.ndarray, max_distance: int) -> Iterable[tuple[int, int, int]]:
+    """(query row, stored row, distance) of every stored code within ``max_distance`` of a query."""
+    for start in range(0, len(queries), QUERY_BATCH):
+        lims, dist, found = index.range_search(queries[start : start + QUERY_BATCH], max_distance + 1)
+        for row in range(len(lims) - 1):
+            for j, d in zip(found[lims[row] : lims[row + 1]].tolist(), dist[lims[row] : lims[row + 1]].tolist()):
+                yield start + row, j, int(d)
 
 
 def _binary_index(codes: np.ndarray, max_distance: int) -> Any:
@@ -108,14 +136,15 @@ def _binary_index(codes: np.ndarray, max_distance: int) -> Any:
 
 
 def semantic_pairs(
-    index: VectorIndex, min_similarity: float = 0.95, *, k: int = 16, vectors: Any = None
+    index: VectorIndex, min_similarity: float = 0.95, *, k: int = 16, vectors: Any = None, edit: str | None = None
 ) -> list[DuplicatePair]:
     """Pairs of stored items with cosine similarity >= ``min_similarity``.
 
     Searches each item's k nearest others in batches; an item whose k-th neighbour still passes
     is searched again with 4x k, so dense groups are complete while memory stays O(batch * k).
-    ``vectors`` (n, d) in ``index.ids()`` order saves reading them back from the index.
-    Exact with the ``exact`` kind; as good as the index's recall otherwise.
+    ``vectors`` (n, d) in ``index.ids()`` order saves reading them back from the index. With
+    ``edit`` they are the vectors of the items so edited (e.g. "flip": the mirror images), and
+    each pair names it. Exact with the ``exact`` kind; as good as the index's recall otherwise.
     """
     if not -1.0 <= min_similarity <= 1.0:
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
@@ -133,14 +162,22 @@ def semantic_pairs(
             break
         rows = rows[passing[:, -1]]
         k *= 4
-    return _unique_pairs(*(np.concatenate(parts) for parts in zip(*found))) if found else []
+    if not found:
+        return []
+    a, b, sims = (np.concatenate(parts) for parts in zip(*found))
+    return _unique_pairs(a, b, sims, edit)
 
 
-def _unique_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> list[DuplicatePair]:
-    """DuplicatePairs from ids a (p,), b (p,) and their similarities (p,), each pair once."""
+def _unique_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, edit: str | None) -> list[DuplicatePair]:
+    """DuplicatePairs from ids a (p,), b (p,) and their similarities (p,), each pair once (best)."""
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    _, first = np.unique(np.stack([lo, hi], axis=1), axis=0, return_index=True)
-    return [DuplicatePair(int(lo[i]), int(hi[i]), f"cosine {sims[i]:.2f}", float(sims[i])) for i in np.sort(first)]
+    by_score = np.argsort(-sims, kind="stable")
+    _, first = np.unique(np.stack([lo, hi], axis=1)[by_score], axis=0, return_index=True)
+    after = f" after a {edit}" if edit else ""
+    return [
+        DuplicatePair(int(lo[i]), int(hi[i]), f"cosine {sims[i]:.2f}{after}", float(sims[i]), edit)
+        for i in np.sort(by_score[first])
+    ]
 
 
 def group_pairs(pairs: Iterable[DuplicatePair]) -> list[DuplicateGroup]:

@@ -13,7 +13,6 @@ Everything here is safe to call from several threads.
 
 from __future__ import annotations
 
-import codecs
 import io
 import operator
 import os
@@ -39,7 +38,6 @@ from PIL import (
 
 from lookalike.errors import (
     CorruptImageError,
-    ImageError,
     ImageTooLargeError,
     InvalidParameterError,
     LookalikeError,
@@ -47,7 +45,19 @@ from lookalike.errors import (
     NotAnImageError,
     UnreadableFileError,
 )
-from lookalike.io.scan import WHOLE_READ_LIMIT, describe_os_error, display_path
+from lookalike.io._failures import fail as _fail
+from lookalike.io._failures import too_large_reason
+from lookalike.io.custom import CUSTOM_FORMATS, custom_load, custom_probe
+from lookalike.io.formats import (
+    PILLOW_PLUGINS,
+    looks_like_text,
+    looks_like_tga,
+    not_an_image_reason,
+    pillow_opener,
+    sniff_more,
+    tiff_is_raw,
+)
+from lookalike.io.scan import WHOLE_READ_LIMIT, describe_os_error
 
 ImageSource = Path | str | bytes | BinaryIO
 """A file path, the encoded content of an image file (bytes are never a path), or an open binary file."""
@@ -55,7 +65,7 @@ ImageSource = Path | str | bytes | BinaryIO
 _Opener = Callable[[BinaryIO], Image.Image]
 
 _OPENERS: dict[str, _Opener] = {
-    "JPEG": JpegImagePlugin.JpegImageFile,  # not the MPO factory: frame 0 is the plain JPEG
+    "JPEG": JpegImagePlugin.jpeg_factory,  # a multi-picture JPEG opens as MPO (frame 0 is used)
     "PNG": PngImagePlugin.PngImageFile,
     "GIF": GifImagePlugin.GifImageFile,
     "BMP": BmpImagePlugin.BmpImageFile,
@@ -70,16 +80,6 @@ keeps the one it was built with."""
 DEFAULT_RESIZE = RESIZE_METHODS[0]
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
-_OTHER_FORMATS = (
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"\x1f\x8b", "gzip data"),
-    (b"8BPS", "a Photoshop document"),
-    (b"\x00\x00\x01\x00", "an icon (ICO)"),
-    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
-    (b"\xff\x0a", "a JPEG XL image"),
-    (b"\x00\x00\x00\x0cJXL ", "a JPEG XL image"),
-)
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -124,7 +124,7 @@ def sniff_format(head: bytes) -> str | None:
         return "BMP"
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "HEIF"
-    return None
+    return sniff_more(head)  # the formats of lookalike.io.formats
 
 
 def probe_image(source: ImageSource, *, max_pixels: int) -> ImageInfo:
@@ -136,7 +136,11 @@ def probe_image(source: ImageSource, *, max_pixels: int) -> ImageInfo:
     """
     _check_positive("max_pixels", max_pixels)
     with _opened(source) as (stream, where):
-        image, fmt = _open_checked(stream, where, max_pixels)
+        fmt = _sniffed(stream, where)
+        if fmt in CUSTOM_FORMATS:
+            with _decoding(fmt, where):
+                return ImageInfo(fmt, *custom_probe(fmt, stream, where, max_pixels))
+        image, fmt = _open_checked(stream, where, max_pixels, fmt)
         # Image.getexif of the base class: PNG's override decodes all pixels to look for an
         # eXIf chunk after them; a probe accepts missing that rare case.
         turns = _orientation(lambda: Image.Image.getexif(image)) in (5, 6, 7, 8)
@@ -158,7 +162,11 @@ def load_rgb(source: ImageSource, *, max_pixels: int, min_side: int | None = Non
     if min_side is not None:
         _check_positive("min_side", min_side)
     with _opened(source) as (stream, where):
-        image, fmt = _open_checked(stream, where, max_pixels)
+        fmt = _sniffed(stream, where)
+        if fmt in CUSTOM_FORMATS:
+            with _decoding(fmt, where):
+                return _to_rgb(custom_load(fmt, stream, where, max_pixels, min_side, load_rgb), where)
+        image, fmt = _open_checked(stream, where, max_pixels, fmt)
         with _decoding(fmt, where, quiet=_pil_would_complain(fmt, image.size)):
             if min_side is not None:
                 image.draft(None, (min_side, min_side))  # shorter side stays >= min_side
@@ -268,13 +276,6 @@ def _check_model_input(size: int, crop_fraction: float) -> None:
         raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
 
 
-def _fail(cls: type[ImageError], where: Path | str | None, reason: str) -> ImageError:
-    """An ImageError whose message shows a printable path and whose ``path`` is the real one."""
-    error = cls(display_path(where) if where is not None else None, reason)
-    error.path = where
-    return error
-
-
 @contextmanager
 def _opened(source: ImageSource) -> Iterator[tuple[BinaryIO, Path | str | None]]:
     """A seekable binary stream for ``source`` and the path to name in errors."""
@@ -330,56 +331,44 @@ def _read_all(stream: BinaryIO, where: str | None) -> bytes:
         raise _fail(UnreadableFileError, where, describe_os_error(error, opened=True)) from error
 
 
-def _open_checked(stream: BinaryIO, where: Path | str | None, max_pixels: int) -> tuple[Image.Image, str]:
-    """Open with the plugin of the sniffed format and enforce ``max_pixels`` (header only)."""
+def _sniffed(stream: BinaryIO, where: Path | str | None) -> str:
+    """The format of the stream's content (position kept); NotAnImageError when none fits."""
     try:
         start = stream.tell()
         head = stream.read(32)
+        text_head = head + stream.read(4064) if looks_like_text(head) else b""
         stream.seek(start)
+        fmt = sniff_format(head)
+        if fmt == "TIFF" and tiff_is_raw(stream):
+            return "RAW"
+        if fmt is None and text_head:
+            from lookalike.io.svg import looks_like_svg
+
+            fmt = "SVG" if looks_like_svg(text_head) else None
+        if fmt is None and not text_head and looks_like_tga(head, stream):
+            fmt = "TGA"
     except OSError as error:
         raise _fail(UnreadableFileError, where, describe_os_error(error, opened=True)) from error
-    fmt = sniff_format(head)
     if fmt is None:
-        raise _fail(NotAnImageError, where, _not_an_image_reason(head))
-    opener = _heif_opener() if fmt == "HEIF" else _OPENERS[fmt]
+        raise _fail(NotAnImageError, where, not_an_image_reason(head))
+    return fmt
+
+
+def _open_checked(stream: BinaryIO, where: Path | str | None, max_pixels: int, fmt: str) -> tuple[Image.Image, str]:
+    """Open with the plugin of the sniffed format and enforce ``max_pixels`` (header only)."""
+    if fmt == "HEIF":
+        opener = _heif_opener()
+    else:
+        opener = pillow_opener(fmt) if fmt in PILLOW_PLUGINS else _OPENERS[fmt]
     with _decoding(fmt, where, quiet=fmt == "GIF"):  # GIF: Pillow checks frames outgrowing the screen
         image = opener(stream)
+    fmt = image.format or fmt  # a JPEG with a multi-picture index is an MPO
     width, height = image.size
     if width < 1 or height < 1:
         raise _fail(CorruptImageError, where, f"truncated or corrupt {fmt}: size {width}×{height} in header")
     if width * height > max_pixels:
-        raise _fail(ImageTooLargeError, where, _too_large_reason(width, height, max_pixels))
+        raise _fail(ImageTooLargeError, where, too_large_reason(width, height, max_pixels))
     return image, fmt
-
-
-def _too_large_reason(width: int, height: int, limit: int) -> str:
-    return (
-        f"image too large: {width}×{height} = {width * height:,} pixels, over the limit of {limit:,} "
-        "(raise it with --max-pixels)"
-    )
-
-
-def _not_an_image_reason(head: bytes) -> str:
-    if not head:
-        return "empty file (0 bytes)"
-    if _looks_like_text(head):
-        return "not an image (content looks like text)"
-    what = next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
-    if head[4:8] == b"ftyp":
-        brand = head[8:12].decode("latin-1").strip()
-        what = "an AVIF image" if brand in ("avif", "avis") else f"ISO media, probably video (brand '{brand}')"
-    prefix = f"looks like {what}; " if what else ""
-    return f"not a supported image format ({prefix}content starts with {head[:8]!r})"
-
-
-def _looks_like_text(head: bytes) -> bool:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return True
-    try:  # incremental: a multi-byte character cut at byte 32 is fine
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return False
-    return all(c.isprintable() or c in "\t\n\r\f\v" for c in text.removeprefix("\ufeff"))
 
 
 def _heif_opener() -> _Opener:

@@ -5,9 +5,18 @@ Three sources, each without an n x n matrix (see :mod:`lookalike.index.duplicate
 - exact: files with the same content hash (the catalog stores one image per distinct content,
   so these are the files sharing an image);
 - near: images whose perceptual hashes (``images.phash``, DCT pHash of the EXIF-upright image)
-  differ in at most ``near_bits`` of 64 bits;
+  differ in at most ``near_bits`` of 64 bits, also after a flip or a turn by 90° or 180° of
+  either (``transforms``: the flipped or turned hash is predicted from the stored one, see
+  :mod:`lookalike.index.dihedral`);
 - semantic: images whose reduced vectors have cosine similarity >= ``min_similarity``, found
-  by k-NN on the library's vector index.
+  by k-NN on the library's vector index; with ``mirror``, each image's mirrored vector is
+  searched too (:mod:`lookalike.search.flipped`: one more embedding pass), so flipped copies
+  pass at the similarity of unedited ones.
+
+Each link names the edit its evidence points to: "flip" or "rotation" (the transform that
+matched), "re-encode" (hashes within a few bits, same size), "resize" (same aspect ratio, other
+size) or "crop" (other aspect ratio, not turned); None when nothing singles one out (colour
+changes, overlaid text, or a different photo of the same thing).
 
 Items are files: near and semantic links join the first file of each image, exact links join
 every file of an image to its first one; connected files form one group.
@@ -15,17 +24,20 @@ every file of an image to its first one; connected files form one group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.config import DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS
 from lookalike.errors import InvalidParameterError
+from lookalike.index.dihedral import QUERY_TRANSFORMS
 from lookalike.index.duplicates import DuplicatePair, group_pairs, identical_pairs, phash_pairs, semantic_pairs
 from lookalike.store import images
 
 if TYPE_CHECKING:
     from lookalike.store.library_store import LibraryStore
+
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class DuplicateLink:
     kind: str
     reason: str
     score: float
+    edit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,20 +68,31 @@ def find_library_duplicates(
     store: LibraryStore,
     *,
     exact: bool = True,
-    near_bits: int | None = 8,
-    min_similarity: float | None = 0.95,
+    near_bits: int | None = DUPLICATE_NEAR_BITS,
+    min_similarity: float | None = DUPLICATE_MIN_SIMILARITY,
     kind: str = "auto",
+    transforms: bool = True,
+    mirror: bool = False,
 ) -> list[FileGroup]:
     """Duplicate groups of ``store``'s files, largest first. ``None`` turns a source off."""
     file_ids, image_of, path_of = _embedded_files(store)
+    sizes = images.sizes(store.catalog)
     first_file = _first_file_per_image(file_ids, image_of)
     source_of: dict[int, str] = {}  # id() of each pair (all kept alive in ``pairs``) -> source
     pairs: list[DuplicatePair] = []
 
+    near_edit: dict[tuple[int, int], str | None] = {}  # image pair -> what the near tier said
+
     def take(found: list[DuplicatePair], source: str, per_image: bool) -> None:
         for pair in found:
+            edit = None
+            if per_image:
+                known = near_edit.get((pair.a, pair.b)) if source == "semantic" else None
+                edit = known or infer_edit(pair, source, sizes.get(pair.a), sizes.get(pair.b))
+                if source == "near":
+                    near_edit[(pair.a, pair.b)] = edit
             a, b = (first_file[pair.a], first_file[pair.b]) if per_image else (pair.a, pair.b)
-            link = DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score)
+            link = DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit)
             pairs.append(link)
             source_of[id(link)] = source
 
@@ -76,13 +100,14 @@ def find_library_duplicates(
         take(identical_pairs(file_ids, image_of.tolist()), "exact", per_image=False)
     if near_bits is not None:
         image_ids, hashes = _phashes(store)
-        take(phash_pairs(image_ids, hashes, near_bits), "near", per_image=True)
+        queried = QUERY_TRANSFORMS if transforms else ("identity",)
+        take(phash_pairs(image_ids, hashes, near_bits, transforms=queried), "near", per_image=True)
     if min_similarity is not None:
-        take(_semantic(store, kind, min_similarity), "semantic", per_image=True)
+        take(_semantic(store, kind, min_similarity, mirror), "semantic", per_image=True)
     groups = []
     for group in group_pairs(pairs):
         links = [
-            DuplicateLink(path_of[p.a], path_of[p.b], source_of[id(p)], p.reason, float(p.score))
+            DuplicateLink(path_of[p.a], path_of[p.b], source_of[id(p)], p.reason, float(p.score), p.edit)
             for p in group.pairs
         ]
         groups.append(FileGroup(sorted(path_of[i] for i in group.ids), links))
@@ -106,7 +131,7 @@ def _phashes(store: LibraryStore) -> tuple[np.ndarray, np.ndarray]:
     return images.phashes(store.catalog)
 
 
-def _semantic(store: LibraryStore, kind: str, min_similarity: float) -> list[DuplicatePair]:
+def _semantic(store: LibraryStore, kind: str, min_similarity: float, mirror: bool) -> list[DuplicatePair]:
     if not -1.0 <= min_similarity <= 1.0:
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
     from lookalike.search.library_index import open_index
@@ -114,4 +139,59 @@ def _semantic(store: LibraryStore, kind: str, min_similarity: float) -> list[Dup
     live = open_index(store, kind)
     if len(live) < 2:
         return []
-    return semantic_pairs(live.plain(), min_similarity)
+    index = live.plain()
+    pairs = semantic_pairs(index, min_similarity)
+    if not mirror:
+        return pairs
+    from lookalike.index.flat import ExactIndex
+    from lookalike.search.flipped import mirrored_vectors
+
+    ids, vectors = mirrored_vectors(store, index.ids())
+    searched = index if len(ids) == len(index) else ExactIndex().fit(index.reconstruct(ids), ids)
+    flipped = semantic_pairs(searched, min_similarity, vectors=vectors, edit="flip") if len(ids) > 1 else []
+    return _merge_flipped(index, pairs, flipped)
+
+
+FLIP_MARGIN = 0.03
+"""A semantic pair is called a flip when its mirrored cosine beats the plain one by this much
+(a flipped copy gains ~0.05; other edits move either way by ~0.01)."""
+
+
+def _merge_flipped(index: Any, plain: list[DuplicatePair], flipped: list[DuplicatePair]) -> list[DuplicatePair]:
+    """One pair per (a, b) with the higher score, named a flip only when the mirror clearly wins."""
+    best = {(p.a, p.b): p for p in plain}
+    for pair in flipped:
+        held = best.get((pair.a, pair.b))
+        if held is None:
+            a, b = index.reconstruct(np.array([pair.a, pair.b]))
+            held = DuplicatePair(pair.a, pair.b, "", float(a @ b))
+            best[(pair.a, pair.b)] = pair if pair.score >= held.score + FLIP_MARGIN else replace(pair, edit=None)
+        elif pair.score >= held.score + FLIP_MARGIN:
+            best[(pair.a, pair.b)] = pair
+    return list(best.values())
+
+
+def infer_edit(
+    pair: DuplicatePair, source: str, size_a: tuple[int, int] | None, size_b: tuple[int, int] | None
+) -> str | None:
+    """The edit the evidence of ``pair`` (from ``source``: near or semantic) points to, or None.
+
+    A matched transform (flip, rotation) says it; otherwise the two displayed sizes (width,
+    height) do. Width and height swapped: a rotation. Near pairs (the same picture) of one size
+    are re-encodes (a mild colour change or a small overlay looks the same to the hash), of one
+    aspect ratio resizes, else crops. Semantic pairs the near tier did not link are crops when
+    the sizes differ (a plain resize would have been near); of one size, nothing singles an edit
+    out (colour changes, overlaid text, or another photo of the same thing).
+    """
+    if pair.edit is not None:
+        return pair.edit
+    if size_a is None or size_b is None:
+        return None
+    aspect_a, aspect_b = size_a[0] / size_a[1], size_b[0] / size_b[1]
+    if abs(aspect_a * aspect_b - 1) <= 0.02 and abs(aspect_a - 1) > 0.02:  # width and height swapped
+        return "rotation"
+    if size_a == size_b:
+        return "re-encode" if source == "near" else None
+    if source == "near" and abs(aspect_a / aspect_b - 1) <= 0.02:
+        return "resize"
+    return "crop"

@@ -97,6 +97,12 @@ def phashes(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.array([from_signed64(int(r[1])) for r in rows], dtype=np.uint64)
 
 
+def sizes(catalog: Catalog) -> dict[int, tuple[int, int]]:
+    """image id -> displayed (width, height) of the embedded images."""
+    rows = catalog.query("SELECT id, width, height FROM images WHERE status = 'embedded' AND width > 0")
+    return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+
 def top_classes(catalog: Catalog) -> dict[int, int]:
     """Each image's top ImageNet class index (backbones with a classifier head; else empty)."""
     return {int(i): int(c) for i, c in catalog.query("SELECT image_id, class_index FROM image_classes WHERE rank = 0")}

@@ -1,0 +1,435 @@
+"""Duplicates that survive everyday edits: precision and recall of each tier against PyPI imagehash.
+
+From real photos (Tux Paint stamps, scikit-image samples, dogs-vs-cats upscaled) it makes each
+edit of benchmarks/duplicate_edits.py at two strengths, mixes in unrelated photos, indexes both
+sets with the default backbone, and scores every pair of images by each method: lookalike's near
+tier (pHash, plain and with flips/turns), semantic tier (plain and with mirrored vectors) and
+their union, and imagehash's phash, dhash, whash, average_hash and crop_resistant_hash (the
+last on a subset: it takes ~1 s per image). The union without mirrored vectors (the default)
+is also run through `Library.duplicates`: groups as a user sees them, the edit each link names. Thresholds are chosen on a TUNE set made from other
+photos (the loosest with precision >= 0.95) and reported on the REPORT set, with each method's
+whole precision/recall curve.
+
+    flock /tmp/lookalike-cpu.lock python benchmarks/bench_duplicates.py --out bench-results/duplicates.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from duplicate_edits import EDITS, export, normalised, skimage_photos, tux_pool  # noqa: E402
+
+from lookalike.embed.phash import hamming_distance  # noqa: E402
+from lookalike.index.dihedral import TRANSFORMS, transform_hashes  # noqa: E402
+
+TARGET_PRECISION = 0.95
+NEAR_BITS = list(range(0, 21))
+COSINES = [round(0.50 + 0.01 * i, 2) for i in range(50)]
+IMAGEHASH = ("phash", "dhash", "whash", "average_hash")
+
+
+# -- data -------------------------------------------------------------------------------------------
+def write_set(folder: Path, originals: list[Image.Image], unrelated: list[Image.Image]) -> list[dict]:
+    """Originals, their edited copies and the unrelated photos as files; one record per file."""
+    folder.mkdir(parents=True)
+    records = []
+    for g, photo in enumerate(originals):
+        base = normalised(photo)
+        base.save(folder / f"g{g:04d}_original.png")
+        records.append({"file": f"g{g:04d}_original.png", "group": g, "edit": None, "strength": 0})
+        for edit, make in EDITS.items():
+            for strength in (1, 2):
+                name = f"g{g:04d}_{edit}_{strength}.png"
+                make(base, strength).save(folder / name)
+                records.append({"file": name, "group": g, "edit": edit, "strength": strength})
+    for u, photo in enumerate(unrelated):
+        normalised(photo).save(folder / f"u{u:04d}.png")
+        records.append({"file": f"u{u:04d}.png", "group": -1 - u, "edit": None, "strength": 0})
+    return records
+
+
+def pools(cache: Path, args: argparse.Namespace) -> dict[str, tuple[list[Image.Image], list[Image.Image]]]:
+    """{'tune': (originals, unrelated), 'report': (...)} from disjoint photos, seeded."""
+    rng = random.Random(args.seed)
+    tux = tux_pool(export("tuxpaint", cache / "tuxpaint"))
+    dogs = export("dogs-vs-cats", cache / "dogs-vs-cats", limit=2000)
+    rng.shuffle(tux)
+    rng.shuffle(dogs)
+    sk = skimage_photos()
+    half_t, half_d = args.tune // 2, args.tune - args.tune // 2
+    tune = [*tux[:half_t], *dogs[:half_d]]
+    tux, dogs = tux[half_t:], dogs[half_d:]
+    tune_unrelated = [*tux[: args.tune // 2], *dogs[: args.tune - args.tune // 2]]
+    tux, dogs = tux[args.tune // 2 :], dogs[args.tune - args.tune // 2 :]
+    n_tux = (args.originals - len(sk)) // 2
+    report = [*tux[:n_tux], *dogs[: args.originals - len(sk) - n_tux]]
+    tux, dogs = tux[n_tux:], dogs[args.originals - len(sk) - n_tux :]
+    report_unrelated = [*tux[: args.unrelated // 2], *dogs[: args.unrelated - args.unrelated // 2]]
+    load = lambda paths: [Image.open(p) for p in paths]  # noqa: E731
+    return {"tune": (load(tune), load(tune_unrelated)), "report": (sk + load(report), load(report_unrelated))}
+
+
+# -- scores of every pair ---------------------------------------------------------------------------
+def candidates(score_rows, n: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, score) of pairs i < j scoring >= floor; score_rows(start, stop) -> (rows, n) scores."""
+    found = []
+    for start in range(0, n, 512):
+        block = score_rows(start, min(n, start + 512))
+        i, j = np.nonzero(block >= floor)
+        i += start
+        keep = j > i
+        found.append((i[keep], j[keep], block[i[keep] - start, j[keep]]))
+    return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
+
+
+def hash_scores(hashes: np.ndarray, transforms: tuple[str, ...]) -> tuple:
+    """-(smallest Hamming distance over the transforms, either way round) of every pair."""
+    variants = [transform_hashes(hashes, t) for t in transforms]
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        best = np.full((stop - start, len(hashes)), 64, dtype=np.int64)
+        for v in variants:
+            best = np.minimum(best, hamming_distance(v[start:stop, None], hashes[None, :]))
+            best = np.minimum(best, hamming_distance(hashes[start:stop, None], v[None, :]))
+        return -best.astype(np.float32)
+
+    return candidates(rows, len(hashes), -max(NEAR_BITS))
+
+
+def cosine_scores(vectors: np.ndarray, mirrored: np.ndarray | None) -> tuple:
+    def rows(start: int, stop: int) -> np.ndarray:
+        sims = vectors[start:stop] @ vectors.T
+        if mirrored is not None:
+            sims = np.maximum(sims, mirrored[start:stop] @ vectors.T)
+            sims = np.maximum(sims, vectors[start:stop] @ mirrored.T)
+        return sims
+
+    return candidates(rows, len(vectors), min(COSINES))
+
+
+# -- curves -----------------------------------------------------------------------------------------
+class Truth:
+    """Ground truth of a set: which pairs are duplicates, and each (original, edited copy) pair."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.groups = np.array([r["group"] for r in records])
+        self.n = len(records)
+        original = {r["group"]: k for k, r in enumerate(records) if r["edit"] is None and r["group"] >= 0}
+        self.edited = [(original[r["group"]], k, r["edit"], r["strength"]) for k, r in enumerate(records) if r["edit"]]
+        self.edited_keys = np.array([min(a, b) * self.n + max(a, b) for a, b, *_ in self.edited], dtype=np.int64)
+        self.edit_names = np.array([e for _, _, e, _ in self.edited])
+        self.strengths = np.array([s for *_, s in self.edited])
+
+    def evaluate(self, predicted: np.ndarray) -> dict:
+        """Precision over all predicted pairs (keys i * n + j, i < j), recall of (original, edit)
+        pairs overall and per edit."""
+        i, j = np.divmod(predicted, self.n)
+        correct = int(np.sum((self.groups[i] == self.groups[j]) & (self.groups[i] >= 0)))
+        result = {"predicted_pairs": len(predicted), "precision": correct / len(predicted) if len(predicted) else 1.0}
+        hits = np.isin(self.edited_keys, predicted)
+        result["recall"] = float(hits.mean())
+        result["recall_per_edit"] = {e: float(hits[self.edit_names == e].mean()) for e in EDITS}
+        result["recall_per_edit_strength"] = {
+            f"{e}_{s}": float(hits[(self.edit_names == e) & (self.strengths == s)].mean()) for e in EDITS for s in (1, 2)
+        }
+        return result
+
+
+    def evaluate_groups(self, predicted: np.ndarray) -> dict:
+        """The same, for the groups a user sees: every two images joined by a chain of pairs."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        i, j = np.divmod(predicted, self.n)
+        graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(self.n, self.n))
+        _, component = connected_components(graph, directed=False)
+        sizes = np.bincount(component)
+        linked = int((sizes * (sizes - 1) // 2).sum())
+        real = self.groups >= 0
+        _, together = np.unique(component[real] * (self.groups.max() + 1) + self.groups[real], return_counts=True)
+        correct = int((together * (together - 1) // 2).sum())
+        a, b = self.edited_keys // self.n, self.edited_keys % self.n
+        hits = component[a] == component[b]
+        return {
+            "groups": int((sizes > 1).sum()), "pairs_in_groups": linked,
+            "precision": correct / linked if linked else 1.0, "recall": float(hits.mean()),
+            "recall_per_edit": {e: float(hits[self.edit_names == e].mean()) for e in EDITS},
+        }
+
+
+def predicted_at(pairs: tuple, n: int, threshold: float) -> np.ndarray:
+    """Keys i * n + j of the pairs scoring >= threshold."""
+    i, j, score = pairs
+    keep = score >= threshold - 1e-6
+    return np.unique(i[keep].astype(np.int64) * n + j[keep])
+
+
+def choose(pairs: tuple, truth: Truth, thresholds: list[float]) -> tuple[float, list[dict]]:
+    """The threshold with the best recall at precision >= TARGET (strictest when none reaches it), and the curve."""
+    curve = [{"threshold": t, **truth.evaluate(predicted_at(pairs, truth.n, t))} for t in thresholds]
+    ok = [c for c in curve if c["precision"] >= TARGET_PRECISION]
+    best = max(ok, key=lambda c: c["recall"]) if ok else max(curve, key=lambda c: c["precision"])
+    return best["threshold"], curve
+
+
+def choose_union(near: tuple, sem: tuple, truth: Truth) -> tuple[int, float]:
+    """(near bits, cosine) of the union with the best recall at precision >= TARGET, counted on
+    the groups a user sees (a false link merges two groups: stricter than counting pairs)."""
+    best, best_recall = (0, 0.99), -1.0
+    for bits in range(0, 15):
+        near_set = predicted_at(near, truth.n, -bits)
+        for cos in COSINES:
+            result = truth.evaluate_groups(np.union1d(near_set, predicted_at(sem, truth.n, cos)))
+            if result["precision"] >= TARGET_PRECISION and result["recall"] > best_recall:
+                best, best_recall = (bits, cos), result["recall"]
+    return best
+
+
+def restrict(pairs: tuple, keep: np.ndarray) -> tuple:
+    """The pairs among the rows ``keep`` (sorted), renumbered 0..len(keep)-1."""
+    new = np.full(int(keep.max()) + 1, -1)
+    new[keep] = np.arange(len(keep))
+    i, j, score = pairs
+    inside = (i <= keep.max()) & (j <= keep.max())
+    i, j, score = i[inside], j[inside], score[inside]
+    both = (new[i] >= 0) & (new[j] >= 0)
+    a, b = new[i[both]], new[j[both]]
+    return np.minimum(a, b), np.maximum(a, b), score[both]
+
+
+# -- methods ----------------------------------------------------------------------------------------
+def index_set(folder: Path, records: list[dict], library: Path) -> dict:
+    """Index the set with the default backbone; vectors, mirrored vectors and pHashes in record order."""
+    from lookalike.library import Library
+    from lookalike.search.flipped import mirrored_vectors
+    from lookalike.store import images
+
+    row_of = {r["file"]: k for k, r in enumerate(records)}
+    timing = {}
+    with Library.create(library) as lib:
+        start = time.perf_counter()
+        lib.add([folder])
+        timing["index_seconds"] = time.perf_counter() - start
+        reduced = lib.reduced()
+        image_row = {int(i): row_of[Path(p).name] for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
+        rows = np.array([image_row[int(i)] for i in reduced.ids])
+        vectors = np.zeros((len(records), reduced.vectors.shape[1]), np.float32)
+        vectors[rows] = reduced.vectors
+        start = time.perf_counter()
+        ids, flipped = mirrored_vectors(lib.store, reduced.ids)
+        timing["mirror_seconds"] = time.perf_counter() - start
+        mirrored = np.zeros_like(vectors)
+        mirrored[[image_row[int(i)] for i in ids]] = flipped
+        image_ids, phashes = images.phashes(lib.store.catalog)
+        hashes = np.zeros(len(records), np.uint64)
+        hashes[[image_row[int(i)] for i in image_ids]] = phashes
+    return {"vectors": vectors, "mirrored": mirrored, "hashes": hashes, "timing": timing}
+
+
+def records_of(folder: Path) -> list[dict]:
+    """The records of a set written by :func:`write_set`, from its file names."""
+    records = []
+    for path in sorted(folder.iterdir()):
+        parts = path.stem.split("_")
+        if parts[0].startswith("u"):
+            records.append({"file": path.name, "group": -1 - int(parts[0][1:]), "edit": None, "strength": 0})
+        else:
+            edit = None if parts[1] == "original" else parts[1]
+            records.append({"file": path.name, "group": int(parts[0][1:]), "edit": edit,
+                            "strength": int(parts[2]) if edit else 0})
+    return records
+
+
+def reopen_set(library: Path, records: list[dict]) -> dict:
+    """Vectors and pHashes of a set indexed before (``--reuse``); no mirrored vectors."""
+    from lookalike.library import Library
+    from lookalike.store import images
+
+    row_of = {r["file"]: k for k, r in enumerate(records)}
+    with Library.open(library) as lib:
+        reduced = lib.reduced()
+        image_row = {int(i): row_of[Path(p).name] for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
+        vectors = np.zeros((len(records), reduced.vectors.shape[1]), np.float32)
+        vectors[[image_row[int(i)] for i in reduced.ids]] = reduced.vectors
+        image_ids, phashes = images.phashes(lib.store.catalog)
+    hashes = np.zeros(len(records), np.uint64)
+    hashes[[image_row[int(i)] for i in image_ids]] = phashes
+    return {"vectors": vectors, "mirrored": None, "hashes": hashes, "timing": {}}
+
+
+def imagehash_scores(folder: Path, records: list[dict]) -> dict[str, tuple]:
+    import imagehash
+
+    out = {}
+    images = [Image.open(folder / r["file"]).convert("RGB") for r in records]
+    for name in IMAGEHASH:
+        method = getattr(imagehash, name)
+        codes = np.array([int("".join("1" if b else "0" for b in method(im).hash.ravel()), 2) for im in images], np.uint64)
+        out[name] = hash_scores(codes, ("identity",))
+    return out
+
+
+def crop_resistant_scores(folder: Path, records: list[dict]) -> tuple:
+    """-(smallest distance between any segment hash of one image and any of the other's): the
+    score whose threshold is imagehash's ``matches(hamming_cutoff=t)`` (region_cutoff 1)."""
+    import imagehash
+
+    hashes = [imagehash.crop_resistant_hash(Image.open(folder / r["file"]).convert("RGB")) for r in records]
+    owner = np.concatenate([[k] * len(h.segment_hashes) for k, h in enumerate(hashes)])
+    codes = np.array([int("".join("1" if b else "0" for b in s.hash.ravel()), 2)
+                      for h in hashes for s in h.segment_hashes], np.uint64)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # every image has >= 1 segment
+    per_image = np.concatenate([
+        np.minimum.reduceat(hamming_distance(codes[s : s + 256, None], codes[None, :]), starts, axis=1)
+        for s in range(0, len(codes), 256)
+    ])
+    best = np.minimum.reduceat(per_image, starts, axis=0)
+    for a, b in ((0, 1), (0, 15), (1, 2)):  # the score agrees with imagehash's own matching
+        assert hashes[a].matches(hashes[b], hamming_cutoff=int(best[a, b])) and (
+            best[a, b] == 0 or not hashes[a].matches(hashes[b], hamming_cutoff=int(best[a, b]) - 1))
+    return candidates(lambda s, e: -best[s:e].astype(np.float32), len(records), -max(NEAR_BITS))
+
+
+def library_run(lib_path: Path, records: list[dict], truth: Truth, bits: int, cos: float, mirror: bool) -> dict:
+    """`Library.duplicates` itself at the chosen thresholds: pairs found, edit labels, time."""
+    from lookalike.library import Library
+
+    row_of = {r["file"]: k for k, r in enumerate(records)}
+    with Library.open(lib_path) as lib:
+        start = time.perf_counter()
+        groups = lib.duplicates(near_bits=bits, min_similarity=cos, kind="exact", mirror=mirror)
+        seconds = time.perf_counter() - start
+    predicted, labels = [], {}
+    for group in groups:  # what a user sees: every two files of a group are duplicates
+        rows = sorted(row_of[Path(p).name] for p in group.paths)
+        predicted += [a * truth.n + b for k, a in enumerate(rows) for b in rows[k + 1 :]]
+        for link in sorted(group.links, key=lambda link: link.kind != "near"):  # near evidence first
+            a, b = sorted((row_of[Path(link.a).name], row_of[Path(link.b).name]))
+            labels.setdefault(a * truth.n + b, link.edit)
+    result = {"seconds": seconds, "groups": len(groups), **truth.evaluate(np.unique(np.array(predicted, np.int64)))}
+    named = {}
+    for a, b, edit, _ in truth.edited:
+        key = min(a, b) * truth.n + max(a, b)
+        if key in labels:
+            named.setdefault(edit, []).append(labels[key])
+    result["edit_named"] = {e: {str(k): v.count(k) for k in set(v)} for e, v in named.items()}
+    return result
+
+
+# -- run --------------------------------------------------------------------------------------------
+def scores_of(data: dict) -> dict[str, tuple]:
+    near = hash_scores(data["hashes"], ("identity",))
+    near_t = hash_scores(data["hashes"], TRANSFORMS)
+    scores = {"near": near, "near+transforms": near_t, "semantic": cosine_scores(data["vectors"], None)}
+    if data["mirrored"] is not None:
+        scores["semantic+mirror"] = cosine_scores(data["vectors"], data["mirrored"])
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--originals", type=int, default=300, help="photos edited in the REPORT set")
+    parser.add_argument("--unrelated", type=int, default=300, help="unrelated photos in the REPORT set")
+    parser.add_argument("--tune", type=int, default=100, help="photos edited (and unrelated) in the TUNE set")
+    parser.add_argument("--crop-resistant", type=int, default=16, help="groups (and unrelated) for crop_resistant_hash")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a folder with tune/, report/ and their .lookalike libraries from an earlier run "
+                        "(no mirrored vectors then)")
+    args = parser.parse_args()
+    result: dict = {"settings": vars(args) | {"out": str(args.out)}, "edits": list(EDITS)}
+    with tempfile.TemporaryDirectory(prefix="bench-duplicates-") as tmp:
+        work = args.reuse or Path(tmp)
+        sets = {"tune": None, "report": None} if args.reuse else pools(work / "datasets", args)
+        per_set = {}
+        for name, photos in sets.items():
+            if photos is None:
+                records = records_of(work / name)
+                data = reopen_set(work / f"{name}.lookalike", records)
+            else:
+                records = write_set(work / name, *photos)
+                data = index_set(work / name, records, work / f"{name}.lookalike")
+            scores = scores_of(data) | imagehash_scores(work / name, records)
+            per_set[name] = (records, Truth(records), scores, data["timing"])
+            print(f"{name}: {len(records)} images, {data['timing']}", file=sys.stderr)
+        result["report"] = report(per_set, work, args)
+    text = json.dumps(result, indent=1, default=str)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+
+
+def thresholds_of(method: str) -> list[float]:
+    return COSINES if method.startswith("semantic") else [-b for b in NEAR_BITS]
+
+
+def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
+    tune_records, tune_truth, tune_scores, _ = per_set["tune"]
+    records, truth, scores, timing = per_set["report"]
+    out: dict = {"images": truth.n, "tune_images": tune_truth.n, "timing": timing, "methods": {}}
+    for method, pairs in scores.items():
+        chosen, _ = choose(tune_scores[method], tune_truth, thresholds_of(method))
+        _, curve = choose(pairs, truth, thresholds_of(method))
+        at = next(c for c in curve if c["threshold"] == chosen)
+        out["methods"][method] = {"threshold_from_tune": chosen, **at, "curve": [
+            {k: c[k] for k in ("threshold", "precision", "recall", "predicted_pairs")} for c in curve]}
+    for mirror in (False, True):
+        sem = "semantic+mirror" if mirror else "semantic"
+        if sem not in scores:
+            continue
+        bits, cos = choose_union(tune_scores["near+transforms"], tune_scores[sem], tune_truth)
+        union = np.union1d(predicted_at(scores["near+transforms"], truth.n, -bits), predicted_at(scores[sem], truth.n, cos))
+        name = f"lookalike (near+transforms | {sem})"
+        out["methods"][name] = {"threshold_from_tune": [bits, cos], **truth.evaluate(union),
+                                "as_groups": truth.evaluate_groups(union)}
+        if not mirror:  # the default configuration, through Library.duplicates itself
+            out["methods"][name]["library_run"] = library_run(work / "report.lookalike", records, truth, bits, cos, mirror)
+    out["union_curve"] = [  # groups as shown, near+transforms | semantic, on the REPORT set
+        {"near_bits": bits, "cosine": cos, **{k: v for k, v in truth.evaluate_groups(np.union1d(
+            predicted_at(scores["near+transforms"], truth.n, -bits), predicted_at(scores["semantic"], truth.n, cos)
+        )).items() if k != "recall_per_edit"}}
+        for bits in (0, 4, 6, 8, 10, 12) for cos in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    ]
+    out["crop_resistant_subset"] = crop_subset(per_set["report"], work, args, out)
+    return out
+
+
+def crop_subset(report_set: tuple, work: Path, args: argparse.Namespace, out: dict) -> dict:
+    """crop_resistant_hash and every other method on the same subset (first groups, first unrelated)."""
+    records, truth, scores, _ = report_set
+    k = args.crop_resistant
+    keep = np.array([i for i, r in enumerate(records) if -k <= r["group"] < k])
+    sub_records = [records[i] for i in keep]
+    sub_truth = Truth(sub_records)
+    subset = {"images": len(keep), "methods": {}}
+    crop = crop_resistant_scores(work / "report", sub_records)
+    _, curve = choose(crop, sub_truth, [-b for b in NEAR_BITS])
+    ok = [c for c in curve if c["precision"] >= TARGET_PRECISION]
+    subset["methods"]["crop_resistant_hash (best threshold on this subset)"] = max(ok, key=lambda c: c["recall"]) if ok else None
+    for method, pairs in scores.items():
+        chosen = out["methods"][method]["threshold_from_tune"]
+        subset["methods"][method] = sub_truth.evaluate(predicted_at(restrict(pairs, keep), sub_truth.n, chosen))
+    for name, entry in out["methods"].items():
+        if name.startswith("lookalike ("):
+            bits, cos = entry["threshold_from_tune"]
+            sem = "semantic+mirror" if "mirror" in name else "semantic"
+            union = predicted_at(restrict(scores["near+transforms"], keep), sub_truth.n, -bits)
+            union = np.union1d(union, predicted_at(restrict(scores[sem], keep), sub_truth.n, cos))
+            subset["methods"][name] = sub_truth.evaluate(union)
+    return subset
+
+
+if __name__ == "__main__":
+    main()
