@@ -154,7 +154,7 @@ def backbones() -> None:
 
 
 COMMAND_MODULES = ("lookalike.cli.cluster", "lookalike.cli.search", "lookalike.cli.autoencoder", "lookalike.cli.classify",
-                   "lookalike.cli.app", "lookalike.cli.compare", "lookalike.cli.evaluate")
+                   "lookalike.cli.app", "lookalike.cli.compare", "lookalike.cli.evaluate", "lookalike.cli.actions")
 """Modules that add commands to ``app`` through their ``register(app)`` function."""
 
 
