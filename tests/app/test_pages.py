@@ -216,18 +216,19 @@ def test_missing_library_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     assert "no library here" in at.error[0].value
 
 
-def test_app_does_not_write_to_the_library_except_projections(full_library: Path) -> None:
+def test_app_writes_only_projections_and_thumbnails_until_an_action(full_library: Path) -> None:
     def snapshot() -> dict[str, int]:
         return {
             str(p.relative_to(full_library)): p.stat().st_mtime_ns
             for p in full_library.rglob("*")
-            if p.is_file() and "projections" not in p.parts and not p.name.endswith(("-wal", "-shm"))
+            if p.is_file() and not {"projections", "thumbnails"} & set(p.parts) and not p.name.endswith(("-wal", "-shm"))
         }
 
     before = snapshot()
-    for page in ("Search", "Cluster Analysis", "Duplicates", "Classification"):
+    for page in ("Search", "Cluster Analysis", "Duplicates", "Classification", "Actions"):
         run_page(full_library, page)
     assert snapshot() == before
+    assert list((full_library / "thumbnails").rglob("*.jpg"))  # cached on disk, by content hash
 
 
 def test_selected_ids_reads_plotly_selection_events() -> None:

@@ -190,3 +190,24 @@ def labels_in_use(catalog: Catalog) -> list[str]:
 def library_roots(catalog: Catalog) -> list[str]:
     """The scanned folders, as text."""
     return [str(r[0]) for r in catalog.query("SELECT path FROM roots ORDER BY id")]
+
+
+def image_of_path(catalog: Catalog, path: str) -> int | None:
+    """The image held by the library file ``path``, None when the catalog has no such image file."""
+    rows = catalog.query("SELECT image_id FROM files WHERE path_bytes = ? AND image_id IS NOT NULL", (encode_path(path),))
+    return None if not rows else int(rows[0][0])
+
+
+def paths_matching(catalog: Catalog, text: str, limit: int) -> list[tuple[int, str]]:
+    """(image id, path) of up to ``limit`` image files whose path contains ``text``, by path."""
+    rows = catalog.query(
+        "SELECT image_id, path FROM files WHERE image_id IS NOT NULL AND path LIKE ? ORDER BY path LIMIT ?",
+        (f"%{text}%", int(limit)),
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def cluster_names(catalog: Catalog, run_id: int) -> dict[int, str]:
+    """Each cluster's name in run ``run_id``, by cluster number."""
+    rows = catalog.query("SELECT cluster, name FROM clusters WHERE run_id = ? ORDER BY cluster", (run_id,))
+    return {int(c): str(n) for c, n in rows}
