@@ -21,9 +21,9 @@ PAGES = {
     "Classification": classify_page.render,
     "Actions": actions_page.render,
 }
+# each page's name in the URL (a comment: a bare string here would be shown by Streamlit's magic)
 SLUGS = {"Search": "search", "Cluster Analysis": "clusters", "Duplicates": "duplicates",
          "Classification": "classification", "Actions": "actions"}  # fmt: skip
-"""Each page's name in the URL."""
 
 
 def _page_from_url() -> None:

@@ -6,8 +6,8 @@ file from the catalog (its own read-only connection) and answers with the thumbn
 (:mod:`lookalike.store.thumbnails`), made on first request: the map figure carries only image ids,
 and a thumbnail is made only when someone hovers over its point.
 
-The hover preview is a few lines of JavaScript put into the page through a zero-height component
-(same origin as the app): it finds the map (layout ``meta`` = :data:`MAP_META`), listens to
+The hover preview is a few lines of JavaScript put into the page (``st.html``, trusted code of
+ours, no user input): it finds the map (layout ``meta`` = :data:`MAP_META`), listens to
 Plotly's hover events and shows ``/t/<id>.jpg`` beside the pointer.
 """
 
@@ -86,7 +86,9 @@ _HOVER_JS = """
     box.id = "lookalike-hover";
     box.style.cssText = "position:fixed;z-index:100000;pointer-events:none;display:none;background:#fff;" +
       "border:1px solid #888;border-radius:4px;padding:3px;box-shadow:0 2px 8px rgba(0,0,0,.3)";
-    box.innerHTML = '<img style="display:block;image-rendering:auto;min-width:' + side + 'px" />';
+    const img = doc.createElement("img");  // built, not written as markup: the sanitizer drops scripts holding tags
+    img.style.cssText = "display:block;min-width:" + side + "px";
+    box.appendChild(img);
     doc.body.appendChild(box);
     doc.addEventListener("mousemove", (e) => { box.dataset.x = e.clientX; box.dataset.y = e.clientY; });
   }
@@ -125,7 +127,5 @@ _HOVER_JS = """
 
 def hover_previews(folder: Path, max_pixels: int) -> None:
     """Show the thumbnail of the map point under the pointer (starts the endpoint when needed)."""
-    import streamlit.components.v1 as components
-
     port = thumbnail_port(str(folder), max_pixels, listen_address())
-    components.html(_HOVER_JS % {"port": port, "side": HOVER_SIDE, "meta": MAP_META}, height=0)
+    st.html(_HOVER_JS % {"port": port, "side": HOVER_SIDE, "meta": MAP_META}, unsafe_allow_javascript=True)
