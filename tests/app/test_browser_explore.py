@@ -146,7 +146,9 @@ def act(page: Page, panel: str, action: str, target: str) -> None:
     """In the "Act on these files" panel whose title contains ``panel``: pick ``action``, type
     ``target``, turn the dry run off and run; wait for the result."""
     box = page.locator("[data-testid=stExpander]").filter(has_text=panel)
-    box.locator("summary").click()
+    page.locator("[data-testid=stMain] [data-testid=stImage] img").first.wait_for()  # the grid above has settled
+    box.locator("summary").evaluate("e => e.click()")  # a DOM click: no overlay can intercept it
+    box.get_by_role("button", name="Run").wait_for()
     if action != "Export a CSV of paths":
         box.locator("[data-testid=stSelectbox]").click()
         page.get_by_role("option", name=action).click()
@@ -249,7 +251,7 @@ def test_quarantine_a_cluster_then_undo_restores_the_bytes(
     cluster = members(folder, 2)
     before = {files[i]: Path(files[i]).read_bytes() for i, _ in cluster}
     open_url(page, served, "clusters", "Cluster Analysis")
-    page.locator("[data-testid=stSelectbox]").filter(has_text="0: ").click()
+    page.get_by_role("combobox", name="Cluster", exact=True).click()
     page.get_by_role("option").filter(has_text="2: ").click()
     page.get_by_text(f"Cluster 2: {len(cluster)} images").wait_for()
     jail = tmp_path / "quarantine"
