@@ -238,3 +238,71 @@ def test_selected_ids_reads_plotly_selection_events() -> None:
     assert selected_ids(event) == [7, 3]
     assert selected_ids({"selection": {"points": []}}) == []
     assert selected_ids(None) == []
+
+
+# -- exploration: names, URL, grids, "Similar", filters, rename -------------------------------------
+def test_metrics_have_human_names(full_library: Path) -> None:
+    at = run_page(full_library, "Cluster Analysis")
+    labels = [m.label for m in at.metric]
+    assert "Davies–Bouldin" in labels and "Points" in labels and "Calinski–Harabasz" in labels
+    assert not [label for label in labels if "_" in label]
+
+
+def test_page_is_in_the_url_and_read_back(full_library: Path) -> None:
+    at = run_page(full_library, "Cluster Analysis")
+    assert at.query_params["page"] in ("clusters", ["clusters"])
+    fresh = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    fresh.session_state["library"] = str(full_library)
+    fresh.query_params["page"] = "duplicates"
+    fresh.run()
+    assert fresh.sidebar.radio(key="page").value == "Duplicates" and fresh.header[0].value == "Duplicates"
+
+
+def test_cluster_grid_lists_members_nearest_first_and_similar_searches(full_library: Path) -> None:
+    at = run_page(full_library, "Cluster Analysis")
+    with Library.open(full_library, readonly=True) as lib:
+        run = lib.cluster_run()
+        files = {i: p for i, p, *_ in lib.catalog.query("SELECT image_id, path FROM files ORDER BY id DESC")}
+    mask = run.labels == run.clusters[0].cluster
+    order = sorted(zip(run.distances[mask], run.image_ids[mask]))
+    expected = [f"{Path(files[i]).parent.name}/{Path(files[i]).name}" for _, i in order]
+    shown = [c.split(" · ")[0] for image in at.get("image") for c in image.captions]
+    assert shown[: len(expected)] == expected
+    similar = [b for b in at.button if b.label == "Similar"][0]
+    similar.click().run()
+    assert at.sidebar.radio(key="page").value == "Search"
+    first = order[0][1]
+    with Library.open(full_library, readonly=True) as lib:
+        hits = lib.search(int(first), 8).hits
+    assert at.dataframe[0].value["path"].tolist() == [h.path for h in hits]
+
+
+def test_search_filters_by_label(full_library: Path) -> None:
+    at = run_page(full_library, "Search", search_source="Pick from the library", search_f_label="green", search_k=20)
+    table = at.dataframe[0].value
+    assert len(table) >= 1 and set(table["label"]) == {"green"}
+
+
+def test_rename_in_the_app_is_stored_and_logged(tmp_path: Path) -> None:
+    with build(tmp_path, per_class=4) as lib:
+        lib.cluster(ClusterConfig(n_clusters=3))
+        folder = lib.folder
+    at = run_page(folder, "Cluster Analysis")
+    at.text_input(key="rename_1_0").set_value("my picks")
+    at.button(key="rename_1_0_go").click().run()
+    assert not at.exception
+    with Library.open(folder, readonly=True) as lib:
+        assert lib.cluster_run().clusters[0].name == "my picks"
+        from lookalike.store.annotations import read_actions
+
+        assert [a.kind for a in read_actions(lib.catalog)] == ["rename"]
+    assert "my picks" in texts(at)
+
+
+def test_palette_never_repeats_and_noise_is_grey() -> None:
+    from lookalike.app.charts import NOISE_COLOUR, group_colour, palette
+
+    colours = [palette(i) for i in range(2000)]
+    assert len(set(colours)) == 2000 and NOISE_COLOUR not in colours
+    assert group_colour("-1: noise", 0) == NOISE_COLOUR
+    assert group_colour("10: shoes", 0) == palette(10) != group_colour("0: shirts", 10)
