@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -264,7 +263,7 @@ def test_quarantine_a_cluster_then_undo_restores_the_bytes(
     page.get_by_role("heading", name="Actions").wait_for()
     assert "page=actions" in page.url
     page.get_by_role("button", name="Undo").first.click()
-    page.get_by_text(f"Undid action").wait_for()
+    page.get_by_text("Undid action").wait_for()
     assert {p: Path(p).read_bytes() for p in before} == before
     shoot(page, tmp_path / "actions-undone.png")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lookalike.errors import InvalidParameterError
-from lookalike.store import annotations
+from lookalike.store import annotations as notes
 from lookalike.store.atomic import write_bytes
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class ActionResult:
 def _log(lib: Library, result: ActionResult, target: str, details: dict[str, object]) -> ActionResult:
     if result.dry_run:
         return result
-    action_id = annotations.log_action(lib.catalog, result.kind, len(result.steps), target, details)
+    action_id = notes.log_action(lib.catalog, result.kind, len(result.steps), target, details)
     return ActionResult(result.kind, result.steps, result.skipped, False, action_id)
 
 
@@ -69,7 +69,7 @@ def export_csv(lib: Library, selection: Selection, target: Path, *, dry_run: boo
     target = Path(os.path.abspath(Path(target).expanduser()))
     if target.is_dir():
         raise InvalidParameterError(f"{target} is a folder; give the CSV file to write")
-    labels = annotations.file_labels(lib.catalog, list(selection.paths))
+    labels = notes.file_labels(lib.catalog, list(selection.paths))
     result = ActionResult("export", [(p, str(target)) for p in selection.paths], dry_run=dry_run)
     if not dry_run:
         buffer = io.StringIO()
@@ -93,7 +93,7 @@ def destination(path: str, roots: list[str], folder: Path) -> Path:
 
 def _plan(lib: Library, selection: Selection, folder: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(source, destination) of each file that can go, and (path, reason) of the others."""
-    roots = annotations.library_roots(lib.catalog)
+    roots = notes.library_roots(lib.catalog)
     steps, skipped, taken = [], [], set()
     for path in selection.paths:
         target = destination(path, roots, folder)
@@ -155,12 +155,12 @@ def set_label(lib: Library, selection: Selection, label: str | None, *, dry_run:
     """Set the label of every selected file (None clears it), as folder labels are stored."""
     if label is not None and not label.strip():
         raise InvalidParameterError("the label is empty; give a name, or clear labels with no label")
-    before = annotations.file_labels(lib.catalog, list(selection.paths))
+    before = notes.file_labels(lib.catalog, list(selection.paths))
     skipped = [(p, "not a file of the library") for p in selection.paths if p not in before]
     steps = [(p, label or "") for p in selection.paths if p in before]
     result = ActionResult("label", steps, skipped, dry_run)
     if not dry_run:
-        annotations.set_labels(lib.catalog, {p: label for p, _ in steps})
+        notes.set_labels(lib.catalog, {p: label for p, _ in steps})
     return _log(lib, result, label or "(no label)", {"source": selection.source, "before": before, "label": label})
 
 
@@ -168,10 +168,10 @@ def rename_cluster(lib: Library, cluster: int, name: str, run: int | None = None
     """Name ``cluster`` of cluster run ``run`` (default: the latest); shown by the CLI, API, app, report."""
     if not name.strip():
         raise InvalidParameterError("the cluster name is empty; give a name")
-    run_id = run if run is not None else annotations.latest_run_id(lib.catalog)
+    run_id = run if run is not None else notes.latest_run_id(lib.catalog)
     if run_id is None:
         raise InvalidParameterError(f"{lib.folder} has no clustering runs yet; run `lookalike cluster` first")
-    old = annotations.rename_cluster(lib.catalog, run_id, cluster, name.strip())
+    old = notes.rename_cluster(lib.catalog, run_id, cluster, name.strip())
     result = ActionResult("rename", [(f"run {run_id} cluster {cluster}", name.strip())])
     return _log(lib, result, name.strip(), {"run": run_id, "cluster": cluster, "before": old})
 
@@ -193,28 +193,28 @@ def undo(lib: Library, action_id: int | None = None, *, dry_run: bool = False) -
         before: dict[str, str | None] = record.details["before"]
         steps, skipped = [(p, label or "") for p, label in before.items()], []
         if not dry_run:
-            annotations.set_labels(lib.catalog, before)
+            notes.set_labels(lib.catalog, before)
     else:
         details = record.details
         steps, skipped = [(f"run {details['run']} cluster {details['cluster']}", str(details["before"]))], []
         if not dry_run:
-            annotations.rename_cluster(lib.catalog, int(details["run"]), int(details["cluster"]), str(details["before"]))
+            notes.rename_cluster(lib.catalog, int(details["run"]), int(details["cluster"]), str(details["before"]))
     result = ActionResult("undo", steps, skipped, dry_run)
     if dry_run:
         return result
-    annotations.mark_undone(lib.catalog, record.id)
+    notes.mark_undone(lib.catalog, record.id)
     return _log(lib, result, f"action {record.id}", {"undid": record.id, "kind": record.kind})
 
 
-def _undoable(lib: Library, action_id: int | None) -> annotations.ActionRecord:
+def _undoable(lib: Library, action_id: int | None) -> notes.ActionRecord:
     if action_id is not None:
-        record = annotations.find_action(lib.catalog, action_id)
+        record = notes.find_action(lib.catalog, action_id)
         if record.kind not in UNDOABLE:
             raise InvalidParameterError(f"action {action_id} is a {record.kind}, which leaves nothing to undo")
         if record.undone_at is not None:
             raise InvalidParameterError(f"action {action_id} ({record.kind}) was already undone")
         return record
-    for record in annotations.read_actions(lib.catalog):
+    for record in notes.read_actions(lib.catalog):
         if record.kind in UNDOABLE and record.undone_at is None:
             return record
     raise InvalidParameterError(f"{lib.folder}: no quarantine, label or rename left to undo")

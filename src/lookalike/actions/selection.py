@@ -60,7 +60,7 @@ def all_but_one(groups: Sequence[FileGroup], keep: dict[int, str] | None = None)
     """Every file of each duplicate group except the one kept: ``keep[group number]`` (0-based)
     when given, else the group's first path."""
     keep = keep or {}
-    paths = []
+    paths: list[str] = []
     for number, group in enumerate(groups):
         kept = keep.get(number, group.paths[0])
         if kept not in group.paths:

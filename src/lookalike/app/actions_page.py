@@ -28,7 +28,7 @@ def render(lib: Library) -> None:
         st.info("No actions yet: select images on the Cluster Analysis, Search or Duplicates page and act on them.")
         return
     for record in records:
-        when = datetime.datetime.fromtimestamp(record.at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = datetime.datetime.fromtimestamp(record.at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         with st.container(border=True):
             left, right = st.columns([5, 1], vertical_alignment="center")
             undone = " · undone" if record.undone_at is not None else ""

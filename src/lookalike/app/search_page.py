@@ -97,16 +97,17 @@ def _similar_query(lib: Library) -> tuple[int | None, str]:
     """The library image whose "Similar" button was pressed, shown as the query."""
     from lookalike.store.annotations import image_files
 
-    image_id = st.session_state.get("search_similar")
-    found = None if image_id is None else image_files(lib.catalog, [int(image_id)]).get(int(image_id))
+    given = st.session_state.get("search_similar")
+    image_id = -1 if given is None else int(given)
+    found = image_files(lib.catalog, [image_id]).get(image_id)
     if found is None:
         st.info("Press “Similar” under any thumbnail (a cluster, a selection, a result) to search from it.")
         return None, ""
     name = short_name(found[1])
-    data = thumbnail_of(lib, int(image_id), found[1])
+    data = thumbnail_of(lib, image_id, found[1])
     if data is not None:
         st.image(data, caption=f"more like {name}", width=160)
-    return int(image_id), name
+    return image_id, name
 
 
 def _decodable(data: bytes) -> bool:

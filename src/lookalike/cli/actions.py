@@ -27,7 +27,12 @@ LibraryOption = Annotated[Path, typer.Option("--library", "-l", help="Library fo
 PathsArgument = Annotated[list[Path] | None, typer.Argument(help="Files or folders of the library to act on.")]
 ClusterOption = Annotated[int | None, typer.Option("--cluster", help="Act on this cluster's images.")]
 RunOption = Annotated[int | None, typer.Option("--run", help="Cluster run of --cluster (default: the latest).")]
-DuplicatesOption = Annotated[bool, typer.Option("--duplicates", help="Act on every duplicate file but the first of each group (exact and near duplicates).")]
+DuplicatesOption = Annotated[
+    bool,
+    typer.Option(
+        "--duplicates", help="Act on every duplicate file but the first of each group (exact and near duplicates)."
+    ),
+]
 CsvOption = Annotated[Path | None, typer.Option("--from-csv", help="Act on the files in this CSV's 'path' column.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would happen; change nothing.")]
 SHOWN = 20
@@ -129,7 +134,9 @@ def label(
 
 @reports_errors
 def undo(
-    action: Annotated[int | None, typer.Argument(help="Action id (default: the latest quarantine, label or rename).")] = None,
+    action: Annotated[
+        int | None, typer.Argument(help="Action id (default: the latest quarantine, label or rename).")
+    ] = None,
     library: LibraryOption = Path("library.lookalike"),
     dry_run: DryRunOption = False,
 ) -> None:
@@ -153,7 +160,7 @@ def actions(
     with Library.open(library, readonly=True) as lib:
         table = Table("id", "when (UTC)", "action", "files", "target", "undone")
         for record in read_actions(lib.catalog, limit):
-            when = datetime.datetime.fromtimestamp(record.at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            when = datetime.datetime.fromtimestamp(record.at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
             undone = "yes" if record.undone_at is not None else ""
             table.add_row(str(record.id), when, record.kind, f"{record.count:,}", escape(record.target), undone)
         out.print(table)

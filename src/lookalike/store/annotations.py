@@ -112,7 +112,10 @@ def cluster_name(catalog: Catalog, run_id: int, cluster: int) -> str:
     """The stored name of ``cluster`` in run ``run_id``, or an error naming the run's clusters."""
     rows = catalog.query("SELECT name FROM clusters WHERE run_id = ? AND cluster = ?", (run_id, cluster))
     if not rows:
-        known = [str(r[0]) for r in catalog.query("SELECT cluster FROM clusters WHERE run_id = ? ORDER BY cluster", (run_id,))]
+        known = [
+            str(r[0])
+            for r in catalog.query("SELECT cluster FROM clusters WHERE run_id = ? ORDER BY cluster", (run_id,))
+        ]
         raise InvalidParameterError(
             f"cluster run {run_id} has no cluster {cluster}; its clusters are {', '.join(known) or 'none'}"
         )
@@ -194,7 +197,9 @@ def library_roots(catalog: Catalog) -> list[str]:
 
 def image_of_path(catalog: Catalog, path: str) -> int | None:
     """The image held by the library file ``path``, None when the catalog has no such image file."""
-    rows = catalog.query("SELECT image_id FROM files WHERE path_bytes = ? AND image_id IS NOT NULL", (encode_path(path),))
+    rows = catalog.query(
+        "SELECT image_id FROM files WHERE path_bytes = ? AND image_id IS NOT NULL", (encode_path(path),)
+    )
     return None if not rows else int(rows[0][0])
 
 
