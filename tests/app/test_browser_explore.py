@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lookalike import Library
+from lookalike.app.actions_panel import ACTIONS as ACTION_FIELDS
 from lookalike.config import ClusterConfig
 from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT, free_port, wait_healthy
 from tests.searchlib import build
 
-UI_TIMEOUT_MS = 60_000
+UI_TIMEOUT_MS = 120_000  # generous: the browser tests share a loaded machine
 PER_CLASS = 30  # 90 images, clusters of ~30: more than one grid page (24)
 
 pytestmark = [
@@ -149,8 +151,15 @@ def act(page: Page, panel: str, action: str, target: str) -> None:
     box.locator("summary").evaluate("e => e.click()")  # a DOM click: no overlay can intercept it
     box.get_by_role("button", name="Run").wait_for()
     if action != "Export a CSV of paths":
-        box.locator("[data-testid=stSelectbox]").click()
-        page.get_by_role("option", name=action).click()
+        for attempt in range(3):  # a rerun can close the dropdown under the click: open it again
+            box.get_by_role("combobox").click()
+            try:
+                page.get_by_role("option", name=action).click(timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+        box.get_by_text(ACTION_FIELDS[action]).wait_for()
     field = box.locator("[data-testid=stTextInputField]")
     field.fill(target)
     field.press("Enter")
@@ -172,6 +181,8 @@ def test_hover_shows_the_points_thumbnail(served: tuple[str, Path], page: Page, 
                            " return i && i.complete && i.naturalWidth > 0; }")  # fmt: skip
     assert preview.get_attribute("data-image-id") == str(int(image_id))
     assert preview.get_attribute("src").endswith(f"/t/{int(image_id)}.jpg")
+    where = page.locator("#lookalike-hover").bounding_box()
+    assert where is not None and abs(where["x"] - x) < 250 and abs(where["y"] - y) < 250  # beside the pointer
     page.screenshot(path=str(tmp_path / "map-hover.png"))
     page.mouse.move(5, 5)
     page.locator("#lookalike-hover").wait_for(state="hidden")

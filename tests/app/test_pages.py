@@ -306,3 +306,21 @@ def test_palette_never_repeats_and_noise_is_grey() -> None:
     assert len(set(colours)) == 2000 and NOISE_COLOUR not in colours
     assert group_colour("-1: noise", 0) == NOISE_COLOUR
     assert group_colour("10: shoes", 0) == palette(10) != group_colour("0: shirts", 10)
+
+
+def test_duplicates_keep_this_one_marks_the_others_for_actions(full_library: Path) -> None:
+    at = run_page(full_library, "Duplicates", dup_sim=0.80)
+    with Library.open(full_library, readonly=True) as lib:
+        groups = lib.duplicates(near_bits=8, min_similarity=0.80)
+    total = sum(len(g.paths) for g in groups)
+    assert [e.label for e in at.expander if e.label.startswith("Act on")] == [
+        f"Act on these {total - len(groups):,} files (all but one file of {len(groups)} duplicate groups)"
+    ]
+    second = groups[0].paths[1]
+    at.button(key=f"dup_keep_btn_0_{second}").click().run()
+    assert at.session_state["dup_keep_0"] == second
+    assert "✅ **kept**" in [m.value for m in at.markdown]
+    from lookalike.actions.selection import all_but_one
+
+    kept = all_but_one(groups, {0: second})
+    assert groups[0].paths[0] in kept.paths and second not in kept.paths

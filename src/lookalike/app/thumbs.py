@@ -90,7 +90,8 @@ _HOVER_JS = """
     img.style.cssText = "display:block;min-width:" + side + "px";
     box.appendChild(img);
     doc.body.appendChild(box);
-    doc.addEventListener("mousemove", (e) => { box.dataset.x = e.clientX; box.dataset.y = e.clientY; });
+    // capture phase: Plotly's drag layer stops mousemove from bubbling up
+    doc.addEventListener("mousemove", (e) => { box.dataset.x = e.clientX; box.dataset.y = e.clientY; }, true);
   }
   const base = window.parent.location.protocol + "//" + window.parent.location.hostname + ":" + port + "/t/";
   const show = (ev) => {
@@ -101,9 +102,11 @@ _HOVER_JS = """
     const src = base + id + ".jpg";
     if (img.getAttribute("src") !== src) img.setAttribute("src", src);
     img.dataset.imageId = id;
-    const x = Number(box.dataset.x || 0), y = Number(box.dataset.y || 0);
+    const mouse = ev.event && ev.event.clientX !== undefined ? ev.event : null;
+    const x = mouse ? mouse.clientX : Number(box.dataset.x || 0);
+    const y = mouse ? mouse.clientY : Number(box.dataset.y || 0);
     const w = window.parent.innerWidth;
-    box.style.left = (x + side + 40 > w ? x - side - 30 : x + 20) + "px";
+    box.style.left = (x - side - 30 > 0 ? x - side - 30 : x + 30) + "px";  // left of the pointer: Plotly's label is right
     box.style.top = Math.max(0, y - side / 2) + "px";
     box.style.display = "block";
   };
