@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike import Library
-from lookalike.api.server import ApiSettings, create_app
+from lookalike.api.application import create_app
+from lookalike.api.server import ApiSettings
 from lookalike.errors import LibraryNotFoundError
 from tests.searchlib import add_cluster_run, brute_force, build, class_image, vector_of, write_labelled
 
@@ -127,7 +128,7 @@ def test_serves_the_catalog_state_while_a_writer_adds_images(library, tmp_path, 
         old_ids = set(library.reduced().ids.tolist())
         write_labelled(tmp_path / "photos", 2, start=80)
         with monkeypatch.context() as patch:  # the writer commits images but not yet the index
-            patch.setattr(Library, "_update_derived", lambda self: None)
+            patch.setattr(Library, "_update_indexes", lambda self: None)
             library.add()
         health = client.get("/health").json()
         assert health["index"]["vectors"] == 42 and health["index"]["catching_up"]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lookalike.embed import runtime
-from lookalike.embed.registry import BackboneSpec, weights_sha256
+from lookalike.embed.base import BackboneSpec, weights_sha256
 from lookalike.embed.pretrained import apply_state_dict, read_state_dict
 from lookalike.errors import BackboneError, ExportMismatchError, InvalidParameterError
 

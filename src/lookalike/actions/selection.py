@@ -35,10 +35,10 @@ def _unique(paths: Sequence[str]) -> tuple[str, ...]:
 
 def from_image_ids(lib: Library, image_ids: Sequence[int], source: str = "selected images") -> Selection:
     """The first file of each image in ``image_ids`` (images no longer in the library are left out)."""
-    from lookalike.search.filters import first_files
+    from lookalike.store.images import first_files
 
     ids = [int(i) for i in image_ids]
-    files = first_files(lib, ids)
+    files = first_files(lib.catalog, ids)
     return Selection(_unique([files[i][0] for i in ids if i in files]), source)
 
 

@@ -54,13 +54,13 @@ def missing(what: str, command: str) -> None:
 def thumbnail_of(lib: Library, image_id: int, path: str, side: int = THUMB_SIDE) -> bytes | None:
     """JPEG bytes of library image ``image_id`` (file ``path``) from the library's on-disk thumbnail
     cache (made on first use), or None when the file is gone or unreadable."""
+    from lookalike.app.thumbs import cached_thumbnail
     from lookalike.store.annotations import image_files
-    from lookalike.store.thumbnails import thumbnail
 
     found = image_files(lib.catalog, [image_id]).get(image_id)
     if found is None:
         return None
-    return thumbnail(lib.folder, found[0], Path(path), side, lib.manifest.ingest.max_pixels)
+    return cached_thumbnail(lib.folder, found[0], Path(path), side, lib.manifest.ingest.max_pixels)
 
 
 def thumbnail(lib: Library, path: str, side: int = THUMB_SIDE) -> bytes | None:

@@ -11,6 +11,7 @@ from lookalike.app import actions_panel
 from lookalike.app.common import friendly_errors, short_name, thumbnail_of
 from lookalike.app.grid import SIMILAR_SOURCE, grid
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.store.images import files_matching
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -81,10 +82,8 @@ def _query_input(lib: Library) -> tuple[bytes | int | None, str]:
         return data, upload.name
     if source == SIMILAR_SOURCE:
         return _similar_query(lib)
-    from lookalike.store.annotations import paths_matching
-
     text = st.text_input("Filter file names", key="search_filter")
-    rows = paths_matching(lib.catalog, text, PICK_LIMIT)
+    rows = files_matching(lib.catalog, text, PICK_LIMIT)
     if not rows:
         st.warning("No library file matches the filter.")
         return None, ""

@@ -24,12 +24,42 @@ HOVER_SIDE = 128
 """Longest side of hover previews, in pixels."""
 MAP_META = "lookalike-map"
 _PATH = re.compile(r"^/t/(\d+)\.jpg$")
+QUALITY = 85
+
+
+def render_thumbnail(source: Path, side: int, max_pixels: int) -> bytes:
+    """JPEG bytes of ``source`` (EXIF-upright) shrunk to fit ``side`` x ``side``; raises ImageError."""
+    import io
+
+    from lookalike.io.decode import load_rgb
+
+    image = load_rgb(source, max_pixels=max_pixels, min_side=side)
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=QUALITY)
+    return buffer.getvalue()
+
+
+def cached_thumbnail(folder: Path, digest: str, source: Path, side: int, max_pixels: int) -> bytes | None:
+    """The thumbnail of the image with content hash ``digest`` (file ``source``) from the library's
+    cache, made and cached on first use; None when ``source`` cannot be read."""
+    from lookalike.errors import ImageError
+    from lookalike.store.thumbnails import read_thumbnail, write_thumbnail
+
+    data = read_thumbnail(folder, digest, side)
+    if data is not None:
+        return data
+    try:
+        data = render_thumbnail(source, side, max_pixels)
+    except ImageError:
+        return None
+    write_thumbnail(folder, digest, side, data)
+    return data
 
 
 def _handler(folder: Path, max_pixels: int) -> type[BaseHTTPRequestHandler]:
     from lookalike.store.annotations import image_file
     from lookalike.store.catalog import Catalog
-    from lookalike.store.thumbnails import thumbnail
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
@@ -42,7 +72,7 @@ def _handler(folder: Path, max_pixels: int) -> type[BaseHTTPRequestHandler]:
                 finally:
                     catalog.close()
                 if found is not None:
-                    data = thumbnail(folder, found[0], Path(found[1]), HOVER_SIDE, max_pixels)
+                    data = cached_thumbnail(folder, found[0], Path(found[1]), HOVER_SIDE, max_pixels)
             if data is None:
                 self.send_error(404, "no such image")
                 return

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
-from lookalike.validation import as_matrix, check_choice, check_int, l2_normalize, refuse_identical
 from lookalike.cluster.choose_k import knee_index
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_choice, check_int, l2_normalize, refuse_identical
 
 METRICS = ("cosine", "euclidean")
 _BATCH = 8192
@@ -117,7 +117,7 @@ class DBSCAN:
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """``fit(X).labels_``."""
-        return self.fit(X).labels_
+        return np.asarray(self.fit(X).labels_)
 
 
 class HDBSCAN:
@@ -172,7 +172,7 @@ class HDBSCAN:
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """``fit(X).labels_``."""
-        return self.fit(X).labels_
+        return np.asarray(self.fit(X).labels_)
 
 
 def radius_graph(x: np.ndarray, eps: float, metric: str, *, max_edges: int) -> Any:

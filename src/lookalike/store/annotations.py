@@ -203,15 +203,6 @@ def image_of_path(catalog: Catalog, path: str) -> int | None:
     return None if not rows else int(rows[0][0])
 
 
-def paths_matching(catalog: Catalog, text: str, limit: int) -> list[tuple[int, str]]:
-    """(image id, path) of up to ``limit`` image files whose path contains ``text``, by path."""
-    rows = catalog.query(
-        "SELECT image_id, path FROM files WHERE image_id IS NOT NULL AND path LIKE ? ORDER BY path LIMIT ?",
-        (f"%{text}%", int(limit)),
-    )
-    return [(int(r[0]), str(r[1])) for r in rows]
-
-
 def cluster_names(catalog: Catalog, run_id: int) -> dict[int, str]:
     """Each cluster's name in run ``run_id``, by cluster number."""
     rows = catalog.query("SELECT cluster, name FROM clusters WHERE run_id = ? ORDER BY cluster", (run_id,))

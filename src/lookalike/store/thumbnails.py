@@ -2,18 +2,15 @@
 
 Named by the image's content hash, so a cached thumbnail is never stale (changed content is a new
 image) and identical files share one. Written atomically; a library folder that cannot be written
-still gets its thumbnails, only uncached (in memory, per request).
+still gets its thumbnails, only uncached. Making them (decoding) is the caller's: see
+:func:`lookalike.app.thumbs.cached_thumbnail`.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from lookalike.errors import ImageError
-
 THUMBNAILS_DIR = "thumbnails"
-QUALITY = 85
 
 
 def thumbnail_file(folder: Path, digest: str, side: int) -> Path:
@@ -21,32 +18,19 @@ def thumbnail_file(folder: Path, digest: str, side: int) -> Path:
     return folder / THUMBNAILS_DIR / str(side) / digest[:2] / f"{digest}.jpg"
 
 
-def render_thumbnail(source: Path, side: int, max_pixels: int) -> bytes:
-    """JPEG bytes of ``source`` (EXIF-upright) shrunk to fit ``side`` x ``side``; raises ImageError."""
-    from lookalike.io.decode import load_rgb
-
-    image = load_rgb(source, max_pixels=max_pixels, min_side=side)
-    image.thumbnail((side, side))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=QUALITY)
-    return buffer.getvalue()
+def read_thumbnail(folder: Path, digest: str, side: int) -> bytes | None:
+    """The cached thumbnail's JPEG bytes, None when not cached yet."""
+    try:
+        return thumbnail_file(folder, digest, side).read_bytes()
+    except OSError:
+        return None
 
 
-def thumbnail(folder: Path, digest: str, source: Path, side: int, max_pixels: int) -> bytes | None:
-    """The cached thumbnail's bytes, made (and cached) on first use; None when ``source`` cannot be read."""
+def write_thumbnail(folder: Path, digest: str, side: int, data: bytes) -> None:
+    """Cache a thumbnail atomically; a library that cannot be written just stays uncached."""
     from lookalike.store.atomic import write_bytes
 
-    path = thumbnail_file(folder, digest, side)
     try:
-        return path.read_bytes()
-    except OSError:
-        pass
-    try:
-        data = render_thumbnail(source, side, max_pixels)
-    except ImageError:
-        return None
-    try:
-        write_bytes(path, data)
+        write_bytes(thumbnail_file(folder, digest, side), data)
     except OSError:
         pass  # read-only library: served uncached
-    return data
