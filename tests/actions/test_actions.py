@@ -112,9 +112,9 @@ def test_label_is_stored_like_folder_labels_and_undone(lib: Library, tmp_path: P
     assert {p: after[p] for p in after if p not in selection.paths} == {
         p: before[p] for p in before if p not in selection.paths
     }
-    from lookalike.search.filters import ids_with_label
+    from lookalike.store.images import ids_with_label
 
-    assert len(ids_with_label(lib, "keep")) == 5  # the search filters see it
+    assert len(ids_with_label(lib.catalog, "keep")) == 5  # the search filters see it
     undo(lib)
     assert labels(lib) == before
 
