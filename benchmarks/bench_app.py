@@ -134,7 +134,9 @@ def main() -> None:
         library = args.library or build_library(Path(tmp), args.images)
         process, url = start_app(library)
         try:
-            result = {"library": str(library), "python": platform.python_version(), **measure(url)}
+            result = {"library": str(library), "python": platform.python_version(), "cpus": os.cpu_count(),
+                      "load_before": os.getloadavg()[0], **measure(url)}  # fmt: skip
+            result["load_after"] = os.getloadavg()[0]
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
