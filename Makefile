@@ -48,6 +48,8 @@ bench: venv
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi
 	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
+	@./scripts/ensure-chromium
+	@if [ -x /usr/bin/chromium ]; then $(BIN)/python benchmarks/bench_app.py --out bench-results/app.json; fi
 
 # ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv
