@@ -53,6 +53,8 @@ bench: venv
 	$(BIN)/python benchmarks/bench_api.py --out bench-results/api.json
 	$(BIN)/python benchmarks/bench_scale.py --n 1000000 --data bench-data/scale --out bench-results/scale-1m.json
 	$(BIN)/python benchmarks/bench_duplicates.py --out bench-results/duplicates.json
+	@./scripts/ensure-chromium
+	@if [ -x /usr/bin/chromium ]; then $(BIN)/python benchmarks/bench_app.py --out bench-results/app.json; fi
 
 # ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv

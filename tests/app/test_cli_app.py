@@ -19,6 +19,7 @@ def test_app_command_runs_streamlit_on_the_library(tmp_path: Path) -> None:
     assert line[line.index("--server.port") + 1] == "8765"
     assert line[line.index("--server.address") + 1] == "127.0.0.1"
     assert line[line.index("--server.headless") + 1] == "true"
+    assert line[line.index("--client.toolbarMode") + 1] == "minimal"  # no Deploy menu
     assert line[-3:] == ["--", "--library", str((tmp_path / "lib").resolve())]
 
 

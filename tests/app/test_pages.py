@@ -216,18 +216,19 @@ def test_missing_library_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     assert "no library here" in at.error[0].value
 
 
-def test_app_does_not_write_to_the_library_except_projections(full_library: Path) -> None:
+def test_app_writes_only_projections_and_thumbnails_until_an_action(full_library: Path) -> None:
     def snapshot() -> dict[str, int]:
         return {
             str(p.relative_to(full_library)): p.stat().st_mtime_ns
             for p in full_library.rglob("*")
-            if p.is_file() and "projections" not in p.parts and not p.name.endswith(("-wal", "-shm"))
+            if p.is_file() and not {"projections", "thumbnails"} & set(p.parts) and not p.name.endswith(("-wal", "-shm"))
         }
 
     before = snapshot()
-    for page in ("Search", "Cluster Analysis", "Duplicates", "Classification"):
+    for page in ("Search", "Cluster Analysis", "Duplicates", "Classification", "Actions"):
         run_page(full_library, page)
     assert snapshot() == before
+    assert list((full_library / "thumbnails").rglob("*.jpg"))  # cached on disk, by content hash
 
 
 def test_selected_ids_reads_plotly_selection_events() -> None:
@@ -237,3 +238,89 @@ def test_selected_ids_reads_plotly_selection_events() -> None:
     assert selected_ids(event) == [7, 3]
     assert selected_ids({"selection": {"points": []}}) == []
     assert selected_ids(None) == []
+
+
+# -- exploration: names, URL, grids, "Similar", filters, rename -------------------------------------
+def test_metrics_have_human_names(full_library: Path) -> None:
+    at = run_page(full_library, "Cluster Analysis")
+    labels = [m.label for m in at.metric]
+    assert "Davies–Bouldin" in labels and "Points" in labels and "Calinski–Harabasz" in labels
+    assert not [label for label in labels if "_" in label]
+
+
+def test_page_is_in_the_url_and_read_back(full_library: Path) -> None:
+    at = run_page(full_library, "Cluster Analysis")
+    assert at.query_params["page"] in ("clusters", ["clusters"])
+    fresh = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    fresh.session_state["library"] = str(full_library)
+    fresh.query_params["page"] = "duplicates"
+    fresh.run()
+    assert fresh.sidebar.radio(key="page").value == "Duplicates" and fresh.header[0].value == "Duplicates"
+
+
+def test_cluster_grid_lists_members_nearest_first_and_similar_searches(full_library: Path) -> None:
+    at = run_page(full_library, "Cluster Analysis")
+    with Library.open(full_library, readonly=True) as lib:
+        run = lib.cluster_run()
+        files = {i: p for i, p, *_ in lib.catalog.query("SELECT image_id, path FROM files ORDER BY id DESC")}
+    mask = run.labels == run.clusters[0].cluster
+    order = sorted(zip(run.distances[mask], run.image_ids[mask]))
+    expected = [f"{Path(files[i]).parent.name}/{Path(files[i]).name}" for _, i in order]
+    shown = [c.split(" · ")[0] for image in at.get("image") for c in image.captions]
+    assert shown[: len(expected)] == expected
+    similar = [b for b in at.button if b.label == "Similar"][0]
+    similar.click().run()
+    assert at.sidebar.radio(key="page").value == "Search"
+    first = order[0][1]
+    with Library.open(full_library, readonly=True) as lib:
+        hits = lib.search(int(first), 8).hits
+    assert at.dataframe[0].value["path"].tolist() == [h.path for h in hits]
+
+
+def test_search_filters_by_label(full_library: Path) -> None:
+    at = run_page(full_library, "Search", search_source="Pick from the library", search_f_label="green", search_k=20)
+    table = at.dataframe[0].value
+    assert len(table) >= 1 and set(table["label"]) == {"green"}
+
+
+def test_rename_in_the_app_is_stored_and_logged(tmp_path: Path) -> None:
+    with build(tmp_path, per_class=4) as lib:
+        lib.cluster(ClusterConfig(n_clusters=3))
+        folder = lib.folder
+    at = run_page(folder, "Cluster Analysis")
+    at.text_input(key="rename_1_0").set_value("my picks")
+    at.button(key="rename_1_0_go").click().run()
+    assert not at.exception
+    with Library.open(folder, readonly=True) as lib:
+        assert lib.cluster_run().clusters[0].name == "my picks"
+        from lookalike.store.annotations import read_actions
+
+        assert [a.kind for a in read_actions(lib.catalog)] == ["rename"]
+    assert "my picks" in texts(at)
+
+
+def test_palette_never_repeats_and_noise_is_grey() -> None:
+    from lookalike.app.charts import NOISE_COLOUR, group_colour, palette
+
+    colours = [palette(i) for i in range(2000)]
+    assert len(set(colours)) == 2000 and NOISE_COLOUR not in colours
+    assert group_colour("-1: noise", 0) == NOISE_COLOUR
+    assert group_colour("10: shoes", 0) == palette(10) != group_colour("0: shirts", 10)
+
+
+def test_duplicates_keep_this_one_marks_the_others_for_actions(full_library: Path) -> None:
+    at = run_page(full_library, "Duplicates", dup_sim=0.80)
+    with Library.open(full_library, readonly=True) as lib:
+        groups = lib.duplicates(near_bits=8, min_similarity=0.80)
+    total = sum(len(g.paths) for g in groups)
+    assert [e.label for e in at.expander if e.label.startswith("Act on")] == [
+        f"Act on these {total - len(groups):,} files (all but one file of {len(groups)} duplicate groups)"
+    ]
+    second = groups[0].paths[1]
+    at.button(key=f"dup_keep_btn_0_{second}").click().run()
+    assert at.session_state["dup_keep_0"] == second
+    assert "✅ **kept**" in [m.value for m in at.markdown]
+    from lookalike.actions.selection import all_but_one
+
+    kept = all_but_one(groups, {0: second})
+    assert groups[0].paths[0] in kept.paths and second not in kept.paths

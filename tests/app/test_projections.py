@@ -38,3 +38,21 @@ def test_projection_is_cached_atomically_and_reused(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again, first)
     assert cache_path(tmp_path, "pca", 2, "other", ids) != path
     assert cache_path(tmp_path, "pca", 2, "fp", ids[:-1]) != path
+
+
+def test_tsne_map_is_sampled_cached_and_keeps_neighbours(tmp_path: Path) -> None:
+    from lookalike.app import projections
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 10)) * 20
+    x = np.concatenate([c + rng.normal(size=(40, 10)) for c in centres]).astype(np.float32)
+    ids = np.arange(120, dtype=np.int64) * 3
+    rows, coords = projections.map_coordinates(tmp_path, ids, x, "fp", 2, "t-SNE")
+    assert rows.tolist() == list(range(120)) and coords.shape == (120, 2)
+    groups = np.repeat(np.arange(3), 40)
+    nearest = np.argsort(((coords[:, None] - coords[None]) ** 2).sum(-1), axis=1)[:, 1]
+    assert np.mean(groups[nearest] == groups) > 0.95  # well separated blobs stay apart
+    again = projections.map_coordinates(tmp_path, ids, np.zeros_like(x), "fp", 2, "t-SNE")[1]
+    np.testing.assert_array_equal(again, coords)
+    sampled = projections.sample_rows(12_000, "t-SNE")
+    assert sampled.size == projections.NONLINEAR_MAX_POINTS["t-SNE"] and np.all(np.diff(sampled) > 0)

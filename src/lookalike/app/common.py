@@ -1,4 +1,4 @@
-"""What every page shares: the library path, thumbnails, and messages for missing stages."""
+"""What every page shares: the library path, thumbnails (cached on disk in the library), messages."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import streamlit as st
 from lookalike.errors import LookalikeError
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from lookalike.library import Library
 
 THUMB_SIDE = 160
@@ -53,27 +51,25 @@ def missing(what: str, command: str) -> None:
     st.code(command, language="bash")
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
-def _thumbnail(path: str, stamp: tuple[int, int], side: int, max_pixels: int) -> Image.Image | None:
-    from lookalike.errors import ImageError
-    from lookalike.io.decode import load_rgb
+def thumbnail_of(lib: Library, image_id: int, path: str, side: int = THUMB_SIDE) -> bytes | None:
+    """JPEG bytes of library image ``image_id`` (file ``path``) from the library's on-disk thumbnail
+    cache (made on first use), or None when the file is gone or unreadable."""
+    from lookalike.app.thumbs import cached_thumbnail
+    from lookalike.store.annotations import image_files
 
-    try:
-        image = load_rgb(Path(path), max_pixels=max_pixels, min_side=side)
-    except ImageError:
+    found = image_files(lib.catalog, [image_id]).get(image_id)
+    if found is None:
         return None
-    image.thumbnail((side, side))
-    return image
+    return cached_thumbnail(lib.folder, found[0], Path(path), side, lib.manifest.ingest.max_pixels)
 
 
-def thumbnail(lib: Library, path: str, side: int = THUMB_SIDE) -> Image.Image | None:
-    """A small RGB copy of the image file at ``path`` (cached by path, size and mtime), or None
-    when the file is gone or unreadable."""
-    try:
-        st_ = Path(path).stat()
-    except OSError:
-        return None
-    return _thumbnail(path, (st_.st_size, st_.st_mtime_ns), side, lib.manifest.ingest.max_pixels)
+def thumbnail(lib: Library, path: str, side: int = THUMB_SIDE) -> bytes | None:
+    """JPEG bytes of the library file at ``path`` (cached on disk by content), or None when the file
+    is not in the library, gone or unreadable."""
+    from lookalike.store.annotations import image_of_path
+
+    image_id = image_of_path(lib.catalog, path)
+    return None if image_id is None else thumbnail_of(lib, image_id, path, side)
 
 
 def show_image(lib: Library, path: str, caption: str) -> None:

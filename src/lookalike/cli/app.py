@@ -22,7 +22,7 @@ def app_command(library: Path, port: int, host: str) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(main),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--", "--library", str(library.expanduser().resolve()),
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--", "--library", str(library.expanduser().resolve()),
     ]  # fmt: skip
 
 

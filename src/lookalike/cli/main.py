@@ -170,6 +170,7 @@ COMMAND_MODULES = (
     "lookalike.cli.evaluate",
     "lookalike.cli.parquet",
     "lookalike.cli.check",
+    "lookalike.cli.actions",
 )
 """Modules that add commands to ``app`` through their ``register(app)`` function."""
 
