@@ -230,7 +230,8 @@ def prepare_images(config: CompareConfig, folder: Path, progress: Progress) -> d
 
 
 def check_classes(counts: dict[str, int], config: CompareConfig) -> None:
-    """Refuse a subset with one class, a class under :data:`MIN_PER_CLASS` or <= k images."""
+    """Refuse a subset with fewer than 2 classes of :data:`MIN_PER_CLASS` images or <= k images
+    (smaller classes still count for retrieval and clustering; the SVM leaves them out)."""
     total = sum(counts.values())
     where = f"{describe_subset(config)} holds {total} image(s)"
     if len(counts) < 2:
@@ -239,10 +240,10 @@ def check_classes(counts: dict[str, int], config: CompareConfig) -> None:
             "choose another subset (--first/--limit/--per-class)"
         )
     small = {name: n for name, n in counts.items() if n < MIN_PER_CLASS}
-    if small:
+    if len(counts) - len(small) < 2:
         raise InvalidParameterError(
-            f"compare needs at least {MIN_PER_CLASS} images per class (a 75/25 split keeps 3 to train, "
-            f"1 to test); {where} and these classes have fewer: {small}"
+            f"compare needs at least 2 classes of at least {MIN_PER_CLASS} images (a 75/25 split keeps 3 to "
+            f"train, 1 to test); {where} and these classes have fewer: {small}"
         )
     if total <= config.k:
         raise InvalidParameterError(f"retrieval at k={config.k} needs more than {config.k} images; {where}")
