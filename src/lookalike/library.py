@@ -94,21 +94,30 @@ class Library:
         weights: str | Path | None = None,
         ingest: IngestConfig | None = None,
         exist_ok: bool = False,
-        crop_fraction: float | None = None,
+        crop_fraction: float | str | None = None,
+        augment: str | None = None,
     ) -> Library:
         """Create a library folder built with ``backbone`` (or open it if ``exist_ok``).
+
+        ``augment`` names the test-time views averaged into every vector (``none``, ``flip``,
+        ``flip-zoom``; default ``lookalike.embed.augment.DEFAULT_AUGMENT``); ``crop_fraction="auto"``
+        chooses the crop from the images at the first ``add`` (see ``lookalike.embed.crop``).
 
         ``crop_fraction`` overrides the backbone's centre crop (the share of the shorter side
         kept, in (0, 1]); 1.0 keeps the whole image, which suits tiny images such as 28 px
         Fashion-MNIST or 32 px CIFAR, whose objects fill the frame.
         """
+        from lookalike.embed.augment import DEFAULT_AUGMENT, check_augment
+        from lookalike.embed.crop import check_crop_fraction
+
         folder = Path(path).expanduser()
-        if crop_fraction is not None and not 0.0 < crop_fraction <= 1.0:
-            raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
+        check_crop_fraction(crop_fraction)
+        check_augment(augment or DEFAULT_AUGMENT)
         if (folder / "lookalike.toml").exists():
             if exist_ok:
                 lib = cls.open(folder, backbone=backbone, weights=weights)
                 lib.check_crop_fraction(crop_fraction)
+                lib.check_augment(augment)
                 return lib
             raise LibraryExistsError(f"{folder}: a library already exists here")
         if folder.exists() and any(folder.iterdir()):
@@ -123,15 +132,17 @@ class Library:
             weights_source=spec.weights_source,
             dim=spec.dim,
             image_size=spec.image_size,
-            crop_fraction=spec.crop_fraction if crop_fraction is None else float(crop_fraction),
+            crop_fraction=spec.crop_fraction if crop_fraction in (None, "auto") else float(crop_fraction),
             normalization=spec.normalization,
             weights_path=str(Path(weights).resolve()) if weights else None,
             resize=DEFAULT_RESIZE,
             phash=DEFAULT_PHASH,
+            augment=augment or DEFAULT_AUGMENT,
         )
         folder.mkdir(parents=True, exist_ok=True)
         stamp = now()
-        write_manifest(folder, Manifest(record, ingest or IngestConfig(), stamp, stamp))
+        sections = {"crop": {"mode": "auto", "backbone_crop": spec.crop_fraction}} if crop_fraction == "auto" else {}
+        write_manifest(folder, Manifest(record, ingest or IngestConfig(), stamp, stamp, sections))
         return cls(folder, read_manifest(folder), readonly=False, weights=str(weights) if weights else None)
 
     @classmethod
@@ -161,11 +172,23 @@ class Library:
         """Refuse (and close this library) a requested centre crop other than the one it was built
         with; None accepts any."""
         built = self.manifest.embed.crop_fraction
-        if crop_fraction is not None and abs(crop_fraction - built) > 1e-9:
+        if isinstance(crop_fraction, str) or crop_fraction is None:
+            return  # "auto" is resolved once, when the library is first filled
+        if abs(crop_fraction - built) > 1e-9:
             self.close()
             raise InvalidParameterError(
                 f"{self.folder} was built with crop_fraction {built:g}, not {crop_fraction:g}; its vectors "
                 "would not compare with new ones: use another --library path"
+            )
+
+    def check_augment(self, augment: str | None) -> None:
+        """Refuse (and close this library) test-time views other than the ones it was built with."""
+        if augment is not None and augment != self.manifest.embed.augment:
+            built = self.manifest.embed.augment
+            self.close()
+            raise InvalidParameterError(
+                f"{self.folder} was built with augment {built!r}, not {augment!r}; its vectors would not "
+                "compare with new ones: use another --library path"
             )
 
     def close(self) -> None:
@@ -207,7 +230,23 @@ class Library:
             loading = pool.submit(self._prepare_embedding, config.runtime_threads())  # during the scan
             sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
             backbone = loading.result()
+        self._resolve_auto_crop()
         return self._embed_pending(sync, backbone, config, progress)
+
+    def _resolve_auto_crop(self) -> None:
+        """Fix a ``crop_fraction="auto"`` library's crop from the scanned sizes, before any embedding."""
+        from lookalike.embed.crop import auto_crop
+
+        section = self.manifest.sections.get("crop") or {}
+        if section.get("mode") != "auto" or "chosen" in section:
+            return
+        rows = self.catalog.query("SELECT MIN(width, height) FROM images WHERE width IS NOT NULL")
+        chosen, why = auto_crop(np.array([r[0] for r in rows], dtype=np.float64), self.manifest.embed.image_size,
+                                float(section.get("backbone_crop", self.manifest.embed.crop_fraction)))
+        embed = replace(self.manifest.embed, crop_fraction=chosen)
+        sections = {**self.manifest.sections, "crop": {**section, **why, "chosen": chosen}}
+        self.manifest = replace(self.manifest, embed=embed, sections=sections)
+        self._touch_manifest()
 
     index = add
 
@@ -284,7 +323,9 @@ class Library:
                     f"{self.folder} was built with {embed.backbone} weights sha256 "
                     f"{embed.weights_sha256[:12]}…, the weights found have {model.weights_sha256[:12]}…"
                 )
-            self._backbone, self._backbone_threads = model, threads
+            from lookalike.embed.augment import augmented
+
+            self._backbone, self._backbone_threads = augmented(model, embed.augment), threads
         return self._backbone
 
     # -- clustering (lookalike.cluster.run) --------------------------------------------------------

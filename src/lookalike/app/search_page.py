@@ -8,6 +8,7 @@ import streamlit as st
 
 from lookalike.app.common import friendly_errors, gallery, short_name
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.search.rerank import RERANK_METHODS
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -21,9 +22,13 @@ PICK_LIMIT = 500
 def render(lib: Library) -> None:
     st.header("Search")
     query, query_name = _query_input(lib)
-    left, mid, right = st.columns(3)
+    left, mid, rerank_col, right = st.columns(4)
     k = left.slider("Results (k)", min_value=1, max_value=50, value=8, key="search_k")
     kind = mid.selectbox("Index kind", KINDS, key="search_kind")
+    rerank = rerank_col.selectbox(
+        "Re-ranking", RERANK_METHODS, key="search_rerank",
+        help="none: exact nearest neighbours; aqe / dba / kreciprocal re-order the nearest candidates",
+    )
     in_cluster = right.toggle(
         "Search only inside the query's cluster",
         key="search_in_cluster",
@@ -33,6 +38,7 @@ def render(lib: Library) -> None:
         st.info("Upload an image or pick one from the library to search.")
         return
     options: dict[str, Any] = {"kind": "ivf", "nprobe": 1} if in_cluster else {"kind": kind}
+    options["rerank"] = rerank
     try:
         result = lib.search(query, k, **options)
     except ImageError as exc:

@@ -71,6 +71,7 @@ def search(
     label: Annotated[str | None, typer.Option(help="Only images with this label.")] = None,
     under: Annotated[Path | None, typer.Option(help="Only images with a file under this folder.")] = None,
     include_self: Annotated[bool, typer.Option("--include-self", help="Keep query images of the library in the results.")] = False,
+    rerank: Annotated[str, typer.Option(help="Re-rank the nearest candidates at query time: none (exact order), aqe, dba, kreciprocal.")] = "none",
     as_json: JsonOption = False,
 ) -> None:
     """Find the K library images most similar to QUERY (any image, in the library or not)."""
@@ -80,7 +81,8 @@ def search(
     with opened(library) as lib:
         searcher = Searcher(lib, kind)
         items = [parse_query(q) for q in query]
-        result = searcher.search(items, k, filters=filters, nprobe=nprobe, ef_search=ef_search, include_self=include_self)
+        result = searcher.search(items, k, filters=filters, nprobe=nprobe, ef_search=ef_search, include_self=include_self,
+                                 rerank=rerank)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return

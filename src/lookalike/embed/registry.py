@@ -177,6 +177,10 @@ def get_entry(name: str) -> BackboneEntry:
     """The registry entry for ``name``; :class:`UnknownBackboneError` lists the known names."""
     if name in _REGISTRY:
         return _REGISTRY[name]
+    from lookalike.embed.fused import fused_spec, is_fused
+
+    if is_fused(name):  # loaded by load_backbone through lookalike.embed.fused
+        return BackboneEntry(fused_spec(name), "native", "lookalike.embed.fused:load_fused")
     prefix, sep, _ = name.partition(":")
     if sep and prefix in _FAMILIES:
         return _FAMILIES[prefix](name)
@@ -245,6 +249,12 @@ def load_backbone(
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InvalidParameterError(f"threads must be an integer >= 0, got {threads!r}")
     entry = get_entry(name)
+    if entry.target == "lookalike.embed.fused:load_fused":
+        from lookalike.embed.fused import load_fused
+
+        if weights is not None:
+            raise InvalidParameterError(f"fused backbone {name!r} loads each part's own weights, got weights={weights!r}")
+        return load_fused(name, threads=threads, cache_dir=cache_dir)
     module_name, _, attribute = entry.target.partition(":")
     target = getattr(importlib.import_module(module_name), attribute)
     if entry.kind == "native":

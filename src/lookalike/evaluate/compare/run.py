@@ -57,7 +57,11 @@ class CompareConfig:
     k : neighbours of the retrieval metrics (P@k, mAP@k).
     pca, whiten : PCA components (0 keeps all: centring and rotation only) and whitening.
     crop_fraction : centre crop of the libraries (None: each backbone's own; 1.0 keeps the
-        whole image). A library in WORK built with another crop is refused.
+        whole image; ``"auto"`` chooses from the image sizes). A library in WORK built with
+        another crop is refused.
+    augment : test-time views of the libraries (None: the default, see ``lookalike.embed.augment``).
+    rerank : re-ranking methods measured as extra rows per backbone (``BACKBONE +METHOD``).
+    projection : also a held-out learned-projection row per backbone (``lookalike.project``).
     svm_tune : choose the SVM's C and gamma by 5-fold grid search on the training part
         (``ClassifyConfig`` grid); False uses C = 1, gamma = scikit-learn's ``"scale"``.
     test_size : held-out share of the SVM split (stratified, seeded).
@@ -75,19 +79,24 @@ class CompareConfig:
     k: int = 10
     pca: int = 256
     whiten: bool = False
-    crop_fraction: float | None = None
+    crop_fraction: float | str | None = None
     svm_tune: bool = True
     test_size: float = 0.25
     autoencoder: bool = False
     autoencoder_epochs: int = AutoencoderConfig.epochs
     cache_dir: Path | None = None
+    augment: str | None = None
+    rerank: tuple[str, ...] = ()
+    projection: bool = False
 
     def __post_init__(self) -> None:
         checks = [
             (self.k >= 1, f"k must be >= 1, got {self.k}"),
             (self.pca >= 0, f"pca must be >= 0 (0 keeps every component), got {self.pca}"),
-            (self.crop_fraction is None or 0.0 < self.crop_fraction <= 1.0,
-             f"crop_fraction must be in (0, 1], got {self.crop_fraction}"),
+            (self.crop_fraction in (None, "auto") or 0.0 < float(self.crop_fraction) <= 1.0,
+             f"crop_fraction must be in (0, 1] or 'auto', got {self.crop_fraction}"),
+            (all(m in ("none", "aqe", "dba", "kreciprocal") for m in self.rerank),
+             f"rerank methods must be among none, aqe, dba, kreciprocal; got {list(self.rerank)}"),
             (0.0 < self.test_size < 1.0, f"test_size must be in (0, 1), got {self.test_size}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.autoencoder_epochs >= 1, f"autoencoder_epochs must be >= 1, got {self.autoencoder_epochs}"),
@@ -156,7 +165,7 @@ def run_compare(
     classes = prepare_images(config, images, progress)
     rows: list[BackboneResult] = []
     for name in names:
-        rows.append(compare_backbone(name, config, work, progress))
+        rows.extend(compare_backbone(name, config, work, progress, with_options=name != BASELINE))
         if on_row:
             on_row(rows[-1])
     if config.autoencoder:
@@ -250,22 +259,32 @@ def check_classes(counts: dict[str, int], config: CompareConfig) -> None:
 
 
 # -- one backbone -----------------------------------------------------------------------------------
-def compare_backbone(name: str, config: CompareConfig, work: Path, progress: Progress) -> BackboneResult:
-    """Build or reuse ``name``'s library and measure it; errors end up in the row."""
+def compare_backbone(
+    name: str, config: CompareConfig, work: Path, progress: Progress, *, with_options: bool = False
+) -> list[BackboneResult]:
+    """Build or reuse ``name``'s library and measure it (and, ``with_options``, the re-ranking and
+    projection rows of ``config``); errors end up in the row."""
+    from lookalike.evaluate.compare.options import option_rows
     from lookalike.library import Library
 
     folder = library_folder(work, name)
     result = BackboneResult(backbone=name, library=str(folder))
+    rows = [result]
     try:
-        with Library.create(folder, backbone=name, exist_ok=True, crop_fraction=config.crop_fraction) as lib:
+        with Library.create(folder, backbone=name, exist_ok=True, crop_fraction=config.crop_fraction,
+                            augment=config.augment) as lib:  # fmt: skip
             state = _read_state(lib.folder)
             _index(lib, work / IMAGES_DIR, state, result, progress)
             _write_state(lib.folder, state)  # the build's speed survives a failed or killed measure
             measure_library(lib, config, state, result, progress)
             _write_state(lib.folder, state)
+            if lib.manifest.embed.augment != "none":
+                result.backbone = f"{name} [{lib.manifest.embed.augment}]"
+            if with_options:
+                rows += option_rows(lib, config, result)
     except LookalikeError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-    return result
+    return rows
 
 
 def _index(lib: Library, images: Path, state: dict[str, Any], result: BackboneResult, progress: Progress) -> None:
@@ -310,7 +329,7 @@ def _autoencoder_row(config: CompareConfig, work: Path, progress: Progress) -> B
         except LookalikeError as exc:
             return BackboneResult(name, str(library_folder(work, name)), error=f"{type(exc).__name__}: {exc}")
         trained = time.perf_counter() - started
-    result = compare_backbone(name, config, work, progress)
+    result = compare_backbone(name, config, work, progress)[0]
     if trained:
         result.seconds["train_autoencoder"] = round(trained, 1)
     return result
