@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from lookalike.library import Library
     from lookalike.index.live import LiveIndex
 
+PROJECTION_POOL = 1000
+"""Nearest candidates (in the reduced space) that a projected search re-orders."""
 Query = str | Path | bytes | int
 """A file path, an image file's bytes, or the id of an image in the library."""
 
@@ -148,15 +150,22 @@ class Searcher:
         ef_search: int | None = None,
         include_self: bool = False,
         rerank: str = "none",
+        projected: bool = False,
     ) -> SearchResult:
         """The ``k`` library images nearest to ``query`` (several queries: their mean).
 
         ``rerank`` (``aqe``, ``dba``, ``kreciprocal``; see :mod:`lookalike.search.rerank`) re-orders
         a pool of the nearest candidates at query time; ``none`` keeps the exact order.
+        ``projected`` orders that pool by similarity in the learned label projection
+        (``lookalike learn-projection``) instead; it cannot be combined with ``rerank``.
         """
         from lookalike.search.rerank import RerankConfig, check_method
 
         check_method(rerank)
+        if projected:
+            if rerank != "none":
+                raise InvalidParameterError(f"projected search re-orders the candidates itself; got rerank={rerank!r} too")
+            rerank = "projection"
         started = time.perf_counter()
         filters = filters or SearchFilters()
         vectors, own, seconds = self.query_vectors(query)
@@ -165,7 +174,8 @@ class Searcher:
         searching = time.perf_counter()
         query_vector = mean_query(vectors)
         found = self.live.search(
-            query_vector[None], k if rerank == "none" else max(k, RerankConfig().pool), allowed_ids=allowed,
+            query_vector[None], k if rerank == "none" else max(k, PROJECTION_POOL if projected else RerankConfig().pool),
+            allowed_ids=allowed,
             exclude_ids=None if include_self else own or None,
             clusters=self._span(run), calibrator=self.calibrator, nprobe=nprobe, ef_search=ef_search,
         )[0]
@@ -263,7 +273,15 @@ class Searcher:
             rows = order[at]
             known = dba_ids[rows] == ids
             augmented = np.where(known[:, None], dba_vectors[rows], candidates)  # newer images: no DBA yet
-        order, scores = rerank_pool(method, np.asarray(query, dtype=np.float32), candidates, RerankConfig(), augmented)
+        if method == "projection":
+            from lookalike.search.projection import library_projection
+
+            projector = library_projection(self.lib)
+            scores = projector.transform(candidates) @ projector.transform(np.asarray(query, np.float32)[None])[0]
+            order = np.argsort(-scores, kind="stable")
+            scores = scores[order]
+        else:
+            order, scores = rerank_pool(method, np.asarray(query, dtype=np.float32), candidates, RerankConfig(), augmented)
         return [replace(hits[i], rank=rank, rerank_score=float(score))
                 for rank, (i, score) in enumerate(zip(order[:k], scores[:k]), start=1)]
 
