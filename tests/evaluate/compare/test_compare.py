@@ -183,7 +183,8 @@ def test_first_n_takes_the_dataset_order(cache, tmp_path):
     [
         ({"dataset": "mnist"}, InvalidParameterError, r"unknown dataset 'mnist'; expected one of \['dogs-vs-cats'"),
         ({"backbones": ("pixels", "vgg16")}, UnknownBackboneError, "unknown backbone 'vgg16'; known backbones: "
-         "efficientnet-lite0, efficientnet-lite2, mobilenetv2, pixels, resnet50, autoencoder:..."),
+         "efficientnet-lite0, efficientnet-lite0-gem, efficientnet-lite2, efficientnet-lite2-gem, mobilenetv2, pixels, "
+         "resnet50, autoencoder:..."),
         ({"first": 3}, InvalidParameterError, r"at least 2 classes of at least 4 images.*holds 3 image\(s\)"),
         ({"first": 20, "k": 20}, InvalidParameterError, "retrieval at k=20 needs more than 20 images"),
         ({"per_class": 2}, InvalidParameterError, r"at least 2 classes of at least 4 images.*'Trouser': 2"),
