@@ -107,3 +107,22 @@ def test_flip_tta_on_a_real_network_is_flip_invariant():
     image = np.asarray(Image.fromarray(data.astronaut()).resize((224, 224)))[None]
     a, b = backbone.embed(image), backbone.embed(np.ascontiguousarray(image[:, :, ::-1]))
     assert float((a @ b.T) / np.linalg.norm(a) / np.linalg.norm(b)) > 0.9999
+
+
+def test_index_cli_takes_augment_and_auto_crop(tmp_path):
+    from typer.testing import CliRunner
+
+    from lookalike.cli.main import app
+
+    _images(tmp_path / "photos", 20, count=3)
+    runner = CliRunner()
+    args = ["index", str(tmp_path / "photos"), "--library", str(tmp_path / "lib"), "--backbone", "pixels",
+            "--augment", "flip", "--crop-fraction", "auto", "--no-progress"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.manifest.embed.augment == "flip" and lib.manifest.sections["crop"]["chosen"] == 1.0
+    again = runner.invoke(app, [*args[:6], "--augment", "none", "--no-progress"])
+    assert again.exit_code != 0 and "built with augment 'flip', not 'none'" in again.output
+    bad = runner.invoke(app, ["index", str(tmp_path / "photos"), "--library", str(tmp_path / "new"), "--crop-fraction", "x"])
+    assert bad.exit_code != 0 and "'auto'" in bad.output
