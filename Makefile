@@ -48,6 +48,7 @@ bench: venv
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi
 	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
+	$(BIN)/python benchmarks/bench_quality_cost.py --out bench-results/quality_cost.json
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
