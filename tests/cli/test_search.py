@@ -98,7 +98,7 @@ def test_evaluate_retrieval_matches_brute_force(library):
     from lookalike import Library
 
     with Library.open(library, readonly=True) as lib:
-        reduced, labels = lib.reduced(), image_labels(lib)
+        reduced, labels = lib.reduced(), image_labels(lib.store)
     ids, X = np.asarray(reduced.ids), np.asarray(reduced.vectors, dtype=np.float64)
     sims = X @ X.T
     np.fill_diagonal(sims, -np.inf)

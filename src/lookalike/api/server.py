@@ -139,7 +139,7 @@ class LibraryWorker:
         from lookalike.search.searcher import Searcher
 
         if self._searcher is None:
-            self._searcher = Searcher(self.lib, self.settings.kind, update=False)
+            self._searcher = Searcher(self.lib.store, self.settings.kind, update=False)
             limit = self.lib.manifest.ingest.max_pixels
             self._searcher.max_pixels = min(limit, self.settings.max_pixels or limit)
         else:
@@ -226,7 +226,7 @@ def create_app(library_path: str | Path, settings: ApiSettings | None = None) ->
         from fastapi.responses import JSONResponse
     except ImportError as exc:
         raise MissingDependencyError("fastapi", "the HTTP API", "pip install fastapi uvicorn python-multipart") from exc
-    from lookalike import __version__
+    from lookalike._version import __version__
     from lookalike.api.routes import add_routes
     from lookalike.library import Library
 

@@ -20,11 +20,12 @@ import numpy as np
 
 from lookalike.cluster.kmeans import assign
 from lookalike.errors import InvalidParameterError
+from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.arrays import load_npz, save_npz
 
 if TYPE_CHECKING:
     from lookalike.cluster import ClusterSummary
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 NOISE = -1
 UNASSIGNED = -2
@@ -116,7 +117,7 @@ def run_file(folder: Path, run_id: int) -> Path:
     return folder / "models" / f"cluster-{run_id}.npz"
 
 
-def store_run(lib: Library, run: NewRun) -> int:
+def store_run(store: LibraryStore, run: NewRun) -> int:
     """Write ``run`` (catalog rows and ``.npz``) in one transaction; returns its id."""
     ids = run.ids
     row = (run.method, json.dumps(run.params), run.reducer_fingerprint, int(ids.size), len(run.summaries),
@@ -127,14 +128,14 @@ def store_run(lib: Library, run: NewRun) -> int:
                  json.dumps([int(ids[i]) for i in s.representatives])) for s in run.summaries]  # fmt: skip
     path: Path | None = None
     try:
-        with lib.catalog.transaction() as db:
+        with store.catalog.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO cluster_runs(method, params, reducer_fingerprint, n_images, n_clusters, n_noise, "
                 "metrics, evidence, created, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             run_id = int(cursor.lastrowid or 0)
-            path = run_file(lib.folder, run_id)
+            path = run_file(store.folder, run_id)
             save_npz(path, run.arrays)
             db.executemany(
                 "INSERT INTO cluster_members(run_id, image_id, cluster, distance) VALUES (?, ?, ?, ?)",
@@ -158,22 +159,22 @@ _RUN_COLUMNS = (
 )
 
 
-def list_runs(lib: Library) -> list[RunInfo]:
-    """Every stored run of ``lib``, oldest first."""
-    reducer = lib.reducer()
+def list_runs(store: LibraryStore) -> list[RunInfo]:
+    """Every stored run of ``store``, oldest first."""
+    reducer = stored_reducer(store)
     current = None if reducer is None else str(reducer.fingerprint)
-    rows = lib.catalog.query(f"SELECT {_RUN_COLUMNS} FROM cluster_runs ORDER BY id")
+    rows = store.catalog.query(f"SELECT {_RUN_COLUMNS} FROM cluster_runs ORDER BY id")
     return [_run_info(row, current) for row in rows]
 
 
-def read_run(lib: Library, run_id: int | None = None) -> ClusterRun:
-    """Run ``run_id`` (default: the latest) applied to the images ``lib`` holds now."""
-    info = find_run(lib, run_id)
-    stored = lib.catalog.query(
+def read_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
+    """Run ``run_id`` (default: the latest) applied to the images ``store`` holds now."""
+    info = find_run(store, run_id)
+    stored = store.catalog.query(
         "SELECT image_id, cluster, distance FROM cluster_members WHERE run_id = ? ORDER BY image_id", (info.id,)
     )
     stored_ids = np.array([r[0] for r in stored], dtype=np.int64)
-    current = np.asarray(lib.catalog.embedded_rows()[0], dtype=np.int64)
+    current = np.asarray(store.catalog.embedded_rows()[0], dtype=np.int64)
     labels = np.full(current.size, UNASSIGNED, dtype=np.int64)
     distances = np.full(current.size, np.nan)
     found = np.zeros(current.size, dtype=bool)
@@ -182,14 +183,14 @@ def read_run(lib: Library, run_id: int | None = None) -> ClusterRun:
         found = stored_ids[pos] == current
         labels[found] = np.array([r[1] for r in stored], dtype=np.int64)[pos[found]]
         distances[found] = np.array([np.nan if r[2] is None else r[2] for r in stored])[pos[found]]
-    arrays = load_npz(run_file(lib.folder, info.id))
+    arrays = load_npz(run_file(store.folder, info.id))
     n_new = int(np.count_nonzero(~found))
     predicted = 0
     if n_new and info.method == "kmeans" and not info.stale:
-        predicted = _predict_new(lib, current[~found], arrays["centers"], labels, distances, ~found)
+        predicted = _predict_new(store, current[~found], arrays["centers"], labels, distances, ~found)
     return ClusterRun(
         info=info,
-        clusters=_read_clusters(lib, info.id),
+        clusters=_read_clusters(store, info.id),
         image_ids=current,
         labels=labels,
         distances=distances,
@@ -201,11 +202,11 @@ def read_run(lib: Library, run_id: int | None = None) -> ClusterRun:
 
 
 def _predict_new(
-    lib: Library, new_ids: np.ndarray, centers: np.ndarray, labels: np.ndarray, distances: np.ndarray,
+    store: LibraryStore, new_ids: np.ndarray, centers: np.ndarray, labels: np.ndarray, distances: np.ndarray,
     where: np.ndarray,
 ) -> int:  # fmt: skip
     """Nearest stored centroid for ``new_ids``, written into ``labels``/``distances`` at ``where``."""
-    reduced = lib.reduced()
+    reduced = reduced_vectors(store)
     order = np.argsort(reduced.ids)
     rows = order[np.searchsorted(reduced.ids, new_ids, sorter=order)]
     vectors = np.ascontiguousarray(np.asarray(reduced.vectors)[rows], dtype=np.float32)
@@ -215,12 +216,12 @@ def _predict_new(
     return int(new_ids.size)
 
 
-def find_run(lib: Library, run_id: int | None) -> RunInfo:
+def find_run(store: LibraryStore, run_id: int | None) -> RunInfo:
     """The run with ``run_id`` (None: the latest), or an error naming the runs there are."""
-    runs = list_runs(lib)
+    runs = list_runs(store)
     if not runs:
         raise InvalidParameterError(
-            f"{lib.folder} has no clustering runs yet; run `lookalike cluster --library {lib.folder}`"
+            f"{store.folder} has no clustering runs yet; run `lookalike cluster --library {store.folder}`"
         )
     if run_id is None:
         return runs[-1]
@@ -228,7 +229,7 @@ def find_run(lib: Library, run_id: int | None) -> RunInfo:
         if run.id == run_id:
             return run
     raise InvalidParameterError(
-        f"{lib.folder} has no clustering run {run_id}; its runs are {', '.join(str(r.id) for r in runs)}"
+        f"{store.folder} has no clustering run {run_id}; its runs are {', '.join(str(r.id) for r in runs)}"
     )
 
 
@@ -241,14 +242,14 @@ def _run_info(row: tuple, current_fingerprint: str | None) -> RunInfo:
     )  # fmt: skip
 
 
-def _read_clusters(lib: Library, run_id: int) -> tuple[ClusterInfo, ...]:
-    rows = lib.catalog.query(
+def _read_clusters(store: LibraryStore, run_id: int) -> tuple[ClusterInfo, ...]:
+    rows = store.catalog.query(
         "SELECT cluster, size, name, medoid_image_id, spread, representatives FROM clusters "
         "WHERE run_id = ? ORDER BY cluster",
         (run_id,),
     )
     reps = {int(r[0]): tuple(int(i) for i in json.loads(r[5] or "[]")) for r in rows}
-    paths = image_paths(lib, sorted({i for ids in reps.values() for i in ids}))
+    paths = image_paths(store, sorted({i for ids in reps.values() for i in ids}))
     return tuple(
         ClusterInfo(
             cluster=int(r[0]), size=int(r[1]), name=str(r[2]),
@@ -260,13 +261,13 @@ def _read_clusters(lib: Library, run_id: int) -> tuple[ClusterInfo, ...]:
     )
 
 
-def image_paths(lib: Library, image_ids: list[int]) -> dict[int, str]:
+def image_paths(store: LibraryStore, image_ids: list[int]) -> dict[int, str]:
     """One file path per image id (its first file); images no longer in the library are left out."""
     out: dict[int, str] = {}
     for start in range(0, len(image_ids), 500):
         chunk = image_ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         query = f"SELECT image_id, path FROM files WHERE image_id IN ({marks}) ORDER BY id"
-        for image_id, path in lib.catalog.query(query, chunk):
+        for image_id, path in store.catalog.query(query, chunk):
             out.setdefault(int(image_id), str(path))
     return out

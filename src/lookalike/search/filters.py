@@ -18,8 +18,8 @@ from lookalike.index import ClusterSpan
 from lookalike.store.catalog import encode_path
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
     from lookalike.index.live import LiveIndex
+    from lookalike.store.library_store import LibraryStore
 
 NOISE = -1
 
@@ -64,22 +64,22 @@ class ClusterRun:
         return ClusterSpan(centroids, ids, labels, live.reconstruct)
 
 
-def load_run(lib: Library, run_id: int | None = None) -> ClusterRun:
+def load_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
     """Cluster run ``run_id`` (default: the latest stored one)."""
     if run_id is None:
-        rows = lib.catalog.query("SELECT id, reducer_fingerprint FROM cluster_runs ORDER BY id DESC LIMIT 1")
+        rows = store.catalog.query("SELECT id, reducer_fingerprint FROM cluster_runs ORDER BY id DESC LIMIT 1")
     else:
-        rows = lib.catalog.query("SELECT id, reducer_fingerprint FROM cluster_runs WHERE id = ?", (run_id,))
+        rows = store.catalog.query("SELECT id, reducer_fingerprint FROM cluster_runs WHERE id = ?", (run_id,))
     if not rows:
-        known = [r[0] for r in lib.catalog.query("SELECT id FROM cluster_runs ORDER BY id")]
+        known = [r[0] for r in store.catalog.query("SELECT id FROM cluster_runs ORDER BY id")]
         raise InvalidParameterError(
-            f"{lib.folder}: no cluster run {run_id}; stored runs: {known or 'none (cluster the library first)'}"
+            f"{store.folder}: no cluster run {run_id}; stored runs: {known or 'none (cluster the library first)'}"
         )
     run, fingerprint = int(rows[0][0]), str(rows[0][1])
-    members = lib.catalog.query(
+    members = store.catalog.query(
         "SELECT image_id, cluster FROM cluster_members WHERE run_id = ? ORDER BY image_id", (run,)
     )
-    names = lib.catalog.query("SELECT cluster, name FROM clusters WHERE run_id = ?", (run,))
+    names = store.catalog.query("SELECT cluster, name FROM clusters WHERE run_id = ?", (run,))
     return ClusterRun(
         id=run,
         reducer_fingerprint=fingerprint,
@@ -89,42 +89,42 @@ def load_run(lib: Library, run_id: int | None = None) -> ClusterRun:
     )
 
 
-def ids_with_label(lib: Library, label: str) -> np.ndarray:
+def ids_with_label(store: LibraryStore, label: str) -> np.ndarray:
     """Embedded images with a file labelled ``label``; an unknown label raises with known ones."""
-    rows = lib.catalog.query(
+    rows = store.catalog.query(
         "SELECT DISTINCT f.image_id FROM files f JOIN images i ON i.id = f.image_id "
         "WHERE f.label = ? AND i.status = 'embedded'", (label,)
     )
     if not rows:
-        known = [r[0] for r in lib.catalog.query("SELECT DISTINCT label FROM files WHERE label IS NOT NULL ORDER BY label")]
+        known = [r[0] for r in store.catalog.query("SELECT DISTINCT label FROM files WHERE label IS NOT NULL ORDER BY label")]
         shown = ", ".join(known[:30]) + (", ..." if len(known) > 30 else "")
         raise InvalidParameterError(f"no embedded image has the label {label!r}; labels: {shown or 'none'}")
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
 
-def ids_under(lib: Library, prefix: str | Path) -> np.ndarray:
+def ids_under(store: LibraryStore, prefix: str | Path) -> np.ndarray:
     """Embedded images with a file at or below the folder ``prefix`` (compared as catalog paths,
     never opened)."""
     folder = os.path.abspath(Path(prefix).expanduser())
     exact = encode_path(folder)
     below = encode_path(folder.rstrip(os.sep) + os.sep)
-    rows = lib.catalog.query(
+    rows = store.catalog.query(
         "SELECT DISTINCT f.image_id FROM files f JOIN images i ON i.id = f.image_id "
         "WHERE i.status = 'embedded' AND (f.path_bytes = ? OR substr(f.path_bytes, 1, ?) = ?)",
         (exact, len(below), below),
     )
     if not rows:
-        raise InvalidParameterError(f"no embedded image of {lib.folder} is under {folder}")
+        raise InvalidParameterError(f"no embedded image of {store.folder} is under {folder}")
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
 
-def first_files(lib: Library, image_ids: list[int]) -> dict[int, tuple[str, str | None]]:
+def first_files(store: LibraryStore, image_ids: list[int]) -> dict[int, tuple[str, str | None]]:
     """For each image, (path, label) of its first file (smallest file id)."""
     out: dict[int, tuple[str, str | None]] = {}
     for start in range(0, len(image_ids), 500):
         chunk = image_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = lib.catalog.query(
+        rows = store.catalog.query(
             f"SELECT image_id, path, label FROM files WHERE image_id IN ({marks}) ORDER BY id", chunk
         )
         for image_id, path, label in rows:

@@ -15,40 +15,41 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError, StaleModelError
 from lookalike.project import LabelProjector
+from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.search.library_index import image_labels
 from lookalike.store.projection import load_projection, save_projection
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 
-def learn_projection(lib: Library, beta: float = 0.5, shrinkage: float = 0.1) -> dict[str, Any]:
-    """Fit the projection on every labelled image of ``lib`` and store it; a JSON-ready summary."""
-    reduced = lib.reduced()
-    labels = image_labels(lib)
+def learn_projection(store: LibraryStore, beta: float = 0.5, shrinkage: float = 0.1) -> dict[str, Any]:
+    """Fit the projection on every labelled image of ``store`` and store it; a JSON-ready summary."""
+    reduced = reduced_vectors(store)
+    labels = image_labels(store)
     ids = np.asarray(reduced.ids, dtype=np.int64)
     rows = np.array([i for i, image in enumerate(ids.tolist()) if image in labels], dtype=np.int64)
     if rows.size == 0:
-        raise InvalidParameterError(f"{lib.folder}: no labelled image to learn a projection from (index with `--labels folder`)")
+        raise InvalidParameterError(f"{store.folder}: no labelled image to learn a projection from (index with `--labels folder`)")
     y = np.array([labels[int(ids[i])] for i in rows], dtype=str)
     projector = LabelProjector(beta=beta, shrinkage=shrinkage).fit(np.asarray(reduced.vectors)[rows], y)
-    save_projection(lib.folder, projector.to_arrays(), reduced.reducer_fingerprint, int(rows.size))
-    return {"library": str(lib.folder), "images": int(rows.size), "classes": int(projector.classes_.size),
+    save_projection(store.folder, projector.to_arrays(), reduced.reducer_fingerprint, int(rows.size))
+    return {"library": str(store.folder), "images": int(rows.size), "classes": int(projector.classes_.size),
             "dim": int(reduced.vectors.shape[1] + projector.scalings_.shape[1]), "beta": beta,
             "shrinkage": shrinkage, "reducer": reduced.reducer_fingerprint}  # fmt: skip
 
 
-def library_projection(lib: Library) -> LabelProjector:
+def library_projection(store: LibraryStore) -> LabelProjector:
     """The stored projection; an error when there is none or the PCA was refitted since."""
-    stored = load_projection(lib.folder)
+    stored = load_projection(store.folder)
     if stored is None:
-        raise InvalidParameterError(f"{lib.folder}: no learned projection; run `lookalike learn-projection --library {lib.folder}`")
-    reducer = lib.reducer()
+        raise InvalidParameterError(f"{store.folder}: no learned projection; run `lookalike learn-projection --library {store.folder}`")
+    reducer = stored_reducer(store)
     fitted_on = str(stored["reducer"])
     if reducer is None or reducer.fingerprint != fitted_on:
         now = None if reducer is None else reducer.fingerprint
         raise StaleModelError(
-            f"{lib.folder}: the projection was learned on PCA {fitted_on}, the library's PCA is now {now}; "
-            f"learn it again: `lookalike learn-projection --library {lib.folder}`"
+            f"{store.folder}: the projection was learned on PCA {fitted_on}, the library's PCA is now {now}; "
+            f"learn it again: `lookalike learn-projection --library {store.folder}`"
         )
     return LabelProjector.from_arrays(stored)

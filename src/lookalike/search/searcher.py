@@ -2,7 +2,7 @@
 
 ::
 
-    with Library.open("photos.lookalike") as lib:
+    with LibraryStore.open("photos.lookalike") as store:
         result = lib.search("query.jpg", k=10, filters=SearchFilters(label="cats"))
         for hit in result.hits:
             print(hit.rank, hit.path, hit.similarity, hit.confidence)
@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.embed.query import embed_source
 from lookalike.errors import InvalidParameterError, UnreadableFileError
 from lookalike.index import ClusterSpan, mean_query
 from lookalike.io.scan import content_hash, describe_os_error
+from lookalike.reduce.stored import require_reducer
 from lookalike.search.filters import ClusterRun, first_files, ids_under, ids_with_label, load_run
 from lookalike.search.library_index import (
     file_signature,
@@ -46,8 +48,8 @@ from lookalike.search.library_index import (
 )
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
     from lookalike.index.live import LiveIndex
+    from lookalike.store.library_store import LibraryStore
 
 PROJECTION_POOL = 1000
 """Nearest candidates (in the reduced space) that a projected search re-orders."""
@@ -106,11 +108,11 @@ class Searcher:
     instead (see :mod:`lookalike.index.live`) and :meth:`refresh` picks up changes.
     """
 
-    def __init__(self, lib: Library, kind: str = "auto", *, update: bool | None = None) -> None:
-        self.lib = lib
+    def __init__(self, store: LibraryStore, kind: str = "auto", *, update: bool | None = None) -> None:
+        self.store = store
         self.kind = kind
-        self.update = (not lib.readonly) if update is None else update
-        self.max_pixels = lib.manifest.ingest.max_pixels
+        self.update = (not store.readonly) if update is None else update
+        self.max_pixels = store.manifest.ingest.max_pixels
         """Largest query image accepted, in pixels (decompression-bomb limit)."""
         self._signature: tuple[Any, ...] | None = None
         self._run_spans: dict[int, ClusterSpan | None] = {}
@@ -123,21 +125,20 @@ class Searcher:
         signature = self._current_signature()
         if signature == self._signature:
             return False
-        reducer = self.lib.reducer()
-        self.live: LiveIndex = open_index(self.lib, self.kind, update=self.update)
-        self.reducer = reducer if reducer is not None else self.lib.reducer()
+        self.live: LiveIndex = open_index(self.store, self.kind, update=self.update)  # fits PCA if needed
+        self.reducer = require_reducer(self.store)
         fingerprint = self.reducer.fingerprint
-        self.calibrator = load_calibrator(self.lib.folder, fingerprint)
-        self.own_clusters = self._own_span(load_confidence_clusters(self.lib.folder, fingerprint))
+        self.calibrator = load_calibrator(self.store.folder, fingerprint)
+        self.own_clusters = self._own_span(load_confidence_clusters(self.store.folder, fingerprint))
         self._run_spans, self._runs = {}, {}
         self._dba: tuple[np.ndarray, np.ndarray] | None = None
         self._signature = self._current_signature()
         return True
 
     def _current_signature(self) -> tuple[Any, ...]:
-        version = self.lib.catalog.query("PRAGMA data_version")[0][0]
+        version = self.store.catalog.query("PRAGMA data_version")[0][0]
         index_path = getattr(getattr(self, "live", None), "path", None)
-        return (version, file_signature(index_path), file_signature(self.lib.folder / "models" / "reducer.npz"))
+        return (version, file_signature(index_path), file_signature(self.store.folder / "models" / "reducer.npz"))
 
     # -- searching -------------------------------------------------------------------------
     def search(
@@ -213,12 +214,12 @@ class Searcher:
             raise InvalidParameterError(f"a query item is a file path, bytes or an image id, got {type(item).__name__}")
         if isinstance(item, (int, np.integer)):
             if not self.live.contains([int(item)])[0]:
-                raise InvalidParameterError(f"image id {int(item)} is not an embedded image of {self.lib.folder}")
+                raise InvalidParameterError(f"image id {int(item)} is not an embedded image of {self.store.folder}")
             return int(item)
         if isinstance(item, bytes):
             return self._image_with_hash(hashlib.blake2b(item, digest_size=32).hexdigest())
         path = Path(os.path.abspath(Path(item).expanduser()))
-        row = next(iter(self.lib.catalog.file_rows([path])), None)
+        row = next(iter(self.store.catalog.file_rows([path])), None)
         try:
             st = path.stat()
         except OSError as exc:
@@ -229,7 +230,7 @@ class Searcher:
         return self._image_with_hash(content_hash(path))
 
     def _image_with_hash(self, digest: str) -> int | None:
-        rows = self.lib.catalog.query("SELECT id FROM images WHERE hash = ? AND status = 'embedded'", (digest,))
+        rows = self.store.catalog.query("SELECT id FROM images WHERE hash = ? AND status = 'embedded'", (digest,))
         if rows and self.live.contains([rows[0][0]])[0]:
             return int(rows[0][0])
         return None
@@ -237,19 +238,12 @@ class Searcher:
     def embed(self, item: str | Path | bytes) -> tuple[np.ndarray, dict[str, float]]:
         """Decode, embed and reduce one image file or bytes: vector (d,) float32 and the seconds
         spent decoding and embedding (backbone + PCA)."""
-        from lookalike.io.decode import load_model_input
-
-        embed = self.lib.manifest.embed
         started = time.perf_counter()
         source = item if isinstance(item, bytes) else Path(item).expanduser()
-        pixels = load_model_input(
-            source, size=embed.image_size, crop_fraction=embed.crop_fraction, resize=embed.resize,
-            max_pixels=self.max_pixels,
-        )
-        decoded = time.perf_counter()
-        raw = self.lib.backbone().embed(pixels[None])
-        vector = np.asarray(self.reducer.transform(raw), dtype=np.float32)[0]
-        return vector, {"decode": decoded - started, "embed": time.perf_counter() - decoded}
+        raw, seconds = embed_source(self.store, source, self.max_pixels)
+        vector = np.asarray(self.reducer.transform(raw[None]), dtype=np.float32)[0]
+        seconds["embed"] = time.perf_counter() - started - seconds["decode"]
+        return vector, seconds
 
     def _reranked(self, hits: list[SearchHit], query: np.ndarray, k: int, method: str) -> list[SearchHit]:
         """The first ``k`` of ``hits`` (a candidate pool) re-ordered by ``method``, ranks renumbered."""
@@ -266,7 +260,7 @@ class Searcher:
             if self._dba is None:
                 from lookalike.search.dba import library_dba
 
-                self._dba = library_dba(self.lib)
+                self._dba = library_dba(self.store)
             dba_ids, dba_vectors = self._dba
             order = np.argsort(dba_ids, kind="stable")
             at = np.minimum(np.searchsorted(dba_ids[order], ids), len(dba_ids) - 1)
@@ -276,7 +270,7 @@ class Searcher:
         if method == "projection":
             from lookalike.search.projection import library_projection
 
-            projector = library_projection(self.lib)
+            projector = library_projection(self.store)
             scores = projector.transform(candidates) @ projector.transform(np.asarray(query, np.float32)[None])[0]
             order = np.argsort(-scores, kind="stable")
             scores = scores[order]
@@ -289,24 +283,24 @@ class Searcher:
     def _run(self, run_id: int | None) -> ClusterRun | None:
         """Cluster run ``run_id`` (None: the latest, or None without runs), read once per state."""
         if run_id is None:
-            rows = self.lib.catalog.query("SELECT MAX(id) FROM cluster_runs")
+            rows = self.store.catalog.query("SELECT MAX(id) FROM cluster_runs")
             if rows[0][0] is None:
                 return None
             run_id = int(rows[0][0])
         if run_id not in self._runs:
-            self._runs[run_id] = load_run(self.lib, run_id)
+            self._runs[run_id] = load_run(self.store, run_id)
         return self._runs[run_id]
 
     def _allowed(self, filters: SearchFilters, run: ClusterRun | None) -> np.ndarray | None:
         sets = []
         if filters.cluster is not None:
             if run is None:
-                raise InvalidParameterError(f"{self.lib.folder} has no cluster run: cluster the library first")
+                raise InvalidParameterError(f"{self.store.folder} has no cluster run: cluster the library first")
             sets.append(run.members_of(filters.cluster))
         if filters.label is not None:
-            sets.append(ids_with_label(self.lib, filters.label))
+            sets.append(ids_with_label(self.store, filters.label))
         if filters.under is not None:
-            sets.append(ids_under(self.lib, filters.under))
+            sets.append(ids_under(self.store, filters.under))
         if not sets:
             return None
         allowed = sets[0]
@@ -330,7 +324,7 @@ class Searcher:
 
     def _hits(self, found: Any, run: ClusterRun | None) -> list[SearchHit]:
         ids = [int(i) for i in found.ids]
-        files = first_files(self.lib, ids)
+        files = first_files(self.store, ids)
         hits = []
         for rank, record in enumerate(found.to_records(), start=1):
             image_id = record["id"]

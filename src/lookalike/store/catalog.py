@@ -284,6 +284,15 @@ class Catalog:
         ).fetchall()
         return [int(r[0]) for r in rows], [int(r[1]) for r in rows]
 
+    def move_rows(self, ids: Sequence[int], generation: int) -> None:
+        """Point image ``ids[i]`` at row ``i`` of raw-vector file ``generation``, in one transaction."""
+        with self.transaction() as db:
+            # two steps, so the UNIQUE(row) constraint never sees two images on one row
+            db.executemany("UPDATE images SET row = ? WHERE id = ?", [(-1 - i, d) for i, d in enumerate(ids)])
+            db.execute("UPDATE images SET row = -1 - row WHERE row < 0")
+            self.set_meta(db, "raw_generation", generation)
+            self.set_meta(db, "raw_rows", len(ids))
+
     def count(self, sql: str, params: Sequence[object] = ()) -> int:
         return int(self._db.execute(sql, params).fetchone()[0])
 

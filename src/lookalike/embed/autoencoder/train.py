@@ -345,9 +345,9 @@ def collect_images(
     At most ``config.max_images`` are decoded: a seeded random subset.
     """
     from lookalike.io.decode import load_model_input
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
-    with Library.open(folder, readonly=True) as library:
+    with LibraryStore.open(folder, readonly=True) as library:
         rows = library.catalog.query(_IMAGES_SQL)
         max_pixels = library.manifest.ingest.max_pixels
     paths = [Path(os.fsdecode(bytes(row[0]))) for row in rows if row[0] is not None]

@@ -21,18 +21,18 @@ from lookalike.evaluate.compare.measure import BackboneResult
 
 if TYPE_CHECKING:
     from lookalike.evaluate.compare.run import CompareConfig
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 PROJECTION_TEST_SIZE = 0.5
 
 
-def option_rows(lib: Library, config: CompareConfig, base: BackboneResult) -> list[BackboneResult]:
+def option_rows(store: LibraryStore, config: CompareConfig, base: BackboneResult) -> list[BackboneResult]:
     """The re-ranking rows of ``config.rerank`` and, with ``config.projection``, the projection row."""
     from lookalike.classify.train import labelled_vectors
     from lookalike.evaluate.rerank import rerank_precision
     from lookalike.search.rerank import RerankConfig
 
-    data = labelled_vectors(lib)
+    data = labelled_vectors(store)
     vectors, labels = np.asarray(data.vectors, dtype=np.float32), np.asarray(data.labels).astype(str)
     rows = []
     for method in config.rerank:
