@@ -94,7 +94,7 @@ def test_old_manifests_without_augment_read_as_none(tmp_path):
     with Library.create(tmp_path / "lib", backbone="pixels") as lib:
         lib.add([tmp_path / "photos"])
     text = (tmp_path / "lib" / "lookalike.toml").read_text()
-    (tmp_path / "lib" / "lookalike.toml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("augment")))
+    (tmp_path / "lib" / "lookalike.toml").write_text("\n".join(line for line in text.splitlines() if not line.startswith("augment")))
     with Library.open(tmp_path / "lib") as lib:
         assert lib.manifest.embed.augment == "none"
 

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from lookalike.cli.main import app
 from lookalike.config import ReduceConfig
 from lookalike.errors import StaleModelError
-from lookalike.project import LabelProjector, heldout_projection_scores
+from lookalike.evaluate.projection import heldout_projection_scores
+from lookalike.reduce.project import LabelProjector
 from tests.searchlib import build
 
 

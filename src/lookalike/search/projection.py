@@ -1,6 +1,6 @@
 """A library's learned label projection (``lookalike learn-projection``): fit, store, load.
 
-The projection (:class:`lookalike.project.LabelProjector`) is fitted on the library's labelled
+The projection (:class:`lookalike.reduce.project.LabelProjector`) is fitted on the library's labelled
 reduced vectors and stored with the fingerprint of the reducer they came from. Like a classifier,
 it is *stale* once the PCA is refitted: :func:`library_projection` then refuses with an error
 naming both fingerprints and the command that fixes it. Images added later are projected with
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.errors import InvalidParameterError, StaleModelError
-from lookalike.project import LabelProjector
+from lookalike.reduce.project import LabelProjector
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.search.library_index import image_labels
 from lookalike.store.projection import load_projection, save_projection

@@ -2,7 +2,7 @@
 
 - ``BACKBONE +aqe`` / ``+dba`` / ``+kreciprocal``: leave-one-out P@k and mAP@k of the same reduced
   vectors re-ranked at query time (:mod:`lookalike.evaluate.rerank`), exactly as search does it.
-- ``BACKBONE +projection (held-out)``: a :class:`lookalike.project.LabelProjector` fitted on a
+- ``BACKBONE +projection (held-out)``: a :class:`lookalike.reduce.project.LabelProjector` fitted on a
   seeded stratified half of the labelled images; the other half queries the first (the gallery).
   The row reports the projected P@k / mAP@k; its ``details`` also hold the same held-out protocol
   without the projection, the fair baseline.
@@ -48,7 +48,7 @@ def option_rows(store: LibraryStore, config: CompareConfig, base: BackboneResult
 
 
 def _projection_row(base: BackboneResult, vectors: np.ndarray, labels: np.ndarray, config: CompareConfig) -> BackboneResult:
-    from lookalike.project import heldout_projection_scores
+    from lookalike.evaluate.projection import heldout_projection_scores
 
     row = _row(base, "+projection (held-out)")
     scores = heldout_projection_scores(vectors, labels, config.k, test_size=PROJECTION_TEST_SIZE, seed=config.seed)

@@ -62,7 +62,7 @@ class CompareConfig:
         another crop is refused.
     augment : test-time views of the libraries (None: the default, see ``lookalike.embed.augment``).
     rerank : re-ranking methods measured as extra rows per backbone (``BACKBONE +METHOD``).
-    projection : also a held-out learned-projection row per backbone (``lookalike.project``).
+    projection : also a held-out learned-projection row per backbone (``lookalike.reduce.project``).
     svm_tune : choose the SVM's C and gamma by 5-fold grid search on the training part
         (``ClassifyConfig`` grid); False uses C = 1, gamma = scikit-learn's ``"scale"``.
     test_size : held-out share of the SVM split (stratified, seeded).
