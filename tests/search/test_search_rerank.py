@@ -45,14 +45,14 @@ def test_exact_results_stay_the_default(lib):
 def test_dba_set_is_stored_and_updated_incrementally_when_images_are_added(lib, tmp_path):
     ids, augmented = library_dba(lib.store)
     reduced = lib.reduced()
-    np.testing.assert_allclose(augmented, dba_vectors(np.asarray(reduced.vectors), 5, 3.0), atol=1e-6)
+    np.testing.assert_allclose(augmented, dba_vectors(np.asarray(reduced.vectors), RerankConfig().dba_n, RerankConfig().dba_alpha), atol=1e-6)
     assert len(list((lib.folder / "vectors").glob("dba-*"))) == 1
     write_labelled(tmp_path / "more", 5, start=500)
     lib.add([tmp_path / "more"], labels="folder")
     ids, augmented = library_dba(lib.store)
     reduced = lib.reduced()
     assert np.array_equal(ids, reduced.ids)
-    np.testing.assert_allclose(augmented, dba_vectors(np.asarray(reduced.vectors), 5, 3.0), atol=1e-6)
+    np.testing.assert_allclose(augmented, dba_vectors(np.asarray(reduced.vectors), RerankConfig().dba_n, RerankConfig().dba_alpha), atol=1e-6)
     assert len(list((lib.folder / "vectors").glob("dba-*"))) == 1
 
 

@@ -100,8 +100,8 @@ def search(
 @reports_errors
 def learn_projection(
     library: LibraryOption = Path("library.lookalike"),
-    beta: Annotated[float, typer.Option(help="Weight of the discriminant coordinates beside the reduced vector.", min=0.0)] = 0.5,
-    shrinkage: Annotated[float, typer.Option(help="LDA covariance shrinkage in [0, 1].", min=0.0, max=1.0)] = 0.1,
+    beta: Annotated[float, typer.Option(help="Weight of the discriminant coordinates beside the reduced vector.", min=0.0)] = 1.0,
+    shrinkage: Annotated[float, typer.Option(help="LDA covariance shrinkage in [0, 1].", min=0.0, max=1.0)] = 0.05,
 ) -> None:
     """Learn a projection from the library's labels (LDA beside the reduced vectors) for
     `search --projected`; learn it again after `reduce --refit`."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lookalike.store.library_store import LibraryStore
 
 
-def learn_projection(store: LibraryStore, beta: float = 0.5, shrinkage: float = 0.1) -> dict[str, Any]:
+def learn_projection(store: LibraryStore, beta: float = 1.0, shrinkage: float = 0.05) -> dict[str, Any]:
     """Fit the projection on every labelled image of ``store`` and store it; a JSON-ready summary."""
     reduced = reduced_vectors(store)
     labels = image_labels(store)
