@@ -154,7 +154,7 @@ def update_dba(
     nbr = np.full((len(ids), n_eff), -1, dtype=np.int64)
     nbr[known] = old_nbr[rows_old[known]]
     alive = np.isin(nbr, ids) & known[:, None]
-    redo: np.ndarray = ~alive.all(axis=1)
+    redo = np.asarray(~alive.all(axis=1), dtype=bool)
     added = np.flatnonzero(~known)
     if added.size:
         kept = np.flatnonzero(~redo)
