@@ -50,9 +50,11 @@ bench: venv
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
 	$(BIN)/python benchmarks/bench_quality_cost.py --out bench-results/quality_cost.json
 
+# ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench-results .pytest_cache

@@ -16,7 +16,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from lookalike import Library
 from lookalike.classify.estimator import stratified_split
 from lookalike.classify.train import labelled_vectors, stored_models
-from lookalike.search.library_index import image_labels
+from lookalike.store.labels import image_labels
 from tests.report.conftest import CLASSES, PER_CLASS
 
 pytestmark = pytest.mark.slow  # the session's report takes ~10 s to build
@@ -28,7 +28,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def vectors(labelled_folder):
     """ids (n,), unit vectors (n, d) float64 and labels (n,) str of the labelled library."""
     with Library.open(labelled_folder, readonly=True) as lib:
-        reduced, labels = lib.reduced(), image_labels(lib.store)
+        reduced, labels = lib.reduced(), image_labels(lib.catalog).labels
     ids = np.asarray(reduced.ids)
     x = np.asarray(reduced.vectors, dtype=np.float64)
     return ids, x / np.linalg.norm(x, axis=1, keepdims=True), np.array([labels[int(i)] for i in ids])

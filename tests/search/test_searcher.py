@@ -120,7 +120,7 @@ def test_cluster_filter_and_column_come_from_the_latest_run(lib):
     assert {h.cluster for h in lib.search(ids[0], k=30).hits} == {0, 1}
     with pytest.raises(InvalidParameterError, match="has no cluster 7"):
         lib.search(ids[0], filters=SearchFilters(cluster=7))
-    with pytest.raises(InvalidParameterError, match="no cluster run 99"):
+    with pytest.raises(InvalidParameterError, match="no clustering run 99"):
         lib.search(ids[0], filters=SearchFilters(run=99))
 
 

@@ -34,7 +34,7 @@ from lookalike.embed.query import embed_files
 from lookalike.errors import InvalidParameterError, LibraryError, LibraryFormatError, StaleModelError
 from lookalike.reduce.stored import reduced_vectors, require_reducer, stored_reducer
 from lookalike.store.atomic import atomic_path, write_bytes
-from lookalike.store.catalog import encode_path
+from lookalike.store.labels import image_labels, set_file_labels
 from lookalike.store.manifest import now
 
 if TYPE_CHECKING:
@@ -63,24 +63,19 @@ class LabelledVectors:
 def labelled_vectors(store: LibraryStore) -> LabelledVectors:
     """Reduced vectors and labels of every labelled embedded image (fits PCA on first use)."""
     reduced = reduced_vectors(store)
-    rows = store.catalog.query(
-        "SELECT image_id, label FROM files WHERE image_id IS NOT NULL AND label IS NOT NULL AND label != ''"
-    )
-    per_image: dict[int, set[str]] = {}
-    for image_id, label in rows:
-        per_image.setdefault(int(image_id), set()).add(str(label))
+    known = image_labels(store.catalog)
     ids = np.asarray(reduced.ids, dtype=np.int64)
-    found = [per_image.get(int(i), set()) for i in ids]
-    keep = np.array([len(s) == 1 for s in found], dtype=bool)
-    labels = np.array([next(iter(s)) for s in found if len(s) == 1], dtype=str)
+    keep = np.array([int(i) in known.labels for i in ids], dtype=bool)
+    labels = np.array([known.labels[int(i)] for i in ids[keep]], dtype=str)
+    conflicting = sum(1 for i in ids.tolist() if i in known.conflicting)
     return LabelledVectors(
         ids=ids[keep],
         vectors=np.asarray(reduced.vectors)[keep],
         labels=labels,
         reducer_fingerprint=reduced.reducer_fingerprint,
         n_embedded=int(ids.size),
-        n_unlabelled=sum(1 for s in found if not s),
-        n_conflicting=sum(1 for s in found if len(s) > 1),
+        n_unlabelled=int(ids.size - keep.sum()) - conflicting,
+        n_conflicting=conflicting,
     )
 
 
@@ -356,18 +351,7 @@ def import_labels(store: LibraryStore, csv_path: Path | str) -> LabelImport:
     if not wanted:
         first = f"; first: line {bad[0][0]}: {bad[0][1]}" if bad else ""
         raise InvalidParameterError(f"{csv_path}: no usable 'path,label' rows ({len(bad)} bad){first}")
-    changed = unchanged = 0
-    unknown = []
-    with store.catalog.transaction() as db:
-        for path, label in wanted.items():
-            row = db.execute("SELECT label FROM files WHERE path_bytes = ?", (encode_path(path),)).fetchone()
-            if row is None:
-                unknown.append(path)
-            elif row[0] == label:
-                unchanged += 1
-            else:
-                db.execute("UPDATE files SET label = ? WHERE path_bytes = ?", (label, encode_path(path)))
-                changed += 1
+    changed, unchanged, unknown = set_file_labels(store.catalog, wanted)
     return LabelImport(rows, changed, unchanged, unknown, bad)
 
 

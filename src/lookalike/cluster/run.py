@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -56,9 +56,9 @@ from lookalike.config import ClusterConfig, to_dict
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import NoProgress, Progress
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
-
-if TYPE_CHECKING:
-    from lookalike.store.library_store import LibraryStore
+from lookalike.store.images import embedded_count, top_classes
+from lookalike.store.labels import image_labels
+from lookalike.store.library_store import LibraryStore
 
 __all__ = ["NOISE", "UNASSIGNED", "ClusterInfo", "ClusterRun", "RunInfo", "list_runs", "read_run", "run_clustering"]
 
@@ -84,7 +84,7 @@ def run_clustering(store: LibraryStore, config: ClusterConfig, progress: Progres
     progress = progress or NoProgress()
     if store.readonly:
         raise InvalidParameterError(f"{store.folder} was opened read-only; a clustering run is stored in it")
-    n = store.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+    n = embedded_count(store.catalog)
     _check_size(store.folder, n, config)
     progress.phase("reducing", None)
     reduced = reduced_vectors(store)
@@ -94,7 +94,7 @@ def run_clustering(store: LibraryStore, config: ClusterConfig, progress: Progres
     fitted = _METHODS[config.method](x, config, progress)
     fitted.params["metric"] = metric_of(config)
     progress.phase("scoring", None)
-    truth = image_labels(store, ids)
+    truth = image_labels_of(store, ids)
     metrics = score(x, fitted.labels, truth, config)
     summaries = summarize_clusters(
         x, fitted.labels, true_labels=_fill(truth), class_predictions=image_top_classes(store, ids)
@@ -249,28 +249,23 @@ def score(x: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, config: C
     return metrics
 
 
-def image_labels(store: LibraryStore, ids: np.ndarray) -> np.ndarray | None:
-    """Each image's label (first labelled file wins), None where unlabelled; None without labels."""
-    rows = store.catalog.query(
-        "SELECT image_id, label FROM files WHERE image_id IS NOT NULL AND label IS NOT NULL ORDER BY id"
-    )
-    first: dict[int, str] = {}
-    for image_id, label in rows:
-        first.setdefault(int(image_id), str(label))
-    if not first:
+def image_labels_of(store: LibraryStore, ids: np.ndarray) -> np.ndarray | None:
+    """Each image's label (the one rule of ``store.labels``), None where unlabelled; None without labels."""
+    labels = image_labels(store.catalog).labels
+    if not labels:
         return None
-    return np.array([first.get(int(i)) for i in ids], dtype=object)
+    return np.array([labels.get(int(i)) for i in ids], dtype=object)
 
 
 def image_top_classes(store: LibraryStore, ids: np.ndarray) -> list[str] | None:
     """Each image's top ImageNet class name; None when the backbone stored none."""
-    rows = store.catalog.query("SELECT image_id, class_index FROM image_classes WHERE rank = 0")
-    if not rows:
+    top_index = top_classes(store.catalog)
+    if not top_index:
         return None
     from lookalike.embed.imagenet import imagenet_classes
 
     names = imagenet_classes()
-    top = {int(i): names[int(c)] for i, c in rows}
+    top = {i: names[c] for i, c in top_index.items()}
     return [top.get(int(i), "unclassified") for i in ids]
 
 

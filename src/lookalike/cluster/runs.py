@@ -1,17 +1,12 @@
-"""Stored clustering runs: write one run atomically, read runs back (see :mod:`lookalike.cluster.run`).
+"""Clustering runs for the images held now: a stored run (``lookalike.store.runs``) applied
+to the library's current images, with images embedded since assigned by the stored centroids.
 
-A run lives in the catalog tables ``cluster_runs`` (settings, reducer fingerprint, metrics and
-evidence as JSON), ``cluster_members`` (image id, cluster, distance to the centre; -1 = noise)
-and ``clusters`` (size, name, medoid, spread, representatives), plus the arrays in
-``models/cluster-<run id>.npz``. The ``.npz`` is written atomically inside the catalog
-transaction, before the commit, so a committed run always has its arrays; a killed writer
-leaves at most an orphan file whose id the next run reuses (and overwrites).
+:class:`ClusterRun` is the one view of a run every stage uses: clustering returns it, search
+filters and scores confidence with it, the CLI, API, app and report show it.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,14 +17,28 @@ from lookalike.cluster.kmeans import assign
 from lookalike.errors import InvalidParameterError
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.arrays import load_npz, save_npz
+from lookalike.store.images import first_files
+from lookalike.store.library_store import LibraryStore
+from lookalike.store.runs import (
+    NOISE,
+    ClusterRow,
+    Members,
+    RunInfo,
+    insert_run,
+    run_clusters,
+    run_file,
+    run_infos,
+    run_members,
+)
 
 if TYPE_CHECKING:
     from lookalike.cluster import ClusterSummary
-    from lookalike.store.library_store import LibraryStore
 
-NOISE = -1
 UNASSIGNED = -2
 """Label of an image embedded after a non-K-Means (or stale) run: it has no cluster in that run."""
+
+__all__ = ["NOISE", "UNASSIGNED", "ClusterInfo", "ClusterRun", "NewRun", "RunInfo", "list_runs", "read_run",
+           "store_run", "find_run", "run_file"]
 
 
 @dataclass(frozen=True)
@@ -44,29 +53,6 @@ class ClusterInfo:
     spread: float | None
     representatives: tuple[int, ...]
     representative_paths: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One row of ``cluster_runs``; ``stale`` when the library's reducer is not the run's one."""
-
-    id: int
-    method: str
-    params: dict[str, Any]
-    reducer_fingerprint: str
-    n_images: int
-    n_clusters: int
-    n_noise: int
-    metrics: dict[str, Any]
-    evidence: dict[str, Any]
-    created: float
-    seconds: float
-    stale: bool
-
-    @property
-    def notes(self) -> list[str]:
-        """Remarks recorded with the run (PCA clamped or fitted on far fewer images, ...)."""
-        return [str(note) for note in self.evidence.get("notes", [])]
 
 
 @dataclass(frozen=True)
@@ -90,9 +76,37 @@ class ClusterRun:
     n_removed: int
     arrays: dict[str, np.ndarray] = field(repr=False)
 
+    @property
+    def id(self) -> int:
+        return self.info.id
+
+    @property
+    def reducer_fingerprint(self) -> str:
+        return self.info.reducer_fingerprint
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Cluster number -> name."""
+        return {c.cluster: c.name for c in self.clusters}
+
     def members(self, cluster: int) -> np.ndarray:
         """Image ids (m,) currently in ``cluster``."""
-        return self.image_ids[self.labels == cluster]
+        return np.asarray(self.image_ids[self.labels == cluster])
+
+    def cluster_of(self, image_id: int) -> int | None:
+        """The image's cluster (-1 noise) or None when the run does not assign it."""
+        pos = int(np.searchsorted(self.image_ids, image_id))
+        if pos < len(self.image_ids) and self.image_ids[pos] == image_id and self.labels[pos] != UNASSIGNED:
+            return int(self.labels[pos])
+        return None
+
+    def members_of(self, cluster: int) -> np.ndarray:
+        """Image ids in ``cluster``; an unknown cluster number raises with the valid ones."""
+        known = np.unique(self.labels[self.labels != UNASSIGNED])
+        if cluster not in known:
+            shown = ", ".join(str(c) for c in known[:20])
+            raise InvalidParameterError(f"cluster run {self.id} has no cluster {cluster}; its clusters are {shown}")
+        return self.members(cluster)
 
 
 @dataclass(frozen=True)
@@ -112,68 +126,33 @@ class NewRun:
     arrays: dict[str, np.ndarray]
 
 
-def run_file(folder: Path, run_id: int) -> Path:
-    """Where a run's arrays live."""
-    return folder / "models" / f"cluster-{run_id}.npz"
-
-
 def store_run(store: LibraryStore, run: NewRun) -> int:
     """Write ``run`` (catalog rows and ``.npz``) in one transaction; returns its id."""
     ids = run.ids
-    row = (run.method, json.dumps(run.params), run.reducer_fingerprint, int(ids.size), len(run.summaries),
-           int(np.count_nonzero(run.labels == NOISE)), json.dumps(run.metrics), json.dumps(run.evidence),
-           time.time(), run.seconds)  # fmt: skip
-    distances = [None if np.isnan(d) else float(d) for d in run.distances]
-    clusters = [(s.cluster, s.size, s.name, int(ids[s.medoid]), s.spread,
-                 json.dumps([int(ids[i]) for i in s.representatives])) for s in run.summaries]  # fmt: skip
-    path: Path | None = None
-    try:
-        with store.catalog.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO cluster_runs(method, params, reducer_fingerprint, n_images, n_clusters, n_noise, "
-                "metrics, evidence, created, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            run_id = int(cursor.lastrowid or 0)
-            path = run_file(store.folder, run_id)
-            save_npz(path, run.arrays)
-            db.executemany(
-                "INSERT INTO cluster_members(run_id, image_id, cluster, distance) VALUES (?, ?, ?, ?)",
-                zip([run_id] * ids.size, ids.tolist(), run.labels.tolist(), distances),
-            )
-            db.executemany(
-                "INSERT INTO clusters(run_id, cluster, size, name, medoid_image_id, spread, representatives) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *c) for c in clusters],
-            )
-    except BaseException:
-        if path is not None:
-            path.unlink(missing_ok=True)
-        raise
-    return run_id
+    clusters = [ClusterRow(s.cluster, s.size, s.name, int(ids[s.medoid]), s.spread,
+                           tuple(int(ids[i]) for i in s.representatives)) for s in run.summaries]  # fmt: skip
+    info = {"method": run.method, "params": run.params, "reducer_fingerprint": run.reducer_fingerprint,
+            "metrics": run.metrics, "evidence": run.evidence, "seconds": run.seconds}
 
+    def write_arrays(run_id: int) -> Path:
+        path = run_file(store.folder, run_id)
+        save_npz(path, run.arrays)
+        return path
 
-# -- reading -----------------------------------------------------------------------------------
-_RUN_COLUMNS = (
-    "id, method, params, reducer_fingerprint, n_images, n_clusters, n_noise, metrics, evidence, created, seconds"
-)
+    return insert_run(store.catalog, info, Members(ids, run.labels, run.distances), clusters, write_arrays)
 
 
 def list_runs(store: LibraryStore) -> list[RunInfo]:
     """Every stored run of ``store``, oldest first."""
     reducer = stored_reducer(store)
-    current = None if reducer is None else str(reducer.fingerprint)
-    rows = store.catalog.query(f"SELECT {_RUN_COLUMNS} FROM cluster_runs ORDER BY id")
-    return [_run_info(row, current) for row in rows]
+    return run_infos(store.catalog, None if reducer is None else str(reducer.fingerprint))
 
 
 def read_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
     """Run ``run_id`` (default: the latest) applied to the images ``store`` holds now."""
     info = find_run(store, run_id)
-    stored = store.catalog.query(
-        "SELECT image_id, cluster, distance FROM cluster_members WHERE run_id = ? ORDER BY image_id", (info.id,)
-    )
-    stored_ids = np.array([r[0] for r in stored], dtype=np.int64)
+    stored = run_members(store.catalog, info.id)
+    stored_ids = stored.ids
     current = np.asarray(store.catalog.embedded_rows()[0], dtype=np.int64)
     labels = np.full(current.size, UNASSIGNED, dtype=np.int64)
     distances = np.full(current.size, np.nan)
@@ -181,8 +160,8 @@ def read_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
     if stored_ids.size:
         pos = np.minimum(np.searchsorted(stored_ids, current), stored_ids.size - 1)
         found = stored_ids[pos] == current
-        labels[found] = np.array([r[1] for r in stored], dtype=np.int64)[pos[found]]
-        distances[found] = np.array([np.nan if r[2] is None else r[2] for r in stored])[pos[found]]
+        labels[found] = stored.clusters[pos[found]]
+        distances[found] = stored.distances[pos[found]]
     arrays = load_npz(run_file(store.folder, info.id))
     n_new = int(np.count_nonzero(~found))
     predicted = 0
@@ -233,41 +212,19 @@ def find_run(store: LibraryStore, run_id: int | None) -> RunInfo:
     )
 
 
-def _run_info(row: tuple, current_fingerprint: str | None) -> RunInfo:
-    return RunInfo(
-        id=int(row[0]), method=str(row[1]), params=json.loads(row[2]), reducer_fingerprint=str(row[3]),
-        n_images=int(row[4]), n_clusters=int(row[5]), n_noise=int(row[6]), metrics=json.loads(row[7]),
-        evidence=json.loads(row[8]) if row[8] else {}, created=float(row[9]), seconds=float(row[10]),
-        stale=row[3] != current_fingerprint,
-    )  # fmt: skip
-
-
 def _read_clusters(store: LibraryStore, run_id: int) -> tuple[ClusterInfo, ...]:
-    rows = store.catalog.query(
-        "SELECT cluster, size, name, medoid_image_id, spread, representatives FROM clusters "
-        "WHERE run_id = ? ORDER BY cluster",
-        (run_id,),
-    )
-    reps = {int(r[0]): tuple(int(i) for i in json.loads(r[5] or "[]")) for r in rows}
-    paths = image_paths(store, sorted({i for ids in reps.values() for i in ids}))
+    rows = run_clusters(store.catalog, run_id)
+    paths = image_paths(store, sorted({i for r in rows for i in r.representatives}))
     return tuple(
         ClusterInfo(
-            cluster=int(r[0]), size=int(r[1]), name=str(r[2]),
-            medoid=None if r[3] is None else int(r[3]), spread=None if r[4] is None else float(r[4]),
-            representatives=reps[int(r[0])],
-            representative_paths=tuple(paths[i] for i in reps[int(r[0])] if i in paths),
-        )  # fmt: skip
+            cluster=r.cluster, size=r.size, name=r.name, medoid=r.medoid, spread=r.spread,
+            representatives=r.representatives,
+            representative_paths=tuple(paths[i] for i in r.representatives if i in paths),
+        )
         for r in rows
     )
 
 
 def image_paths(store: LibraryStore, image_ids: list[int]) -> dict[int, str]:
     """One file path per image id (its first file); images no longer in the library are left out."""
-    out: dict[int, str] = {}
-    for start in range(0, len(image_ids), 500):
-        chunk = image_ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        query = f"SELECT image_id, path FROM files WHERE image_id IN ({marks}) ORDER BY id"
-        for image_id, path in store.catalog.query(query, chunk):
-            out.setdefault(int(image_id), str(path))
-    return out
+    return {image: path for image, (path, _) in first_files(store.catalog, image_ids).items()}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.registry import Backbone
+from lookalike.embed.base import Backbone
 from lookalike.errors import InvalidParameterError
 
 AUGMENTS = ("none", "flip", "flip-zoom")
@@ -61,7 +61,8 @@ def _zoom(batch: np.ndarray) -> np.ndarray:
 
 def mean_over_views(values: np.ndarray, n_views: int) -> np.ndarray:
     """``(V * N, D)`` view-major rows -> their ``(N, D)`` float32 mean per image."""
-    return values.reshape(n_views, -1, values.shape[1]).mean(axis=0).astype(np.float32)
+    mean: np.ndarray = values.reshape(n_views, -1, values.shape[1]).mean(axis=0).astype(np.float32)
+    return mean
 
 
 class AugmentedBackbone(Backbone):

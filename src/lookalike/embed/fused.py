@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-from lookalike.embed.registry import Backbone, BackboneSpec
+from lookalike.embed.base import Backbone, BackboneSpec
 from lookalike.errors import InvalidParameterError
 
 SEPARATOR = "+"
@@ -48,10 +48,9 @@ def parse_fused(name: str) -> list[tuple[str, float]]:
     return parts
 
 
-def fused_spec(name: str) -> BackboneSpec:
-    """The spec of a fused name: dims added, the largest input size and its crop."""
-    from lookalike.embed.registry import get_spec
-
+def fused_spec(name: str, get_spec: Callable[[str], BackboneSpec]) -> BackboneSpec:
+    """The spec of a fused name (parts resolved by ``get_spec``): dims added, the largest input
+    size and its crop."""
     specs = [get_spec(part) for part, _ in parse_fused(name)]
     largest = max(specs, key=lambda s: s.image_size)
     head = next((s for s in specs if s.has_classifier), None)
@@ -65,8 +64,8 @@ def fused_spec(name: str) -> BackboneSpec:
 class FusedBackbone(Backbone):
     """Concatenated, L2-normalised, weighted embeddings of several loaded backbones."""
 
-    def __init__(self, name: str, parts: list[tuple[Backbone, float]]) -> None:
-        self.spec = fused_spec(name)
+    def __init__(self, spec: BackboneSpec, parts: list[tuple[Backbone, float]]) -> None:
+        self.spec = spec
         self.parts = parts
         digest = hashlib.sha256()
         for backbone, weight in parts:
@@ -94,10 +93,6 @@ class FusedBackbone(Backbone):
         return backbone._logits(self._inputs(batch, backbone.spec))
 
 
-def load_fused(name: str, *, threads: int = 0, cache_dir: Path | None = None) -> FusedBackbone:
-    """Load every part of ``name`` (each with its own default weights)."""
-    from lookalike.embed.registry import load_backbone
-
-    return FusedBackbone(
-        name, [(load_backbone(part, threads=threads, cache_dir=cache_dir), w) for part, w in parse_fused(name)]
-    )
+def load_fused(spec: BackboneSpec, load: Callable[[str], Backbone]) -> FusedBackbone:
+    """Every part of fused ``spec`` loaded by ``load(part name)`` (each with its own default weights)."""
+    return FusedBackbone(spec, [(load(part), weight) for part, weight in parse_fused(spec.name)])

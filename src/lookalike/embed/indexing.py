@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
+from lookalike.embed.base import Backbone
 from lookalike.embed.query import checked_backbone, library_pixels
-from lookalike.embed.registry import Backbone
 from lookalike.errors import BackboneMismatchError, InvalidParameterError, LibraryExistsError
 from lookalike.ingest.sync import LABEL_MODES, SyncReport, remove_paths, sync_roots
 from lookalike.progress import NoProgress, Progress
@@ -158,8 +158,9 @@ def resolve_auto_crop(store: LibraryStore) -> None:
     section = store.manifest.sections.get("crop") or {}
     if section.get("mode") != "auto" or "chosen" in section:
         return
-    rows = store.catalog.query("SELECT MIN(width, height) FROM images WHERE width IS NOT NULL")
-    chosen, why = auto_crop(np.array([r[0] for r in rows], dtype=np.float64), store.manifest.embed.image_size,
+    from lookalike.store.images import short_sides
+
+    chosen, why = auto_crop(short_sides(store.catalog), store.manifest.embed.image_size,
                             float(section.get("backbone_crop", store.manifest.embed.crop_fraction)))
     store.manifest = replace(store.manifest, embed=replace(store.manifest.embed, crop_fraction=chosen))
     store.set_sections(crop={**section, **why, "chosen": chosen})

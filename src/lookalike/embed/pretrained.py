@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lookalike.embed.registry import BackboneSpec
+from lookalike.embed.base import BackboneSpec
 from lookalike.errors import BackboneError, MissingDependencyError
 
 TorchParts = tuple[nn.Module, nn.Module | None]
@@ -40,7 +40,7 @@ class Pooled(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = getattr(self.model, self.attribute)(x)
+        features: torch.Tensor = getattr(self.model, self.attribute)(x)
         if self.p == 1.0:
             return features.mean(dim=(2, 3))
         return features.clamp(min=1e-6).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
@@ -130,7 +130,7 @@ def build_efficientnet_lite(spec: BackboneSpec, weights_path: Path) -> TorchPart
     which exports as constant Pad nodes.
     """
     try:
-        from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untyped]
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise MissingDependencyError("efficientnet-lite-pytorch", f"backbone {spec.name!r}") from exc
     base, p = _pooling(spec)

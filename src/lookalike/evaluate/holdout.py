@@ -38,7 +38,7 @@ from lookalike.config import CLASSIFY_MODELS, ClassifyConfig
 from lookalike.errors import BackboneMismatchError, InvalidParameterError
 from lookalike.evaluate.metrics import label_hits, map_at_k, precision_at_k, recall_at_k, recall_vs_exact
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
-from lookalike.search.library_index import image_labels
+from lookalike.store.labels import image_labels
 
 if TYPE_CHECKING:
     from lookalike.classify.train import LabelledVectors
@@ -98,7 +98,7 @@ def heldout_queries(gallery: LibraryStore, queries: LibraryStore, known_labels: 
     if reducer is None:
         raise InvalidParameterError(f"{gallery.folder}: the gallery has no PCA yet; run `lookalike reduce` on it first")
     ids, raw = queries.embeddings()
-    labels_of = image_labels(queries)
+    labels_of = image_labels(queries.catalog).labels
     rows = [i for i, image in enumerate(ids.tolist()) if image in labels_of]
     labels = np.array([labels_of[int(ids[i])] for i in rows], dtype=str)
     known = np.isin(labels, sorted(known_labels))
@@ -151,7 +151,7 @@ def heldout_retrieval(
     reduced = reduced_vectors(gallery)
     g_ids, g_vectors = np.asarray(reduced.ids, dtype=np.int64), np.asarray(reduced.vectors)
     present = set(g_ids.tolist())
-    g_labels = {i: label for i, label in image_labels(gallery).items() if i in present}
+    g_labels = {i: label for i, label in image_labels(gallery.catalog).labels.items() if i in present}
     if not g_labels:
         raise InvalidParameterError(f"{gallery.folder}: the gallery has no labelled image (index it with `--labels folder`)")
     q = heldout_queries(gallery, queries, set(g_labels.values()))

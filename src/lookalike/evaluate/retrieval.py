@@ -19,8 +19,8 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError
 from lookalike.evaluate.metrics import (
-    label_hits,
     latency_percentiles,
+    leave_one_out_hits,
     map_at_k,
     precision_at_k,
     recall_at_k,
@@ -28,7 +28,9 @@ from lookalike.evaluate.metrics import (
 )
 from lookalike.index import VectorIndex, create_index, member_neighbors, search
 from lookalike.reduce.stored import reduced_vectors
-from lookalike.search.library_index import image_labels, index_config
+from lookalike.search.library_index import index_config
+from lookalike.store.images import embedded_files
+from lookalike.store.labels import image_labels
 
 if TYPE_CHECKING:
     from lookalike.store.library_store import LibraryStore
@@ -54,7 +56,7 @@ def evaluate_library_retrieval(
         raise InvalidParameterError(f"kinds must include 'exact' and be among {KINDS}, got {list(kinds)}")
     reduced = reduced_vectors(store)
     ids, vectors = np.asarray(reduced.ids, dtype=np.int64), np.asarray(reduced.vectors)
-    labels = {i: lab for i, lab in image_labels(store).items() if i in set(ids.tolist())}
+    labels = {i: lab for i, lab in image_labels(store.catalog).labels.items() if i in set(ids.tolist())}
     if len(set(labels.values())) < 2:
         raise InvalidParameterError(
             f"{store.folder}: retrieval evaluation needs images with at least 2 labels, found "
@@ -86,10 +88,7 @@ def evaluate_library_retrieval(
 
 def quality(queries: np.ndarray, neighbor_ids: np.ndarray, labels: dict[int, Any], k: int) -> dict[str, float]:
     """precision/recall/mAP@k of neighbour ids (m, k) for query ids (m,), all labels known."""
-    counts = Counter(labels.values())
-    query_labels = [labels[int(q)] for q in queries]
-    n_relevant = np.array([counts[lab] - 1 for lab in query_labels], dtype=np.int64)
-    hits = label_hits(query_labels, neighbor_ids, labels)
+    hits, n_relevant = leave_one_out_hits(queries, neighbor_ids, labels)
     return {
         "precision_at_k": round(precision_at_k(hits, k), 4),
         "recall_at_k": round(recall_at_k(hits, n_relevant, k), 4),
@@ -121,10 +120,9 @@ def _file_latency(store: LibraryStore, rng: np.random.Generator, count: int, k: 
     from lookalike.search.searcher import Searcher
 
     searcher = Searcher(store)
-    rows = store.catalog.query(
-        "SELECT f.path FROM files f JOIN images i ON i.id = f.image_id WHERE i.status = 'embedded' ORDER BY f.id"
-    )
-    paths = [rows[i][0] for i in rng.choice(len(rows), min(count + 1, len(rows)), replace=False)]
+    _, _, path_of = embedded_files(store.catalog)
+    rows = list(path_of.values())
+    paths = [rows[i] for i in rng.choice(len(rows), min(count + 1, len(rows)), replace=False)]
     searcher.embed(paths[0])  # warm-up: loads the backbone
     seconds: list[float] = []
     stages: Counter[str] = Counter()

@@ -16,7 +16,8 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError, LibraryError
 from lookalike.reduce.stored import reduced_vectors, refresh_reduced, stored_reducer
-from lookalike.search.library_index import image_labels
+from lookalike.store.images import embedded_count, first_files
+from lookalike.store.labels import image_labels
 
 if TYPE_CHECKING:
     from lookalike.store.library_store import LibraryStore
@@ -50,7 +51,7 @@ class LibraryData:
 
 def check_not_empty(store: LibraryStore) -> int:
     """How many images ``store`` has embedded; an error naming the fix when none."""
-    n = store.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+    n = embedded_count(store.catalog)
     if n == 0:
         raise LibraryError(
             f"{store.folder} has no embedded images, so there is nothing to evaluate; add some first: "
@@ -73,10 +74,9 @@ def load_data(store: LibraryStore) -> LibraryData:
     check_not_empty(store)
     reduced = reduced_vectors(store)
     ids = np.asarray(reduced.ids, dtype=np.int64)
-    known = image_labels(store)
+    known = image_labels(store.catalog).labels
     labels = np.array([known.get(int(i)) for i in ids], dtype=object)
-    rows = store.catalog.query("SELECT image_id, MIN(path) FROM files WHERE image_id IS NOT NULL GROUP BY image_id")
-    path_of = {int(image): str(path) for image, path in rows}
+    path_of = {image: path for image, (path, _) in first_files(store.catalog).items()}
     paths = [path_of.get(int(i), "") for i in ids]
     return LibraryData(ids, np.ascontiguousarray(reduced.vectors, dtype=np.float32), labels, paths,
                        reduced.reducer_fingerprint)

@@ -22,7 +22,7 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError
 from lookalike.index.duplicates import DuplicatePair, group_pairs, identical_pairs, phash_pairs, semantic_pairs
-from lookalike.store.catalog import from_signed64
+from lookalike.store import images
 
 if TYPE_CHECKING:
     from lookalike.store.library_store import LibraryStore
@@ -91,13 +91,7 @@ def find_library_duplicates(
 
 def _embedded_files(store: LibraryStore) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """(file ids (n,), their image ids (n,), file id -> path) of files holding an embedded image."""
-    rows = store.catalog.query(
-        "SELECT f.id, f.image_id, f.path FROM files f JOIN images i ON i.id = f.image_id "
-        "WHERE i.status = 'embedded' ORDER BY f.id"
-    )
-    file_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    image_of = np.array([r[1] for r in rows], dtype=np.int64)
-    return file_ids, image_of, {int(r[0]): str(r[2]) for r in rows}
+    return images.embedded_files(store.catalog)
 
 
 def _first_file_per_image(file_ids: np.ndarray, image_of: np.ndarray) -> dict[int, int]:
@@ -109,10 +103,7 @@ def _first_file_per_image(file_ids: np.ndarray, image_of: np.ndarray) -> dict[in
 
 def _phashes(store: LibraryStore) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, uint64 pHashes) of the embedded images that have one."""
-    rows = store.catalog.query("SELECT id, phash FROM images WHERE status = 'embedded' AND phash IS NOT NULL")
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    hashes = np.array([from_signed64(int(r[1])) for r in rows], dtype=np.uint64)
-    return ids, hashes
+    return images.phashes(store.catalog)
 
 
 def _semantic(store: LibraryStore, kind: str, min_similarity: float) -> list[DuplicatePair]:

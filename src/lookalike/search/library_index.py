@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +46,9 @@ from lookalike.index.live import LiveIndex, rows_of
 from lookalike.index.scores import labelled_pairs
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.arrays import load_npz, save_npz
+from lookalike.store.labels import image_labels
+from lookalike.store.library_store import LibraryStore
 from lookalike.store.manifest import now
-
-if TYPE_CHECKING:
-    from lookalike.store.library_store import LibraryStore
 
 INDEX_DIR = "index"
 META_PREFIX = "vector_index."
@@ -111,8 +110,7 @@ def read_record(store: LibraryStore, kind: str) -> IndexRecord | None:
 
 def stored_kinds(store: LibraryStore) -> list[str]:
     """Kinds with a stored index record."""
-    rows = store.catalog.query("SELECT key FROM meta WHERE key LIKE ? ORDER BY key", (META_PREFIX + "%",))
-    return [str(r[0])[len(META_PREFIX):] for r in rows]
+    return [key[len(META_PREFIX):] for key in store.catalog.meta_keys(META_PREFIX)]
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -246,19 +244,10 @@ def confidence_clusters(
             "labels": labels[:, 0].astype(np.int64)}
 
 
-def image_labels(store: LibraryStore) -> dict[int, str]:
-    """Each embedded image's label, when its labelled files agree on one."""
-    rows = store.catalog.query(
-        "SELECT f.image_id, MIN(f.label), MAX(f.label) FROM files f JOIN images i ON i.id = f.image_id "
-        "WHERE f.label IS NOT NULL AND i.status = 'embedded' GROUP BY f.image_id"
-    )
-    return {int(image): str(low) for image, low, high in rows if low == high}
-
-
 def _fit_library_calibrator(store: LibraryStore, index: VectorIndex, ids: np.ndarray) -> MatchCalibrator | None:
     """Fitted on the leave-one-out neighbours of (a sample of) the labelled images; None
     without two labels or without both same- and different-label neighbour pairs."""
-    labels = image_labels(store)
+    labels = image_labels(store.catalog).labels
     labelled = np.array(sorted(set(labels).intersection(ids.tolist())), dtype=np.int64)
     if len({labels[int(i)] for i in labelled}) < 2:
         return None
@@ -370,7 +359,6 @@ __all__ = [
     "LiveIndex",
     "confidence_clusters",
     "file_signature",
-    "image_labels",
     "index_config",
     "load_calibrator",
     "load_confidence_clusters",

@@ -16,7 +16,7 @@ import numpy as np
 from lookalike.errors import InvalidParameterError, StaleModelError
 from lookalike.reduce.project import LabelProjector
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
-from lookalike.search.library_index import image_labels
+from lookalike.store.labels import image_labels
 from lookalike.store.projection import load_projection, save_projection
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def learn_projection(store: LibraryStore, beta: float = 1.0, shrinkage: float = 0.05) -> dict[str, Any]:
     """Fit the projection on every labelled image of ``store`` and store it; a JSON-ready summary."""
     reduced = reduced_vectors(store)
-    labels = image_labels(store)
+    labels = image_labels(store.catalog).labels
     ids = np.asarray(reduced.ids, dtype=np.int64)
     rows = np.array([i for i, image in enumerate(ids.tolist()) if image in labels], dtype=np.int64)
     if rows.size == 0:

@@ -34,18 +34,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.cluster.runs import NOISE, UNASSIGNED, ClusterRun, read_run
 from lookalike.embed.query import embed_source
 from lookalike.errors import InvalidParameterError, UnreadableFileError
 from lookalike.index import ClusterSpan, mean_query
 from lookalike.io.scan import content_hash, describe_os_error
 from lookalike.reduce.stored import require_reducer
-from lookalike.search.filters import ClusterRun, first_files, ids_under, ids_with_label, load_run
 from lookalike.search.library_index import (
     file_signature,
     load_calibrator,
     load_confidence_clusters,
     open_index,
 )
+from lookalike.store.images import data_version, embedded_with_hash, first_files, ids_under, ids_with_label
+from lookalike.store.runs import newest_run_id
 
 if TYPE_CHECKING:
     from lookalike.index.live import LiveIndex
@@ -136,7 +138,7 @@ class Searcher:
         return True
 
     def _current_signature(self) -> tuple[Any, ...]:
-        version = self.store.catalog.query("PRAGMA data_version")[0][0]
+        version = data_version(self.store.catalog)
         index_path = getattr(getattr(self, "live", None), "path", None)
         return (version, file_signature(index_path), file_signature(self.store.folder / "models" / "reducer.npz"))
 
@@ -230,9 +232,9 @@ class Searcher:
         return self._image_with_hash(content_hash(path))
 
     def _image_with_hash(self, digest: str) -> int | None:
-        rows = self.store.catalog.query("SELECT id FROM images WHERE hash = ? AND status = 'embedded'", (digest,))
-        if rows and self.live.contains([rows[0][0]])[0]:
-            return int(rows[0][0])
+        image_id = embedded_with_hash(self.store.catalog, digest)
+        if image_id is not None and self.live.contains([image_id])[0]:
+            return image_id
         return None
 
     def embed(self, item: str | Path | bytes) -> tuple[np.ndarray, dict[str, float]]:
@@ -283,12 +285,11 @@ class Searcher:
     def _run(self, run_id: int | None) -> ClusterRun | None:
         """Cluster run ``run_id`` (None: the latest, or None without runs), read once per state."""
         if run_id is None:
-            rows = self.store.catalog.query("SELECT MAX(id) FROM cluster_runs")
-            if rows[0][0] is None:
+            run_id = newest_run_id(self.store.catalog)
+            if run_id is None:
                 return None
-            run_id = int(rows[0][0])
         if run_id not in self._runs:
-            self._runs[run_id] = load_run(self.store, run_id)
+            self._runs[run_id] = read_run(self.store, run_id)
         return self._runs[run_id]
 
     def _allowed(self, filters: SearchFilters, run: ClusterRun | None) -> np.ndarray | None:
@@ -298,9 +299,9 @@ class Searcher:
                 raise InvalidParameterError(f"{self.store.folder} has no cluster run: cluster the library first")
             sets.append(run.members_of(filters.cluster))
         if filters.label is not None:
-            sets.append(ids_with_label(self.store, filters.label))
+            sets.append(ids_with_label(self.store.catalog, filters.label))
         if filters.under is not None:
-            sets.append(ids_under(self.store, filters.under))
+            sets.append(ids_under(self.store.catalog, os.path.abspath(Path(filters.under).expanduser()), self.store.folder))
         if not sets:
             return None
         allowed = sets[0]
@@ -313,7 +314,7 @@ class Searcher:
         if run is None or run.reducer_fingerprint != self.reducer.fingerprint:
             return self.own_clusters
         if run.id not in self._run_spans:
-            self._run_spans[run.id] = run.span(self.live)
+            self._run_spans[run.id] = _run_span(run, self.live)
         return self._run_spans[run.id] or self.own_clusters
 
     def _own_span(self, stored: dict[str, np.ndarray] | None) -> ClusterSpan | None:
@@ -324,7 +325,7 @@ class Searcher:
 
     def _hits(self, found: Any, run: ClusterRun | None) -> list[SearchHit]:
         ids = [int(i) for i in found.ids]
-        files = first_files(self.store, ids)
+        files = first_files(self.store.catalog, ids)
         hits = []
         for rank, record in enumerate(found.to_records(), start=1):
             image_id = record["id"]
@@ -337,3 +338,18 @@ class Searcher:
                 cluster_name=None if run is None or cluster is None else run.names.get(cluster), label=label,
             ))  # fmt: skip
         return hits
+
+
+def _run_span(run: ClusterRun, live: LiveIndex) -> ClusterSpan | None:
+    """Confidence over a run's clusters (centres = member means of the live vectors, noise and
+    unassigned images left out); None when no cluster has a member left."""
+    keep = (run.labels != NOISE) & (run.labels != UNASSIGNED) & live.contains(run.image_ids)
+    if not keep.any():
+        return None
+    ids, clusters = run.image_ids[keep], run.labels[keep]
+    numbers, labels = np.unique(clusters, return_inverse=True)
+    sums = np.zeros((len(numbers), live.dim))
+    for start in range(0, len(ids), 16384):
+        np.add.at(sums, labels[start : start + 16384], live.reconstruct(ids[start : start + 16384]))
+    centroids = (sums / np.bincount(labels)[:, None]).astype(np.float32)
+    return ClusterSpan(centroids, ids, labels, live.reconstruct)

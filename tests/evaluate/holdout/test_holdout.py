@@ -19,7 +19,7 @@ from lookalike import Library
 from lookalike.classify.estimator import VectorClassifier
 from lookalike.errors import BackboneMismatchError, InvalidParameterError
 from lookalike.evaluate.holdout import heldout_classification, heldout_queries, heldout_retrieval
-from lookalike.search.library_index import image_labels
+from lookalike.store.labels import image_labels
 from lookalike.store.manifest import write_manifest
 from tests.evaluate.holdout.conftest import HeldoutPair, write_classes
 from tests.imagegen import write_images
@@ -35,10 +35,10 @@ def reference_data(gallery: Library, queries: Library) -> tuple[np.ndarray, np.n
     """(gallery vectors (n, d), gallery labels (n,), query vectors (m, d), query labels (m,)) by hand:
     labelled queries with a gallery label, reduced by the gallery's stored reducer."""
     reduced = gallery.reduced()
-    g_label_of = image_labels(gallery.store)
+    g_label_of = image_labels(gallery.catalog).labels
     g_labels = np.array([g_label_of[int(i)] for i in reduced.ids])
     ids, raw = queries.embeddings()
-    q_label_of = image_labels(queries.store)
+    q_label_of = image_labels(queries.catalog).labels
     rows = [r for r, i in enumerate(ids) if q_label_of.get(int(i)) in set(g_labels)]
     q_labels = np.array([q_label_of[int(ids[r])] for r in rows])
     return np.asarray(reduced.vectors), g_labels, gallery.reducer().transform(raw[rows]), q_labels

@@ -18,7 +18,6 @@ training settings or of other images is refused with :class:`~lookalike.errors.T
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ from lookalike.embed.autoencoder.model import (
 )
 from lookalike.errors import ImageError, InvalidParameterError, TrainingError
 from lookalike.progress import NoProgress, Progress
+from lookalike.store.images import first_paths
 
 MIN_IMAGES = 8
 """Fewest decodable images a training accepts (at least one goes to the validation split)."""
@@ -49,10 +49,6 @@ CHECKPOINT_FORMAT = "lookalike-autoencoder-checkpoint/1"
 RESUME_SETTINGS = ("seed", "val_fraction", "batch_size", "learning_rate", "augment")
 """Settings a resumed run must share with its checkpoint (epochs and patience may change)."""
 RECONSTRUCTIONS_NAME = "autoencoder-reconstructions.png"
-_IMAGES_SQL = (
-    "SELECT (SELECT f.path_bytes FROM files f WHERE f.image_id = i.id ORDER BY f.id LIMIT 1) "
-    "FROM images i WHERE i.status IN ('embedded', 'pending') ORDER BY i.id"
-)
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ class AutoencoderTrainer:
         result = torch.cat(outputs).numpy()
         if encode_only:
             return result.astype(np.float32)
-        return np.clip(np.rint(result.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(np.rint(result.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8))
 
     def _check_images(self, images: np.ndarray) -> None:
         size = self.config.image_size
@@ -255,7 +251,7 @@ def _train_epoch(run: _Run, data: Any, train_idx: np.ndarray, progress: Progress
             x = augment_batch(x, run.generator)
         loss = F.mse_loss(run.model(x), x)
         run.optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         run.optimizer.step()
         total, count = total + loss.item() * len(index), count + len(index)
         progress.advance(len(index))
@@ -348,9 +344,8 @@ def collect_images(
     from lookalike.store.library_store import LibraryStore
 
     with LibraryStore.open(folder, readonly=True) as library:
-        rows = library.catalog.query(_IMAGES_SQL)
+        paths = first_paths(library.catalog, ("embedded", "pending"))
         max_pixels = library.manifest.ingest.max_pixels
-    paths = [Path(os.fsdecode(bytes(row[0]))) for row in rows if row[0] is not None]
     listed = len(paths)
     if listed > config.max_images:
         keep = np.sort(np.random.default_rng(config.seed).choice(listed, config.max_images, replace=False))

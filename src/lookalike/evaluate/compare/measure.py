@@ -23,11 +23,12 @@ from lookalike.config import ClassifyConfig, ClusterConfig
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import Progress
 from lookalike.reduce.stored import reduce_config, refresh_reduced
+from lookalike.store import images
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from lookalike.evaluate.compare.run import CompareConfig
+    from lookalike.evaluate.compare.settings import CompareConfig
     from lookalike.store.library_store import LibraryStore
 
 SVM_CACHE_VERSION = 2
@@ -145,7 +146,7 @@ def _svm_classes(vectors: np.ndarray, labels: np.ndarray, result: BackboneResult
     """The vectors and labels of classes with enough images for the SVM's stratified split."""
     import numpy as np
 
-    from lookalike.evaluate.compare.run import MIN_PER_CLASS
+    from lookalike.evaluate.compare.settings import MIN_PER_CLASS
 
     names, counts = np.unique(labels, return_counts=True)
     small = names[counts < MIN_PER_CLASS]
@@ -190,7 +191,7 @@ def exact_index_bytes(store: LibraryStore) -> int:
 
 def embedded_count(store: LibraryStore) -> int:
     """Images of ``store`` with a vector."""
-    return store.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+    return images.embedded_count(store.catalog)
 
 
 def kmeans_scores(store: LibraryStore, n_clusters: int, seed: int = 0) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import numpy as np
 from lookalike.evaluate.compare.measure import BackboneResult
 
 if TYPE_CHECKING:
-    from lookalike.evaluate.compare.run import CompareConfig
+    from lookalike.evaluate.compare.settings import CompareConfig
     from lookalike.store.library_store import LibraryStore
 
 PROJECTION_TEST_SIZE = 0.5
