@@ -67,8 +67,8 @@ class Library:
 
         ``crop_fraction`` overrides the backbone's centre crop (the share of the shorter side
         kept, in (0, 1]); 1.0 keeps the whole image, which suits tiny images such as 28 px
-        Fashion-MNIST or 32 px CIFAR, whose objects fill the frame; ``"auto"`` chooses from the
-        image sizes at the first ``add``. ``augment`` names the test-time views averaged into
+        Fashion-MNIST or 32 px CIFAR, whose objects fill the frame; ``"auto"`` (the default when
+        None) chooses from the image sizes at the first ``add``. ``augment`` names the test-time views averaged into
         every vector (``none``, ``flip``, ``flip-zoom``; see ``lookalike.embed.augment``).
         """
         folder = Path(path).expanduser()

@@ -29,7 +29,7 @@ def index(
     library: LibraryOption = Path("library.lookalike"),
     backbone: Annotated[str | None, typer.Option(help="Backbone for a new library (see `lookalike backbones`).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Local weights file (e.g. resnet50 offline).")] = None,
-    crop_fraction: Annotated[str | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default: the backbone's; 1.0 keeps the whole image, best for tiny images; 'auto' chooses from the image sizes).")] = None,
+    crop_fraction: Annotated[str | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default 'auto': 1.0 when the images are smaller than the model input, else the backbone's crop).")] = None,
     augment: Annotated[str | None, typer.Option(help="Test-time views averaged into each vector of a new library: none, flip (2x embedding time, flip invariant), flip-zoom (4x).")] = None,
     labels: Annotated[str, typer.Option(help="'folder': label = first-level subfolder name; 'none'.")] = "none",
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = ExtractConfig.batch_size,

@@ -16,6 +16,9 @@ import numpy as np
 from lookalike.errors import InvalidParameterError
 
 AUTO = "auto"
+DEFAULT_CROP = AUTO
+"""The crop of a new library when none is given: never worse than the backbone's own crop on
+Fashion-MNIST, dogs vs cats and Tux Paint (P@10 0.781 / 0.824 / 0.693 vs 0.781 / 0.824 / 0.682)."""
 
 
 def check_crop_fraction(value: float | str | None) -> None:

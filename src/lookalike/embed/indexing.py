@@ -61,8 +61,11 @@ def create_store(
     from lookalike.embed.registry import load_backbone
     from lookalike.io.decode import DEFAULT_RESIZE
 
+    from lookalike.embed.crop import DEFAULT_CROP
+
     check_crop_fraction_value(crop_fraction)
     check_augment(augment or DEFAULT_AUGMENT)
+    crop_fraction = DEFAULT_CROP if crop_fraction is None else crop_fraction
     if (folder / MANIFEST_NAME).exists():
         raise LibraryExistsError(f"{folder}: a library already exists here")
     if folder.exists() and any(folder.iterdir()):
