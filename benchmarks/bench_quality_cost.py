@@ -68,8 +68,10 @@ def main() -> None:
         for name in VARIANTS:
             done = subprocess.run(
                 [sys.executable, __file__, "--variant", name, "--folder", str(folder), "--work", tmp],
-                check=True, capture_output=True, text=True,
+                capture_output=True, text=True,
             )
+            if done.returncode != 0:
+                raise SystemExit(f"variant {name} failed:\n{done.stderr[-2000:]}")
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
     base = results["plain"]
     for entry in results.values():

@@ -199,7 +199,7 @@ def compare_backbone(
             measure_library(store, config, state, result, progress)
             _write_state(store.folder, state)
             if store.manifest.embed.augment != "none":
-                result.backbone = f"{name} [{store.manifest.embed.augment}]"
+                result.backbone = f"{name} (augment {store.manifest.embed.augment})"
             if with_options:
                 rows += option_rows(store, config, result)
     except LookalikeError as exc:
