@@ -55,6 +55,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_duplicates.py --out bench-results/duplicates.json
 	@./scripts/ensure-chromium
 	@if [ -x /usr/bin/chromium ]; then $(BIN)/python benchmarks/bench_app.py --out bench-results/app.json; fi
+	$(BIN)/python benchmarks/bench_quality_cost.py --out bench-results/quality_cost.json
 
 # ruff (style), mypy (types; strict on store/ index/ cluster/ embed/ io/), import-linter (layers).
 lint: venv

@@ -62,13 +62,16 @@ class Library:
         weights: PathLike | None = None,
         ingest: IngestConfig | None = None,
         exist_ok: bool = False,
-        crop_fraction: float | None = None,
+        crop_fraction: float | str | None = None,
+        augment: str | None = None,
     ) -> Library:
         """Create a library folder built with ``backbone`` (or open it if ``exist_ok``).
 
         ``crop_fraction`` overrides the backbone's centre crop (the share of the shorter side
         kept, in (0, 1]); 1.0 keeps the whole image, which suits tiny images such as 28 px
-        Fashion-MNIST or 32 px CIFAR, whose objects fill the frame.
+        Fashion-MNIST or 32 px CIFAR, whose objects fill the frame; ``"auto"`` (the default when
+        None) chooses from the image sizes at the first ``add``. ``augment`` names the test-time views averaged into
+        every vector (``none``, ``flip``, ``flip-zoom``; see ``lookalike.embed.augment``).
         """
         folder = Path(path).expanduser()
         indexing.check_crop_fraction_value(crop_fraction)
@@ -77,9 +80,10 @@ class Library:
                 raise LibraryExistsError(f"{folder}: a library already exists here")
             lib = cls.open(folder, backbone=backbone, weights=weights)
             lib.check_crop_fraction(crop_fraction)
+            lib.check_augment(augment)
             return lib
         store = indexing.create_store(
-            folder, backbone=backbone, weights=weights, ingest=ingest, crop_fraction=crop_fraction
+            folder, backbone=backbone, weights=weights, ingest=ingest, crop_fraction=crop_fraction, augment=augment
         )
         return cls(store)
 
@@ -96,10 +100,18 @@ class Library:
         store = indexing.open_store(Path(path).expanduser(), backbone=backbone, weights=weights, readonly=readonly)
         return cls(store)
 
-    def check_crop_fraction(self, crop_fraction: float | None) -> None:
+    def check_crop_fraction(self, crop_fraction: float | str | None) -> None:
         """Refuse (and close this library) a centre crop other than the one it was built with."""
         try:
             indexing.check_crop_fraction(self.store, crop_fraction)
+        except Exception:
+            self.close()
+            raise
+
+    def check_augment(self, augment: str | None) -> None:
+        """Refuse (and close this library) test-time views other than the ones it was built with."""
+        try:
+            indexing.check_augment(self.store, augment)
         except Exception:
             self.close()
             raise

@@ -61,6 +61,15 @@ def test_search_by_image_ids_with_filters(client, library):
     assert [h["image_id"] for h in body["hits"]] == expected and body["query_images"] == ids
 
 
+def test_search_rerank_matches_the_library_and_bad_methods_are_422(client, library):
+    ids = [int(library.reduced().ids[3])]
+    body = client.post("/search", data={"image_id": ids, "k": 5, "rerank": "dba"}).json()
+    expected = library.search(ids[0], k=5, rerank="dba").hits
+    assert [h["image_id"] for h in body["hits"]] == [h.image_id for h in expected]
+    assert all(h["rerank_score"] is not None for h in body["hits"])
+    assert client.post("/search", data={"image_id": ids, "rerank": "diffusion"}).status_code == 422
+
+
 def bad_upload(kind: str, badfiles) -> bytes:
     if kind == "text":
         return b"These are my holiday notes."

@@ -93,6 +93,17 @@ def test_search_by_library_image_matches_library_search(full_library: Path) -> N
     assert "search time" in texts(at)
 
 
+@pytest.mark.parametrize("method", ["dba", "kreciprocal"])
+def test_search_page_reranks_like_the_library(full_library: Path, method: str) -> None:
+    at = run_page(full_library, "Search", search_source="Pick from the library", search_k=5, search_rerank=method)
+    picked = at.selectbox(key="search_pick").value
+    table = at.dataframe[0].value
+    with Library.open(full_library, readonly=True) as lib:
+        (image_id,) = [i for i, p in lib.catalog.query("SELECT image_id, path FROM files") if p == picked]
+        expected = lib.search(image_id, 5, rerank=method)
+    assert table["path"].tolist() == [h.path for h in expected.hits]
+
+
 def png_bytes(label: int, seed: int) -> bytes:
     buffer = io.BytesIO()
     class_image(label, seed).save(buffer, format="PNG")

@@ -31,7 +31,7 @@ data = pytest.importorskip("skimage.data")
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "camera", "hubble_deep_field", "immunohistochemistry")
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian cat, Siamese cat, Egyptian cat
-PRETRAINED = ("efficientnet-lite0", "efficientnet-lite2", "mobilenetv2")
+PRETRAINED = ("efficientnet-lite0", "efficientnet-lite2", "mobilenetv2", "efficientnet-lite0-gem")
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +174,21 @@ def test_concurrent_processes_share_one_export(tmp_path: Path) -> None:
     assert len(sums) == 1
     files = sorted(p.suffix for p in (tmp_path / "onnx").iterdir())
     assert files == [".json", ".lock", ".onnx"]
+
+
+def test_gem_pooling_is_the_generalised_mean_of_the_feature_map(cache_dir: Path) -> None:
+    """ONNX GeM graph vs the PyTorch feature map pooled in numpy: (mean x^3)^(1/3); differs from the average."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    gem = load_backbone("efficientnet-lite0-gem", threads=2, cache_dir=cache_dir)
+    batch = photo_batch(gem.spec)
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(read_state_dict(resolve_weights("efficientnet-lite0"), "efficientnet-lite0"))
+    x = (batch.astype(np.float32) - np.float32(gem.spec.mean)) / np.float32(gem.spec.std)
+    with torch.no_grad():
+        features = model.eval().extract_features(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    expected = (np.maximum(features.astype(np.float64), 1e-6) ** 3).mean(axis=(2, 3)) ** (1 / 3)
+    got = gem.embed(batch).astype(np.float64)
+    assert row_cosines(got, expected).min() >= 0.999
+    average = load_backbone("efficientnet-lite0", threads=2, cache_dir=cache_dir).embed(batch).astype(np.float64)
+    assert row_cosines(got, average).max() < 0.995, "GeM must not be the average pooling"

@@ -22,6 +22,8 @@ from lookalike.errors import (
 EXPECTED_DIMS = {
     "efficientnet-lite0": 1280,
     "efficientnet-lite2": 1280,
+    "efficientnet-lite0-gem": 1280,
+    "efficientnet-lite2-gem": 1280,
     "mobilenetv2": 1280,
     "resnet50": 2048,
     "pixels": 3072,

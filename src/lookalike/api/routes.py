@@ -5,7 +5,7 @@ time, and they refer to this app's settings (e.g. the largest ``k``)."""
 
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
 from fastapi import FastAPI, File, Form, UploadFile
 from fastapi import Path as PathParam
@@ -68,6 +68,8 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
         include_self: Annotated[bool, Form(description="Keep library images used as the query.")] = False,
         nprobe: Annotated[int | None, Form(ge=1, le=MAX_BEAM, description="IVF clusters searched (ivf index only).")] = None,
         ef_search: Annotated[int | None, Form(ge=1, le=MAX_BEAM, description="HNSW beam width (hnsw index only).")] = None,
+        rerank: Annotated[Literal["none", "aqe", "dba", "kreciprocal"], Form(
+            description="Re-rank the nearest candidates at query time (none: exact order).")] = "none",
     ) -> dict[str, Any]:
         """The k library images most similar to an uploaded image or to library images."""
         if (file is None) == (not image_id):
@@ -88,7 +90,7 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
                 if unknown:
                     raise ApiError(404, "unknown_image", f"no embedded image {unknown[0]} in the library")
             result = searcher.search(query, k, filters=filters, nprobe=nprobe, ef_search=ef_search,
-                                     include_self=include_self)
+                                     include_self=include_self, rerank=rerank)
             return result.to_dict()
 
         result = await call(job)

@@ -11,6 +11,7 @@ from lookalike.app import actions_panel
 from lookalike.app.common import friendly_errors, short_name, thumbnail_of
 from lookalike.app.grid import SIMILAR_SOURCE, grid
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.search.rerank import RERANK_METHODS
 from lookalike.store.images import files_matching
 
 if TYPE_CHECKING:
@@ -26,9 +27,13 @@ PICK_LIMIT = 500
 def render(lib: Library) -> None:
     st.header("Search")
     query, query_name = _query_input(lib)
-    left, mid, right = st.columns(3)
+    left, mid, rerank_col, right = st.columns(4)
     k = left.slider("Results (k)", min_value=1, max_value=200, value=8, key="search_k")
     kind = mid.selectbox("Index kind", KINDS, key="search_kind")
+    rerank = rerank_col.selectbox(
+        "Re-ranking", RERANK_METHODS, key="search_rerank",
+        help="none: exact nearest neighbours; aqe / dba / kreciprocal re-order the nearest candidates",
+    )
     in_cluster = right.toggle(
         "Search only inside the query's cluster",
         key="search_in_cluster",
@@ -39,6 +44,7 @@ def render(lib: Library) -> None:
         st.info("Upload an image or pick one from the library to search.")
         return
     options: dict[str, Any] = {"kind": "ivf", "nprobe": 1} if in_cluster else {"kind": kind}
+    options["rerank"] = rerank
     try:
         result = lib.search(query, k, filters=filters, **options)
     except ImageError as exc:

@@ -35,7 +35,10 @@ def compare(
     k: Annotated[int, typer.Option("--k", help="Neighbours of P@k and mAP@k.", min=1)] = _D.k,
     pca: Annotated[int, typer.Option(help="PCA components (0: keep all).", min=0)] = _D.pca,
     whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="PCA whitening.")] = _D.whiten,
-    crop_fraction: Annotated[float | None, typer.Option(help="Centre crop of the libraries (default: each backbone's; 1.0 keeps the whole image, best for tiny images).")] = None,
+    crop_fraction: Annotated[str | None, typer.Option(help="Centre crop of the libraries (default: each backbone's; 1.0 keeps the whole image, best for tiny images; 'auto' chooses from the image sizes).")] = None,
+    augment: Annotated[str | None, typer.Option(help="Test-time views of the libraries: none, flip, flip-zoom (default: the library default).")] = None,
+    rerank: Annotated[str, typer.Option(help="Comma-separated re-ranking methods measured as extra rows per backbone: aqe, dba, kreciprocal.")] = "",
+    projection: Annotated[bool, typer.Option("--projection", help="Also a learned-projection row per backbone (fitted on half the labelled images, scored on the other half).")] = False,
     svm_tune: Annotated[bool, typer.Option("--svm-tune/--no-svm-tune", help="Choose the SVM's C and gamma by 5-fold grid search on the training part (else C=1, gamma=scale).")] = _D.svm_tune,
     test_size: Annotated[float, typer.Option(help="Held-out share of the SVM split.")] = _D.test_size,
     autoencoder: Annotated[bool, typer.Option("--autoencoder", help="Also train an autoencoder on the images (into WORK/autoencoder) and compare it.")] = False,
@@ -49,13 +52,15 @@ def compare(
     """
     from rich.console import Console
 
+    from lookalike.embed.crop import parse_crop_fraction
     from lookalike.evaluate.compare.run import run_compare
     from lookalike.evaluate.compare.table import errors, rich_table, settings_line, write_outputs
     from lookalike.progress import NoProgress, RichProgress
 
     config = CompareConfig(
         dataset=dataset, backbones=tuple(backbones.split(",")), split=split, first=first, limit=limit,
-        per_class=per_class, seed=seed, k=k, pca=pca, whiten=whiten, crop_fraction=crop_fraction, svm_tune=svm_tune,
+        per_class=per_class, seed=seed, k=k, pca=pca, whiten=whiten, crop_fraction=parse_crop_fraction(crop_fraction), svm_tune=svm_tune,
+        augment=augment, rerank=tuple(m.strip() for m in rerank.split(",") if m.strip()), projection=projection,
         test_size=test_size, autoencoder=autoencoder, autoencoder_epochs=autoencoder_epochs,
     )  # fmt: skip
     work = work or Path(f"compare-{dataset}")

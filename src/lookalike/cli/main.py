@@ -29,7 +29,8 @@ def index(
     library: LibraryOption = Path("library.lookalike"),
     backbone: Annotated[str | None, typer.Option(help="Backbone for a new library (see `lookalike backbones`).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Local weights file (e.g. resnet50 offline).")] = None,
-    crop_fraction: Annotated[float | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default: the backbone's; 1.0 keeps the whole image, best for tiny images).")] = None,
+    crop_fraction: Annotated[str | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default 'auto': 1.0 when the images are smaller than the model input, else the backbone's crop).")] = None,
+    augment: Annotated[str | None, typer.Option(help="Test-time views averaged into each vector of a new library: none, flip (2x embedding time, flip invariant), flip-zoom (4x).")] = None,
     labels: Annotated[str, typer.Option(help="'folder': label = first-level subfolder name; 'none'.")] = "none",
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = ExtractConfig.batch_size,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
@@ -41,6 +42,7 @@ def index(
     ray: Annotated[str | None, typer.Option("--ray", metavar="auto|ADDRESS", help="Decode and embed on a Ray cluster: 'auto' joins $RAY_ADDRESS or the cluster started on this machine, else starts one; or HOST:PORT. Needs `pip install 'lookalike[ray]'`.")] = None,
 ) -> None:
     """Scan folders and embed every image into LIBRARY (created when missing); incremental."""
+    from lookalike.embed.crop import parse_crop_fraction
     from lookalike.library import Library
     from lookalike.progress import NoProgress, RichProgress
 
@@ -48,6 +50,7 @@ def index(
         from lookalike.embed.distributed import require_ray
 
         require_ray()  # before creating a library
+    crop = parse_crop_fraction(crop_fraction)
     extract = ExtractConfig(
         batch_size=batch_size, decode_workers=workers, threads=threads, commit_every=commit_every
     )
@@ -55,7 +58,8 @@ def index(
     if (library / "lookalike.toml").exists():
         lib = Library.open(library, backbone=backbone, weights=weights)
         lib.check_ingest(ingest)
-        lib.check_crop_fraction(crop_fraction)
+        lib.check_crop_fraction(crop)
+        lib.check_augment(augment)
     else:
         err.print(f"creating library {library} with backbone {backbone or EmbedConfig.backbone}")
         lib = Library.create(
@@ -63,7 +67,8 @@ def index(
             backbone=backbone or EmbedConfig.backbone,
             weights=weights,
             ingest=replace(IngestConfig(), **ingest),
-            crop_fraction=crop_fraction,
+            crop_fraction=crop,
+            augment=augment,
         )
     with lib:
         bar = RichProgress() if progress else NoProgress()

@@ -31,6 +31,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``lookalike`` app."""
     app.command()(search)
+    app.command("learn-projection")(learn_projection)
     app.command()(duplicates)
     app.command()(serve)
 
@@ -72,6 +73,8 @@ def search(
     label: Annotated[str | None, typer.Option(help="Only images with this label.")] = None,
     under: Annotated[Path | None, typer.Option(help="Only images with a file under this folder.")] = None,
     include_self: Annotated[bool, typer.Option("--include-self", help="Keep query images of the library in the results.")] = False,
+    rerank: Annotated[str, typer.Option(help="Re-rank the nearest candidates at query time: none (exact order), aqe, dba, kreciprocal.")] = "none",
+    projected: Annotated[bool, typer.Option("--projected", help="Order the nearest candidates in the learned label projection (`lookalike learn-projection`).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Find the K library images most similar to QUERY (any image, in the library or not)."""
@@ -81,7 +84,8 @@ def search(
     with opened(library) as lib:
         searcher = Searcher(lib.store, kind)
         items = [parse_query(q) for q in query]
-        result = searcher.search(items, k, filters=filters, nprobe=nprobe, ef_search=ef_search, include_self=include_self)
+        result = searcher.search(items, k, filters=filters, nprobe=nprobe, ef_search=ef_search, include_self=include_self,
+                                 rerank=rerank, projected=projected)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
@@ -91,6 +95,23 @@ def search(
         f"{1000 * result.seconds['total']:.1f} ms"
     )
     out.print(hits_table(result.hits))
+
+
+@reports_errors
+def learn_projection(
+    library: LibraryOption = Path("library.lookalike"),
+    beta: Annotated[float, typer.Option(help="Weight of the discriminant coordinates beside the reduced vector.", min=0.0)] = 1.0,
+    shrinkage: Annotated[float, typer.Option(help="LDA covariance shrinkage in [0, 1].", min=0.0, max=1.0)] = 0.05,
+) -> None:
+    """Learn a projection from the library's labels (LDA beside the reduced vectors) for
+    `search --projected`; learn it again after `reduce --refit`."""
+    from lookalike.library import Library
+    from lookalike.search.projection import learn_projection as learn
+
+    with Library.open(library) as lib:
+        summary = learn(lib.store, beta=beta, shrinkage=shrinkage)
+    out.print(f"learned a projection from {summary['images']:,} labelled images of {summary['classes']} classes "
+              f"({summary['dim']} dimensions)", highlight=False)
 
 
 def hits_table(hits: list[Any], width: int | None = None) -> Table:

@@ -50,14 +50,25 @@ def create_store(
     backbone: str = EmbedConfig.backbone,
     weights: PathLike | None = None,
     ingest: IngestConfig | None = None,
-    crop_fraction: float | None = None,
+    crop_fraction: float | str | None = None,
+    augment: str | None = None,
 ) -> LibraryStore:
-    """Create a new library folder built with ``backbone`` (the folder must be new or empty)."""
+    """Create a new library folder built with ``backbone`` (the folder must be new or empty).
+
+    ``augment``: test-time views averaged into every vector (``lookalike.embed.augment``);
+    ``crop_fraction="auto"``: chosen from the scanned image sizes at the first :func:`add`
+    (``lookalike.embed.crop``).
+    """
+    from lookalike.embed.augment import DEFAULT_AUGMENT, check_augment
     from lookalike.embed.phash import DEFAULT_PHASH
     from lookalike.embed.registry import load_backbone
     from lookalike.io.decode import DEFAULT_RESIZE
 
+    from lookalike.embed.crop import DEFAULT_CROP
+
     check_crop_fraction_value(crop_fraction)
+    check_augment(augment or DEFAULT_AUGMENT)
+    crop_fraction = DEFAULT_CROP if crop_fraction is None else crop_fraction
     if (folder / MANIFEST_NAME).exists():
         raise LibraryExistsError(f"{folder}: a library already exists here")
     if folder.exists() and any(folder.iterdir()):
@@ -70,14 +81,16 @@ def create_store(
         weights_source=spec.weights_source,
         dim=spec.dim,
         image_size=spec.image_size,
-        crop_fraction=spec.crop_fraction if crop_fraction is None else float(crop_fraction),
+        crop_fraction=spec.crop_fraction if crop_fraction in (None, "auto") else float(crop_fraction),
         normalization=spec.normalization,
         weights_path=str(Path(weights).resolve()) if weights else None,
         resize=DEFAULT_RESIZE,
         phash=DEFAULT_PHASH,
+        augment=augment or DEFAULT_AUGMENT,
     )
     stamp = now()
-    manifest = Manifest(record, ingest or IngestConfig(), stamp, stamp)
+    sections = {"crop": {"mode": "auto", "backbone_crop": spec.crop_fraction}} if crop_fraction == "auto" else {}
+    manifest = Manifest(record, ingest or IngestConfig(), stamp, stamp, sections)
     return LibraryStore.create(folder, manifest, weights=str(weights) if weights else None)
 
 
@@ -97,33 +110,66 @@ def open_store(
 
 
 def open_or_create_store(
-    folder: Path, *, backbone: str, weights: PathLike | None = None, crop_fraction: float | None = None
+    folder: Path, *, backbone: str, weights: PathLike | None = None, crop_fraction: float | str | None = None,
+    augment: str | None = None,
 ) -> LibraryStore:
-    """The library at ``folder`` built with ``backbone`` and ``crop_fraction``, created when missing."""
+    """The library at ``folder`` built with ``backbone``, ``crop_fraction`` and ``augment``, created when missing."""
     if not (folder / MANIFEST_NAME).exists():
-        return create_store(folder, backbone=backbone, weights=weights, crop_fraction=crop_fraction)
+        return create_store(folder, backbone=backbone, weights=weights, crop_fraction=crop_fraction, augment=augment)
     store = open_store(folder, backbone=backbone, weights=weights)
     try:
         check_crop_fraction(store, crop_fraction)
+        check_augment(store, augment)
     except InvalidParameterError:
         store.close()
         raise
     return store
 
 
-def check_crop_fraction_value(crop_fraction: float | None) -> None:
-    if crop_fraction is not None and not 0.0 < crop_fraction <= 1.0:
-        raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
+def check_crop_fraction_value(crop_fraction: float | str | None) -> None:
+    from lookalike.embed.crop import check_crop_fraction as check
+
+    check(crop_fraction)
 
 
-def check_crop_fraction(store: LibraryStore, crop_fraction: float | None) -> None:
-    """Refuse a requested centre crop other than the one the library was built with; None accepts any."""
+def check_crop_fraction(store: LibraryStore, crop_fraction: float | str | None) -> None:
+    """Refuse a requested centre crop other than the one the library was built with; None and
+    ``"auto"`` (resolved once, when the library is first filled) accept any."""
     built = store.manifest.embed.crop_fraction
-    if crop_fraction is not None and abs(crop_fraction - built) > 1e-9:
+    if crop_fraction is None or isinstance(crop_fraction, str):
+        return
+    if abs(crop_fraction - built) > 1e-9:
         raise InvalidParameterError(
             f"{store.folder} was built with crop_fraction {built:g}, not {crop_fraction:g}; its vectors "
             "would not compare with new ones: use another --library path"
         )
+
+
+def check_augment(store: LibraryStore, augment: str | None) -> None:
+    """Refuse test-time views other than the ones the library was built with; None accepts any."""
+    built = store.manifest.embed.augment
+    if augment is not None and augment != built:
+        raise InvalidParameterError(
+            f"{store.folder} was built with augment {built!r}, not {augment!r}; its vectors would not "
+            "compare with new ones: use another --library path"
+        )
+
+
+def resolve_auto_crop(store: LibraryStore) -> None:
+    """Fix a ``crop_fraction="auto"`` library's crop from the scanned sizes, before any embedding."""
+    from dataclasses import replace
+
+    from lookalike.embed.crop import auto_crop
+
+    section = store.manifest.sections.get("crop") or {}
+    if section.get("mode") != "auto" or "chosen" in section:
+        return
+    from lookalike.store.images import short_sides
+
+    chosen, why = auto_crop(short_sides(store.catalog), store.manifest.embed.image_size,
+                            float(section.get("backbone_crop", store.manifest.embed.crop_fraction)))
+    store.manifest = replace(store.manifest, embed=replace(store.manifest.embed, crop_fraction=chosen))
+    store.set_sections(crop={**section, **why, "chosen": chosen})
 
 
 def check_ingest(store: LibraryStore, settings: dict[str, object]) -> None:
@@ -163,6 +209,7 @@ def add(
         loading = pool.submit(_prepare_embedding, store, config.runtime_threads())  # during the scan
         sync = sync_roots(store.catalog, roots, store.manifest.ingest, progress.advance)
         backbone = loading.result()
+    resolve_auto_crop(store)
     return _embed_pending(store, sync, backbone, config, progress, ray)
 
 

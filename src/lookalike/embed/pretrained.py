@@ -24,17 +24,33 @@ from lookalike.errors import BackboneError, MissingDependencyError
 TorchParts = tuple[nn.Module, nn.Module | None]
 
 
-class Pooled(nn.Module):
-    """``model.<attribute>(x)`` (N, C, H, W), global-average-pooled to (N, C)."""
+GEM_P = 3.0
+"""Exponent of generalised-mean pooling for the ``-gem`` backbones (Radenović et al.: p = 3)."""
+GEM_SUFFIX = "-gem"
 
-    def __init__(self, model: nn.Module, attribute: str) -> None:
+
+class Pooled(nn.Module):
+    """``model.<attribute>(x)`` (N, C, H, W) pooled to (N, C): the average (``p = 1``) or the
+    generalised mean ``(mean(max(x, eps)^p))^(1/p)`` (GeM, fixed ``p``, no learned parameter)."""
+
+    def __init__(self, model: nn.Module, attribute: str, p: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.attribute = attribute
+        self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled: torch.Tensor = getattr(self.model, self.attribute)(x).mean(dim=(2, 3))
-        return pooled
+        features: torch.Tensor = getattr(self.model, self.attribute)(x)
+        if self.p == 1.0:
+            return features.mean(dim=(2, 3))
+        return features.clamp(min=1e-6).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+
+
+def _pooling(spec: BackboneSpec) -> tuple[str, float]:
+    """(the base network's name, pooling exponent) of ``spec``: ``NAME-gem`` pools with GeM."""
+    if spec.name.endswith(GEM_SUFFIX):
+        return spec.name[: -len(GEM_SUFFIX)], GEM_P
+    return spec.name, 1.0
 
 
 class EmbeddingNet(nn.Module):
@@ -117,14 +133,15 @@ def build_efficientnet_lite(spec: BackboneSpec, weights_path: Path) -> TorchPart
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise MissingDependencyError("efficientnet-lite-pytorch", f"backbone {spec.name!r}") from exc
-    native = EfficientNet.get_image_size(spec.name)
+    base, p = _pooling(spec)
+    native = EfficientNet.get_image_size(base)
     if native != spec.image_size:
         raise BackboneError(
             f"{spec.name}: spec image_size {spec.image_size} differs from the model's {native}"
         )
-    model = EfficientNet.from_name(spec.name)
-    apply_state_dict(model, read_state_dict(weights_path, spec.name), weights_path, spec.name)
-    return Pooled(model, "extract_features"), model._fc
+    model = EfficientNet.from_name(base)
+    apply_state_dict(model, read_state_dict(weights_path, base), weights_path, spec.name)
+    return Pooled(model, "extract_features", p), model._fc
 
 
 def build_mobilenetv2(spec: BackboneSpec, weights_path: Path) -> TorchParts:
@@ -139,7 +156,7 @@ def build_mobilenetv2(spec: BackboneSpec, weights_path: Path) -> TorchParts:
     module_spec.loader.exec_module(module)  # imports only torch.nn and math
     model = module.MobileNetV2_bottle(input_size=spec.image_size)
     apply_state_dict(model, read_state_dict(weights_path, spec.name), weights_path, spec.name)
-    return Pooled(model, "features"), None
+    return Pooled(model, "features", _pooling(spec)[1]), None
 
 
 def build_resnet50(spec: BackboneSpec, weights_path: Path) -> TorchParts:

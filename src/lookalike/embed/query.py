@@ -72,8 +72,10 @@ def checked_backbone(store: LibraryStore, threads: int = 0) -> Backbone:
                 f"{store.folder} was built with {embed.backbone} weights sha256 "
                 f"{embed.weights_sha256[:12]}…, the weights found have {model.weights_sha256[:12]}…"
             )
+        from lookalike.embed.augment import augmented
+
         store.cache.clear()  # one loaded backbone per store at a time
-        store.cache[key] = model
+        store.cache[key] = augmented(model, embed.augment)
     loaded: Backbone = store.cache[key]
     return loaded
 

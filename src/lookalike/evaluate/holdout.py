@@ -75,6 +75,11 @@ class HeldoutQueries:
 def check_compatible(gallery: LibraryStore, queries: LibraryStore) -> None:
     """Refuse a query library embedded by another backbone, weights or dimension than the gallery."""
     g, q = gallery.manifest.embed, queries.manifest.embed
+    if g.augment != q.augment:
+        raise BackboneMismatchError(
+            f"the query library {queries.folder} averages test-time views {q.augment!r}, the gallery "
+            f"{gallery.folder} {g.augment!r}; index the queries with `--augment {g.augment}`"
+        )
     if (g.backbone, g.weights_sha256, g.dim) != (q.backbone, q.weights_sha256, q.dim):
         raise BackboneMismatchError(
             f"the query library {queries.folder} was built with backbone '{q.backbone}' (weights sha256 "

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from lookalike.index.live import LiveIndex
     from lookalike.store.library_store import LibraryStore
 
+PROJECTION_POOL = 1000
+"""Nearest candidates (in the reduced space) that a projected search re-orders."""
 Query = str | Path | bytes | int
 """A file path, an image file's bytes, or the id of an image in the library."""
 
@@ -82,6 +84,8 @@ class SearchHit:
     cluster: int | None
     cluster_name: str | None
     label: str | None
+    rerank_score: float | None = None
+    """The re-ranking method's score (higher is better) when the search re-ranked, else None."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Searcher:
         self.calibrator = load_calibrator(self.store.folder, fingerprint)
         self.own_clusters = self._own_span(load_confidence_clusters(self.store.folder, fingerprint))
         self._run_spans, self._runs = {}, {}
+        self._dba: tuple[np.ndarray, np.ndarray] | None = None
         now = self._current_signature()
         self._signature = (version, *now[1:])
         return True
@@ -154,20 +159,42 @@ class Searcher:
         nprobe: int | None = None,
         ef_search: int | None = None,
         include_self: bool = False,
+        rerank: str = "none",
+        projected: bool = False,
     ) -> SearchResult:
-        """The ``k`` library images nearest to ``query`` (several queries: their mean)."""
+        """The ``k`` library images nearest to ``query`` (several queries: their mean).
+
+        ``rerank`` (``aqe``, ``dba``, ``kreciprocal``; see :mod:`lookalike.search.rerank`) re-orders
+        a pool of the nearest candidates at query time; ``none`` keeps the exact order.
+        ``projected`` orders that pool by similarity in the learned label projection
+        (``lookalike learn-projection``) instead; it cannot be combined with ``rerank``.
+        """
+        from lookalike.search.rerank import RerankConfig, check_method
+
+        check_method(rerank)
+        if projected:
+            if rerank != "none":
+                raise InvalidParameterError(f"projected search re-orders the candidates itself; got rerank={rerank!r} too")
+            rerank = "projection"
         started = time.perf_counter()
         filters = filters or SearchFilters()
         vectors, own, seconds = self.query_vectors(query)
         run = self._run(filters.run)
         allowed = self._allowed(filters, run)
         searching = time.perf_counter()
+        query_vector = mean_query(vectors)
         found = self.live.search(
-            mean_query(vectors)[None], k, allowed_ids=allowed, exclude_ids=None if include_self else own or None,
+            query_vector[None], k if rerank == "none" else max(k, PROJECTION_POOL if projected else RerankConfig().pool),
+            allowed_ids=allowed,
+            exclude_ids=None if include_self else own or None,
             clusters=self._span(run), calibrator=self.calibrator, nprobe=nprobe, ef_search=ef_search,
         )[0]
         seconds["search"] = time.perf_counter() - searching
         hits = self._hits(found, run)
+        if rerank != "none":
+            reranking = time.perf_counter()
+            hits = self._reranked(hits, query_vector, k, rerank)
+            seconds["rerank"] = time.perf_counter() - reranking
         seconds["total"] = time.perf_counter() - started
         return SearchResult(hits, self.live.kind, own, None if run is None else run.id, seconds)
 
@@ -240,6 +267,40 @@ class Searcher:
             vector.setflags(write=False)
             self.vector_cache.put(key, vector)
         return vector, seconds
+
+    def _reranked(self, hits: list[SearchHit], query: np.ndarray, k: int, method: str) -> list[SearchHit]:
+        """The first ``k`` of ``hits`` (a candidate pool) re-ordered by ``method``, ranks renumbered."""
+        from dataclasses import replace
+
+        from lookalike.search.rerank import RerankConfig, rerank_pool
+
+        if not hits:
+            return hits
+        ids = np.array([hit.image_id for hit in hits], dtype=np.int64)
+        candidates = np.asarray(self.live.reconstruct(ids), dtype=np.float32)
+        augmented = None
+        if method == "dba":
+            if self._dba is None:
+                from lookalike.search.dba import library_dba
+
+                self._dba = library_dba(self.store)
+            dba_ids, dba_vectors = self._dba
+            order = np.argsort(dba_ids, kind="stable")
+            at = np.minimum(np.searchsorted(dba_ids[order], ids), len(dba_ids) - 1)
+            rows = order[at]
+            known = dba_ids[rows] == ids
+            augmented = np.where(known[:, None], dba_vectors[rows], candidates)  # newer images: no DBA yet
+        if method == "projection":
+            from lookalike.search.projection import library_projection
+
+            projector = library_projection(self.store)
+            scores = projector.transform(candidates) @ projector.transform(np.asarray(query, np.float32)[None])[0]
+            order = np.argsort(-scores, kind="stable")
+            scores = scores[order]
+        else:
+            order, scores = rerank_pool(method, np.asarray(query, dtype=np.float32), candidates, RerankConfig(), augmented)
+        return [replace(hits[i], rank=rank, rerank_score=float(score))
+                for rank, (i, score) in enumerate(zip(order[:k], scores[:k]), start=1)]
 
     # -- filters, scores, hits ---------------------------------------------------------------
     def _run(self, run_id: int | None) -> ClusterRun | None:

@@ -134,3 +134,9 @@ def ids_under(catalog: Catalog, folder: str, where: Path) -> np.ndarray:
     if not rows:
         raise InvalidParameterError(f"no embedded image of {where} is under {folder}")
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+
+
+def short_sides(catalog: Catalog) -> np.ndarray:
+    """The shorter side (pixels) of every image whose size the scan read: (n,) float64."""
+    rows = catalog.query("SELECT MIN(width, height) FROM images WHERE width IS NOT NULL AND height IS NOT NULL")
+    return np.array([r[0] for r in rows], dtype=np.float64)

@@ -17,6 +17,7 @@
     normalization = "…"
     resize = "opencv-area-linear"
     phash = "opencv-area"
+    augment = "flip"
 
     [ingest]
     max_pixels = 100000000
@@ -60,6 +61,9 @@ class EmbedRecord:
     phash: str = "pillow-lanczos"
     """How perceptual hashes were made (``lookalike.embed.phash.PHASH_METHODS``); libraries
     written before this field existed used Pillow's Lanczos filter."""
+    augment: str = "none"
+    """Test-time views averaged into each vector (``lookalike.embed.augment.AUGMENTS``); libraries
+    written before this field existed used the image alone."""
 
 
 @dataclass(frozen=True)

@@ -183,10 +183,11 @@ def test_first_n_takes_the_dataset_order(cache, tmp_path):
     [
         ({"dataset": "mnist"}, InvalidParameterError, r"unknown dataset 'mnist'; expected one of \['dogs-vs-cats'"),
         ({"backbones": ("pixels", "vgg16")}, UnknownBackboneError, "unknown backbone 'vgg16'; known backbones: "
-         "efficientnet-lite0, efficientnet-lite2, mobilenetv2, pixels, resnet50, autoencoder:..."),
-        ({"first": 3}, InvalidParameterError, r"at least 4 images per class.*holds 3 image\(s\)"),
+         "efficientnet-lite0, efficientnet-lite0-gem, efficientnet-lite2, efficientnet-lite2-gem, mobilenetv2, pixels, "
+         "resnet50, autoencoder:..."),
+        ({"first": 3}, InvalidParameterError, r"at least 2 classes of at least 4 images.*holds 3 image\(s\)"),
         ({"first": 20, "k": 20}, InvalidParameterError, "retrieval at k=20 needs more than 20 images"),
-        ({"per_class": 2}, InvalidParameterError, r"at least 4 images per class.*'Trouser': 2"),
+        ({"per_class": 2}, InvalidParameterError, r"at least 2 classes of at least 4 images.*'Trouser': 2"),
         ({"split": "val"}, InvalidParameterError, r"no split 'val'; expected one of \['train', 'test', 'all'\]"),
     ],
     ids=["dataset", "backbone", "too-few", "k", "per-class", "split"],

@@ -133,13 +133,28 @@ def measure_library(
     with _timed(result, "svm"):
         key = f"v{SVM_CACHE_VERSION}:{fingerprint}:{config.test_size}:{config.seed}:{config.svm_tune}"
         cached = state.setdefault("svm", {}).get(key)
-        svm = cached or svm_accuracy(data.vectors, data.labels, test_size=config.test_size,
+        svm = cached or svm_accuracy(*_svm_classes(data.vectors, data.labels, result), test_size=config.test_size,
                                      seed=config.seed, tune=config.svm_tune)  # fmt: skip
         state["svm"] = {key: svm}
     result.svm_accuracy = svm["accuracy"]
     result.details["svm"] = {**svm, "reused": cached is not None}
     with _timed(result, "faiss_index"):
         result.index_bytes = exact_index_bytes(store)
+
+
+def _svm_classes(vectors: np.ndarray, labels: np.ndarray, result: BackboneResult) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors and labels of classes with enough images for the SVM's stratified split."""
+    import numpy as np
+
+    from lookalike.evaluate.compare.settings import MIN_PER_CLASS
+
+    names, counts = np.unique(labels, return_counts=True)
+    small = names[counts < MIN_PER_CLASS]
+    if small.size == 0:
+        return vectors, labels
+    result.notes.append(f"SVM leaves out classes with fewer than {MIN_PER_CLASS} images: {small.tolist()}")
+    keep = ~np.isin(labels, small)
+    return vectors[keep], labels[keep]
 
 
 def _reduce(store: LibraryStore, config: CompareConfig, state: dict[str, Any], result: BackboneResult) -> str:

@@ -33,7 +33,7 @@ from lookalike.config import AutoencoderConfig
 from lookalike.embed.indexing import add, open_or_create_store
 from lookalike.errors import InvalidParameterError, LookalikeError, UnknownBackboneError
 from lookalike.evaluate.compare.measure import BackboneResult, embedded_count, measure_library
-from lookalike.evaluate.compare.settings import CompareConfig, describe_subset
+from lookalike.evaluate.compare.settings import MIN_PER_CLASS, CompareConfig, describe_subset
 from lookalike.progress import NoProgress, Progress
 from lookalike.search.library_index import update_after_change
 from lookalike.store.atomic import write_bytes
@@ -43,8 +43,6 @@ from lookalike.store.status import read_status
 BASELINE = "pixels"
 IMAGES_DIR = "images"
 STATE_FILE = Path("reports") / "compare.json"
-MIN_PER_CLASS = 4
-"""Fewest images per class: a 75/25 split then keeps 3 to train and 1 to test."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def run_compare(
     classes = prepare_images(config, images, progress)
     rows: list[BackboneResult] = []
     for name in names:
-        rows.append(compare_backbone(name, config, work, progress))
+        rows.extend(compare_backbone(name, config, work, progress, with_options=name != BASELINE))
         if on_row:
             on_row(rows[-1])
     if config.autoencoder:
@@ -162,7 +160,8 @@ def prepare_images(config: CompareConfig, folder: Path, progress: Progress) -> d
 
 
 def check_classes(counts: dict[str, int], config: CompareConfig) -> None:
-    """Refuse a subset with one class, a class under :data:`MIN_PER_CLASS` or <= k images."""
+    """Refuse a subset with fewer than 2 classes of :data:`MIN_PER_CLASS` images or <= k images
+    (smaller classes still count for retrieval and clustering; the SVM leaves them out)."""
     total = sum(counts.values())
     where = f"{describe_subset(config)} holds {total} image(s)"
     if len(counts) < 2:
@@ -171,31 +170,41 @@ def check_classes(counts: dict[str, int], config: CompareConfig) -> None:
             "choose another subset (--first/--limit/--per-class)"
         )
     small = {name: n for name, n in counts.items() if n < MIN_PER_CLASS}
-    if small:
+    if len(counts) - len(small) < 2:
         raise InvalidParameterError(
-            f"compare needs at least {MIN_PER_CLASS} images per class (a 75/25 split keeps 3 to train, "
-            f"1 to test); {where} and these classes have fewer: {small}"
+            f"compare needs at least 2 classes of at least {MIN_PER_CLASS} images (a 75/25 split keeps 3 to "
+            f"train, 1 to test); {where} and these classes have fewer: {small}"
         )
     if total <= config.k:
         raise InvalidParameterError(f"retrieval at k={config.k} needs more than {config.k} images; {where}")
 
 
 # -- one backbone -----------------------------------------------------------------------------------
-def compare_backbone(name: str, config: CompareConfig, work: Path, progress: Progress) -> BackboneResult:
-    """Build or reuse ``name``'s library and measure it; errors end up in the row."""
+def compare_backbone(
+    name: str, config: CompareConfig, work: Path, progress: Progress, *, with_options: bool = False
+) -> list[BackboneResult]:
+    """Build or reuse ``name``'s library and measure it (and, ``with_options``, the re-ranking and
+    projection rows of ``config``); errors end up in the row."""
+    from lookalike.evaluate.compare.options import option_rows
 
     folder = library_folder(work, name)
     result = BackboneResult(backbone=name, library=str(folder))
+    rows = [result]
     try:
-        with open_or_create_store(folder, backbone=name, crop_fraction=config.crop_fraction) as store:
+        with open_or_create_store(folder, backbone=name, crop_fraction=config.crop_fraction,
+                                  augment=config.augment) as store:  # fmt: skip
             state = _read_state(store.folder)
             _index(store, work / IMAGES_DIR, state, result, progress)
             _write_state(store.folder, state)  # the build's speed survives a failed or killed measure
             measure_library(store, config, state, result, progress)
             _write_state(store.folder, state)
+            if store.manifest.embed.augment != "none":
+                result.backbone = f"{name} (augment {store.manifest.embed.augment})"
+            if with_options:
+                rows += option_rows(store, config, result)
     except LookalikeError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-    return result
+    return rows
 
 
 def _index(store: LibraryStore, images: Path, state: dict[str, Any], result: BackboneResult, progress: Progress) -> None:
@@ -241,7 +250,7 @@ def _autoencoder_row(config: CompareConfig, work: Path, progress: Progress) -> B
         except LookalikeError as exc:
             return BackboneResult(name, str(library_folder(work, name)), error=f"{type(exc).__name__}: {exc}")
         trained = time.perf_counter() - started
-    result = compare_backbone(name, config, work, progress)
+    result = compare_backbone(name, config, work, progress)[0]
     if trained:
         result.seconds["train_autoencoder"] = round(trained, 1)
     return result

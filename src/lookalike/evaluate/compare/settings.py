@@ -8,6 +8,9 @@ from pathlib import Path
 from lookalike.config import AutoencoderConfig, ReduceConfig
 from lookalike.errors import InvalidParameterError
 
+MIN_PER_CLASS = 4
+"""Fewest images per class: a 75/25 split then keeps 3 to train and 1 to test."""
+
 
 @dataclass(frozen=True)
 class CompareConfig:
@@ -21,7 +24,11 @@ class CompareConfig:
     k : neighbours of the retrieval metrics (P@k, mAP@k).
     pca, whiten : PCA components (0 keeps all: centring and rotation only) and whitening.
     crop_fraction : centre crop of the libraries (None: each backbone's own; 1.0 keeps the
-        whole image). A library in WORK built with another crop is refused.
+        whole image; ``"auto"`` chooses from the image sizes). A library in WORK built with
+        another crop is refused.
+    augment : test-time views of the libraries (None: the default, see ``lookalike.embed.augment``).
+    rerank : re-ranking methods measured as extra rows per backbone (``BACKBONE +METHOD``).
+    projection : also a held-out learned-projection row per backbone (``lookalike.reduce.project``).
     svm_tune : choose the SVM's C and gamma by 5-fold grid search on the training part
         (``ClassifyConfig`` grid); False uses C = 1, gamma = scikit-learn's ``"scale"``.
     test_size : held-out share of the SVM split (stratified, seeded).
@@ -39,19 +46,24 @@ class CompareConfig:
     k: int = 10
     pca: int = 256
     whiten: bool = False
-    crop_fraction: float | None = None
+    crop_fraction: float | str | None = None
     svm_tune: bool = True
     test_size: float = 0.25
     autoencoder: bool = False
     autoencoder_epochs: int = AutoencoderConfig.epochs
     cache_dir: Path | None = None
+    augment: str | None = None
+    rerank: tuple[str, ...] = ()
+    projection: bool = False
 
     def __post_init__(self) -> None:
         checks = [
             (self.k >= 1, f"k must be >= 1, got {self.k}"),
             (self.pca >= 0, f"pca must be >= 0 (0 keeps every component), got {self.pca}"),
-            (self.crop_fraction is None or 0.0 < self.crop_fraction <= 1.0,
-             f"crop_fraction must be in (0, 1], got {self.crop_fraction}"),
+            (self.crop_fraction in (None, "auto") or 0.0 < float(self.crop_fraction) <= 1.0,
+             f"crop_fraction must be in (0, 1] or 'auto', got {self.crop_fraction}"),
+            (all(m in ("none", "aqe", "dba", "kreciprocal") for m in self.rerank),
+             f"rerank methods must be among none, aqe, dba, kreciprocal; got {list(self.rerank)}"),
             (0.0 < self.test_size < 1.0, f"test_size must be in (0, 1), got {self.test_size}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.autoencoder_epochs >= 1, f"autoencoder_epochs must be >= 1, got {self.autoencoder_epochs}"),

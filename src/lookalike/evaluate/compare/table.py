@@ -63,7 +63,9 @@ def settings_line(report: CompareReport) -> str:
     c = report.config
     pca = f"PCA {c.pca}" if c.pca else "PCA all components"
     svm = "C, gamma by 5-fold grid search" if c.svm_tune else "C=1, gamma=scale"
-    crop = "each backbone's centre crop" if c.crop_fraction is None else f"centre crop {c.crop_fraction:g}"
+    crop = "each backbone's centre crop" if c.crop_fraction is None else (
+        "centre crop auto" if c.crop_fraction == "auto" else f"centre crop {float(c.crop_fraction):g}")
+    crop += "" if c.augment is None else f", augment {c.augment}"
     return (
         f"{describe_subset(c)}: {sum(report.classes.values()):,} images, {len(report.classes)} classes; "
         f"{crop}; L2 + {pca}{' whitened' if c.whiten else ''}; K-Means K={len(report.classes)}; "
