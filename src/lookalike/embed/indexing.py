@@ -60,11 +60,10 @@ def create_store(
     (``lookalike.embed.crop``).
     """
     from lookalike.embed.augment import DEFAULT_AUGMENT, check_augment
+    from lookalike.embed.crop import DEFAULT_CROP
     from lookalike.embed.phash import DEFAULT_PHASH
     from lookalike.embed.registry import load_backbone
     from lookalike.io.decode import DEFAULT_RESIZE
-
-    from lookalike.embed.crop import DEFAULT_CROP
 
     check_crop_fraction_value(crop_fraction)
     check_augment(augment or DEFAULT_AUGMENT)
