@@ -43,6 +43,7 @@ test-fast: venv
 
 bench: venv
 	@./scripts/ensure-apt-lists
+	$(BIN)/pip install --quiet -e '.[bench]'
 	mkdir -p bench-results
 	$(BIN)/python benchmarks/bench_embed.py --out bench-results/embed.json
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi

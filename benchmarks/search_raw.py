@@ -230,7 +230,6 @@ def _build_faiss_ivf(X: np.ndarray, nlist: int, seed: int) -> tuple[Any, float]:
     index.cp.seed = seed
     index.train(X)
     index.add(X)
-    index.quantizer_keep = quantizer  # keep the quantizer alive with the index
     return index, time.perf_counter() - started
 
 
