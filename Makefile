@@ -47,7 +47,7 @@ bench: venv
 	mkdir -p bench-results
 	$(BIN)/python benchmarks/bench_embed.py --out bench-results/embed.json
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi
-	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
+	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --skip-1m --out bench-results/search.json; fi
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
 
 lint: venv
