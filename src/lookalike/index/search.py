@@ -34,6 +34,7 @@ from lookalike.index._checks import (
 from lookalike.index.base import VectorIndex
 from lookalike.index.scores import ClusterRadii, ClusterSpan, MatchCalibrator, labelled_pairs
 
+_ZERO, _ONE, _MINUS_ONE, _TWO, _MINUS_TWO = (np.float32(v) for v in (0.0, 1.0, -1.0, 2.0, -2.0))
 EXACT_FILTER_MAX = 2048
 """``allowed_ids`` sets up to this size are searched exactly over their members."""
 
@@ -175,16 +176,18 @@ def _results(
     calibrator: MatchCalibrator | None,
 ) -> list[Neighbors]:
     """Scored Neighbors per query from FAISS-style (m, k) arrays with -1 padding."""
-    complete = labels.size == 0 or int(np.minimum.reduce(labels, axis=None)) >= 0
+    # -1 pads the end of a row (results come best first), so the last column tells completeness
+    last = labels[:, -1] if labels.shape[1] else labels[:, :0]
+    complete = (int(last[0]) >= 0) if len(last) == 1 else bool(np.all(last >= 0))
     if complete and sims.dtype == np.float32:  # every slot holds a result (the common case)
         found = None
-        similarity = np.minimum(sims, np.float32(1.0))
+        similarity = np.minimum(sims, _ONE)
     else:
         found = labels >= 0
-        similarity = np.minimum(np.where(found, sims, np.float32(0.0)), np.float32(1.0), dtype=np.float32)
-    np.maximum(similarity, np.float32(-1.0), out=similarity)  # clipped to [-1, 1]; NaN stays NaN
-    distance = similarity * np.float32(-2.0)  # 2 - 2 * similarity, exactly, hence >= 0
-    distance += np.float32(2.0)
+        similarity = np.minimum(np.where(found, sims, _ZERO), _ONE, dtype=np.float32)
+    np.maximum(similarity, _MINUS_ONE, out=similarity)  # clipped to [-1, 1]; NaN stays NaN
+    distance = similarity * _MINUS_TWO  # 2 - 2 * similarity, exactly, hence >= 0
+    distance += _TWO
     confidence = None if clusters is None else clusters.confidence(Q, distance)
     probability = None if calibrator is None else calibrator.predict_proba(similarity)
     out = []
