@@ -60,11 +60,13 @@ def as_queries(queries: Any, dim: int) -> np.ndarray:
         if arr.shape[0] == 1:
             sq_norm = float(np.dot(arr[0], arr[0]))
             if 0.0 < sq_norm < math.inf:
-                return arr / np.float32(math.sqrt(sq_norm))
+                unit: np.ndarray = arr / np.float32(math.sqrt(sq_norm))
+                return unit
         elif arr.shape[0]:
             sq_norms = np.add.reduce(arr * arr, axis=1)
             if math.isfinite(float(np.add.reduce(sq_norms))) and float(np.minimum.reduce(sq_norms)) > 0.0:
-                return arr / np.sqrt(sq_norms)[:, None]
+                units: np.ndarray = arr / np.sqrt(sq_norms)[:, None]
+                return units
     arr = as_matrix(arr, dim, "queries")
     if len(arr) == 0:
         raise InvalidParameterError("queries are empty: expected at least one query vector")
@@ -72,7 +74,7 @@ def as_queries(queries: Any, dim: int) -> np.ndarray:
     if (norms == 0).any():
         row = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise InvalidParameterError(f"query {row} is the zero vector: it has no direction")
-    return (arr / norms).astype(np.float32)
+    return np.asarray(arr / norms, dtype=np.float32)
 
 
 def as_ids(ids: Any, what: str = "ids", *, n: int | None = None, unique: bool = True) -> np.ndarray:
@@ -109,4 +111,4 @@ def mean_query(vectors: Any) -> np.ndarray:
     norm = float(np.linalg.norm(mean))
     if norm < 1e-6:
         raise InvalidParameterError("the query vectors cancel out: their mean is the zero vector")
-    return (mean / norm).astype(np.float32)
+    return np.asarray((mean / norm).astype(np.float32))

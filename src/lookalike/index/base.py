@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from lookalike.index._checks import as_ids, as_unit_matrix
 from lookalike.store.atomic import atomic_path
 
 _REGISTRY: dict[str, type[VectorIndex]] = {}
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class VectorIndex(ABC):
@@ -94,7 +96,7 @@ class VectorIndex(ABC):
         if len(stored) == 0:
             return np.zeros(ids.shape, dtype=bool)
         pos = np.minimum(np.searchsorted(stored, ids), len(stored) - 1)
-        return stored[pos] == ids
+        return np.asarray(stored[pos] == ids)
 
     def reconstruct(self, ids: Any) -> np.ndarray:
         """The stored vectors of these ids: (n, d) float32; an absent id raises."""
@@ -251,7 +253,7 @@ def one_omp_thread() -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _on_one_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _on_one_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)`` with FAISS on one OpenMP thread (cheaper than ``one_omp_thread``)."""
     faiss = import_faiss()
     before = faiss.omp_get_max_threads()
