@@ -44,10 +44,11 @@ test-fast: venv
 
 bench: venv
 	@./scripts/ensure-apt-lists
+	$(BIN)/pip install --quiet -e '.[bench]'
 	mkdir -p bench-results
 	$(BIN)/python benchmarks/bench_embed.py --out bench-results/embed.json
 	@if [ -f benchmarks/bench_cluster.py ]; then $(BIN)/python benchmarks/bench_cluster.py --out bench-results/cluster.json; fi
-	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --out bench-results/search.json; fi
+	@if [ -f benchmarks/bench_search.py ]; then $(BIN)/python benchmarks/bench_search.py --skip-1m --out bench-results/search.json; fi
 	$(BIN)/python benchmarks/bench_autoencoder.py --out bench-results/autoencoder.json
 	$(BIN)/python benchmarks/bench_parquet.py --out bench-results/parquet.json
 	$(BIN)/python benchmarks/bench_api.py --out bench-results/api.json

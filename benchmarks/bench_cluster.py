@@ -12,11 +12,12 @@ Sections:
   (10 iterations) and FAISS flat search; the detected kernel of each bundled OpenBLAS.
 - ``reduce``: Reducer(256) fit and transform on 100k × 1280 float32 rows (quick: 10k × 512), with
   the fit's peak extra memory (tracemalloc) next to the input's size.
-- ``kmeans``: lookalike KMeans (defaults; and n_init=3) vs scikit-learn ``KMeans(n_clusters=K)``
-  defaults, fitted in turn for each seed after one untimed warm-up fit of each on 5,000 points
-  (imports and thread pools are a one-time cost, not k-means): time ratio (target >= 20x) and inertia ratio (target
-  <= 1.01); and the default fit's time vs the compute floor ``passes · 2·n·K·d`` FLOPs over the
-  measured numpy float32 GEMM rate (``passes`` = its full-data assignment passes).
+- ``kmeans`` (benchmarks/cluster_kmeans.py): lookalike KMeans against scikit-learn's ``KMeans``
+  and ``MiniBatchKMeans`` and ``faiss.Kmeans``, all with defaults, on the mixture, on a data set
+  of overlapping groups and optionally on real embeddings (``--real``): time and inertia side by
+  side, speed-ups (targets >= 20x scikit-learn, >= 2x faiss) and inertia ratio (target <= 1.01);
+  the default fit's compute floor ``passes · 2·n·K·d`` FLOPs over the measured numpy float32 GEMM
+  rate (``passes`` = its full-data assignment passes).
 - ``hierarchical``: Agglomerative(K, ward) on all points in a subprocess: wall time and peak RSS
   (targets < 300 s, < 8 GB); ARI against exact ``AgglomerativeClustering(linkage="ward")`` on a
   10k subset, next to the ARI of exact Ward against itself on the same points plus 1e-3 noise
@@ -24,7 +25,8 @@ Sections:
 - ``choose_k``: the K sweep 50..400 in steps of 50 (quick: 10..80 by 10), total and per-K time.
 - ``density`` (``--density``): DBSCAN (suggested eps) and HDBSCAN at full size: time, clusters, noise.
 
-    nice python benchmarks/bench_cluster.py [--quick] [--vectors FILE.npy] [--density]
+    nice python benchmarks/bench_cluster.py [--quick] [--sections kmeans,...] [--vectors FILE.npy]
+        [--real FILE.npy --real-k K] [--density]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 
 from lookalike._faiss import FAST_CORETYPE, prefer_fast_blas
 
+SECTIONS = ("blas", "reduce", "kmeans", "hierarchical", "choose_k")
 CORETYPES = ("unset", "Haswell", "SkylakeX", "Zen")
 """Probed in subprocesses; ``unset`` lets each bundled OpenBLAS detect the CPU itself."""
 
@@ -172,58 +175,6 @@ def bench_reduce(n: int, d: int, seed: int) -> dict[str, Any]:
         "input_mb": round(x.nbytes / 2**20),
         "float64_copy_would_be_mb": round(2 * x.nbytes / 2**20),
         "explained_variance_256": round(float(reducer.explained_variance_ratio_.sum()), 4),
-    }
-
-
-def bench_kmeans(x: Any, k: int, seeds: int) -> dict[str, Any]:
-    """Each variant fitted once per seed (interleaved); times and inertias are averaged over seeds."""
-    import numpy as np
-    from sklearn.cluster import KMeans as SklearnKMeans
-
-    from lookalike.cluster import KMeans
-
-    n, d = x.shape
-    variants: dict[str, Callable[[int], Any]] = {
-        "lookalike": lambda s: KMeans(k, seed=s),
-        "lookalike_n_init_3": lambda s: KMeans(k, n_init=3, seed=s),
-        "sklearn": lambda s: SklearnKMeans(n_clusters=k, random_state=s),
-    }
-    runs: dict[str, list[tuple[Any, float]]] = {name: [] for name in variants}
-    for make in variants.values():  # warm-up: imports, thread pools, first-touch memory, untimed
-        model = make(0)
-        model.n_clusters = min(k, 20)
-        model.fit(x[:5_000])
-    for seed in range(seeds):
-        for name, make in variants.items():
-            runs[name].append(timed(lambda m=make, s=seed: m(s).fit(x)))
-    summary = {
-        name: {
-            "seconds": round(float(np.mean([s for _, s in fits])), 2),
-            "inertia": float(np.mean([m.inertia_ for m, _ in fits])),
-            "inertia_per_seed": [round(float(m.inertia_), 2) for m, _ in fits],
-            "n_iter_per_seed": [int(m.n_iter_) for m, _ in fits],
-            **({"full_passes_per_seed": [round(float(m.n_passes_), 1) for m, _ in fits]}
-               if name != "sklearn" else {}),
-        }
-        for name, fits in runs.items()
-    }  # fmt: skip
-    rate = gemm_gflops(n, d, k)
-    ours, ref = summary["lookalike"], summary["sklearn"]
-    floor_s = float(np.mean(ours["full_passes_per_seed"])) * 2.0 * n * k * d / (rate * 1e9)
-    return {
-        **summary,
-        "seeds": seeds,
-        "speedup": round(ref["seconds"] / ours["seconds"], 2),
-        "inertia_ratio": round(ours["inertia"] / ref["inertia"], 5),
-        "speedup_n_init_3": round(ref["seconds"] / summary["lookalike_n_init_3"]["seconds"], 2),
-        "inertia_ratio_n_init_3": round(summary["lookalike_n_init_3"]["inertia"] / ref["inertia"], 5),
-        "numpy_gemm_gflops": round(rate, 1),
-        "floor_seconds": round(floor_s, 3),
-        "ratio_to_floor": round(ours["seconds"] / floor_s, 2),
-        "floor_note": "floor = full-data assignment passes of the fit (sample iterations weighted by the "
-        "sample's share) x 2nKd FLOPs / numpy float32 GEMM rate",
-        "loadavg_1min": round(os.getloadavg()[0], 2),
-        "targets": {"speedup": ">= 20", "inertia_ratio": "<= 1.01"},
     }
 
 
@@ -358,6 +309,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spread", type=float, default=0.6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kmeans-seeds", type=int, help="k-means fits per variant (default 1; quick 3)")
+    parser.add_argument("--overlap-spread", type=float, default=1.0, help="noise/centre scale of 'overlapping'")
+    parser.add_argument("--real", type=Path, help="real embeddings (n, d) .npy: a third k-means data set")
+    parser.add_argument("--real-k", type=int, default=100, help="K for --real")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--child", choices=("blas", "hierarchical"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -376,11 +331,20 @@ def main(argv: list[str] | None = None) -> None:
     args.n, args.d = x.shape
     k_values = range(10, 81, 10) if args.quick else range(50, 401, 50)
     report: dict[str, Any] = {"config": describe(args), "environment": environment()}
-    report["blas_coretype"] = bench_coretypes(args)
-    report["reduce"] = bench_reduce(*((10_000, 512) if args.quick else (100_000, 1280)), args.seed)
-    report["kmeans"] = bench_kmeans(x, args.k, args.kmeans_seeds or (3 if args.quick else 1))
-    report["hierarchical"] = bench_hierarchical(args, x, subset=2_000 if args.quick else 10_000)
-    report["choose_k"] = bench_choose_k(x, k_values)
+    sections = set(args.sections.split(","))
+    if "blas" in sections:
+        report["blas_coretype"] = bench_coretypes(args)
+    if "reduce" in sections:
+        report["reduce"] = bench_reduce(*((10_000, 512) if args.quick else (100_000, 1280)), args.seed)
+    if "kmeans" in sections:
+        from cluster_kmeans import bench as bench_kmeans
+
+        args.kmeans_seeds = args.kmeans_seeds or (3 if args.quick else 1)
+        report["kmeans"] = bench_kmeans(args, x, gemm_gflops)
+    if "hierarchical" in sections:
+        report["hierarchical"] = bench_hierarchical(args, x, subset=2_000 if args.quick else 10_000)
+    if "choose_k" in sections:
+        report["choose_k"] = bench_choose_k(x, k_values)
     if args.density:
         report["density"] = bench_density(x)
     report["environment"]["loadavg_end"] = os.getloadavg()

@@ -108,11 +108,12 @@ def via_search(index: Any, **options: int) -> Callable[[np.ndarray], np.ndarray]
     return lambda Q: ids_of(search(index, Q, K, **options))
 
 
-def tune(index: Any, name: str, values: list[int], Q: np.ndarray, truth: np.ndarray, singles: int) -> dict:
-    """Sweep one search option; report every point and the cheapest reaching the target."""
+def tune(index: Any, name: str, values: list[int], tuning: tuple, Q: np.ndarray, truth: np.ndarray, singles: int) -> dict:
+    """Sweep one search option on the ``tuning`` (queries, truth), which are not the reported
+    queries; report every point and measure the cheapest reaching the target on (Q, truth)."""
     sweep = []
     for value in values:
-        row = {name: value, **measure(via_search(index, **{name: value}), Q, truth, singles // 2)}
+        row = {name: value, **measure(via_search(index, **{name: value}), *tuning, singles // 2)}
         sweep.append(row)
         if row["recall_at_10"] >= TARGET_RECALL + 0.01:
             break
@@ -159,15 +160,21 @@ def reference_kmeans(X: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarra
     return kmeans.centroids, labels[:, 0]
 
 
-def run_scale(X: np.ndarray, Q: np.ndarray, clusters: int, seed: int, singles: int, extras: bool = False) -> dict:
-    """Every variant on one collection X (n, d) with queries Q (m, d); ``extras`` adds the
-    exact-latency-by-size curve (evidence for ``auto``) and duplicate finding at this scale."""
+def run_scale(
+    X: np.ndarray, Q: np.ndarray, Qt: np.ndarray, clusters: int, seed: int, singles: int, extras: bool = False,
+    raw: bool = False,
+) -> dict:
+    """Every variant on one collection X (n, d) with reported queries Q (m, d), knobs tuned on
+    other queries Qt (m, d); ``extras`` adds the exact-latency-by-size curve (evidence for
+    ``auto``), duplicate finding and IVF variants; ``raw`` adds raw FAISS and hnswlib at equal
+    recall (``vs_raw``, see benchmarks/search_raw.py)."""
     from lookalike.index import ExactIndex, HNSWIndex, IVFIndex, default_nlist
 
     ids = np.arange(len(X), dtype=np.int64) * 3 + 1  # ids with gaps, as in a library
     out: dict[str, Any] = {"n": len(X), "d": X.shape[1], "queries": len(Q), "reference_clusters": clusters}
     exact, build_s = timed(lambda: ExactIndex().fit(X, ids))
     truth = via_search(exact)(Q)
+    tuning = (Qt, via_search(exact)(Qt))
     out["exact"] = {"build_s": round(build_s, 2), **measure(via_search(exact), Q, truth, min(singles, 50))}
     del exact
     (centroids, labels), kmeans_s = timed(lambda: reference_kmeans(X, clusters, seed))
@@ -182,15 +189,18 @@ def run_scale(X: np.ndarray, Q: np.ndarray, clusters: int, seed: int, singles: i
     del baseline
     ivf, build_s = timed(lambda: IVFIndex(seed=seed).fit(X, ids))
     out["ivf_tuned"] = {"nlist": default_nlist(len(X)), "build_s": round(build_s, 2),
-                        **tune(ivf, "nprobe", NPROBES, Q, truth, singles)}
-    del ivf
+                        **tune(ivf, "nprobe", NPROBES, tuning, Q, truth, singles)}
     hnsw, build_s = timed(lambda: HNSWIndex().fit(X, ids))
     out["hnsw"] = {"m": hnsw.m, "ef_construction": hnsw.ef_construction, "build_s": round(build_s, 2),
-                   **tune(hnsw, "ef_search", EF_SEARCHES, Q, truth, singles)}
+                   **tune(hnsw, "ef_search", EF_SEARCHES, tuning, Q, truth, singles)}
+    if raw:
+        from search_raw import compare
+
+        out["vs_raw"] = compare(X, ids, tuning, (Q[:singles], truth[:singles]), {"hnsw": hnsw, "ivf": ivf}, seed)
     if extras:
         out["duplicates"] = run_duplicates(hnsw, seed)
         out["exact_p50_ms_by_n"] = exact_latency_by_n(X, Q, singles)
-    del hnsw
+    del hnsw, ivf
     if extras:
         from search_extras import quantized_ivf
 
@@ -278,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20k x 128, 200 queries, no 1M run")
     parser.add_argument("--skip-1m", action="store_true", help="leave out the 1M x 256 scale run")
     parser.add_argument("--skip-e2e", action="store_true", help="leave out search from JPEG files")
+    parser.add_argument("--skip-extras", action="store_true", help="leave out IVF variants and duplicates")
     parser.add_argument("--vectors", type=Path, help="real vectors (n, d) .npy instead of synthetic 100k")
     parser.add_argument("--clusters", type=int, default=50, help="reference K-Means clusters (and synthetic groups)")
     parser.add_argument("--seed", type=int, default=0)
@@ -287,13 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     n, d, m, singles = (20_000, 128, 200, 100) if args.quick else (100_000, 256, 1000, 500)
     report: dict[str, Any] = {"environment": environment(), "k": K, "target_recall": TARGET_RECALL}
     if args.vectors:
-        X, Q = real_vectors(args.vectors, m, args.seed)
+        X, Q = real_vectors(args.vectors, 2 * m, args.seed)
         report["data"] = f"{args.vectors} (real)"
     else:
-        data = synthetic(n + m, d, args.clusters, args.seed)
+        data = synthetic(n + 2 * m, d, args.clusters, args.seed)
         X, Q = data[:n], data[n:]
         report["data"] = f"synthetic clustered, {args.clusters} groups, seed {args.seed}"
-    report["main"] = run_scale(X, Q, args.clusters, args.seed, singles, extras=True)
+    Q, Qt = Q[:m], Q[m:]  # reported queries; tuning queries
+    report["main"] = run_scale(X, Q, Qt, args.clusters, args.seed, singles, extras=not args.skip_extras, raw=True)
+    report["wrapper_vs_raw_faiss_p50"] = report["main"]["vs_raw"]["wrapper_p50_ratios"]
     del X, Q
     if not args.skip_e2e:
         from search_extras import end_to_end
@@ -302,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         p50 = report["end_to_end"]["1024x768"]["p50_ms"]
         report["end_to_end"]["meets_100ms"] = p50 <= 100.0
     if not (args.quick or args.skip_1m):
-        data = synthetic(1_000_000 + m, 256, args.clusters, args.seed + 1)
-        report["scale_1m"] = run_scale(data[:-m], data[-m:], args.clusters, args.seed, 300)
+        data = synthetic(1_000_000 + 2 * m, 256, args.clusters, args.seed + 1)
+        report["scale_1m"] = run_scale(data[:-2 * m], data[-2 * m : -m], data[-m:], args.clusters, args.seed, 300)
     out = args.out or Path("bench-results") / ("search-quick.json" if args.quick else "search.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,18 +47,34 @@ def as_unit_matrix(X: Any, dim: int | None, what: str) -> np.ndarray:
 
 
 def as_queries(queries: Any, dim: int) -> np.ndarray:
-    """Queries (m, dim) or one query (dim,) as unit float32 rows; zero vectors are refused."""
+    """Queries (m, dim) or one query (dim,) as unit float32 rows; zero vectors are refused.
+
+    Float32 C-contiguous queries take a fast path (one pass for norms and finiteness: a NaN or
+    infinity makes its row's squared norm non-finite); anything else, or any doubt (a zero or
+    overflowing norm), goes through the full checks and their messages.
+    """
     arr = np.asarray(queries)
     if arr.ndim == 1:
         arr = arr[None, :]
+    if arr.dtype == np.float32 and arr.ndim == 2 and arr.shape[1] == dim and arr.flags.c_contiguous:
+        if arr.shape[0] == 1:
+            sq_norm = float(np.dot(arr[0], arr[0]))
+            if 0.0 < sq_norm < math.inf:
+                unit: np.ndarray = arr / np.float32(math.sqrt(sq_norm))
+                return unit
+        elif arr.shape[0]:
+            sq_norms = np.add.reduce(arr * arr, axis=1)
+            if math.isfinite(float(np.add.reduce(sq_norms))) and float(np.minimum.reduce(sq_norms)) > 0.0:
+                units: np.ndarray = arr / np.sqrt(sq_norms)[:, None]
+                return units
     arr = as_matrix(arr, dim, "queries")
     if len(arr) == 0:
         raise InvalidParameterError("queries are empty: expected at least one query vector")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms = np.linalg.norm(arr.astype(np.float64), axis=1, keepdims=True)  # float64: no overflow
     if (norms == 0).any():
         row = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise InvalidParameterError(f"query {row} is the zero vector: it has no direction")
-    return np.asarray(arr / norms)
+    return np.asarray(arr / norms, dtype=np.float32)
 
 
 def as_ids(ids: Any, what: str = "ids", *, n: int | None = None, unique: bool = True) -> np.ndarray:

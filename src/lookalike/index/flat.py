@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
-from lookalike.index.base import VectorIndex, register
+from lookalike.index.base import VectorIndex, register, search_raw
 
 
 def id_map_view(raw: Any) -> np.ndarray:
@@ -55,8 +55,9 @@ class ExactIndex(VectorIndex):
         self, queries: np.ndarray, k: int, selector: Any, **options: int
     ) -> tuple[np.ndarray, np.ndarray]:
         faiss = import_faiss()
-        params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        distances, labels = self.index_.search(queries, k, params=params)
+        if selector is None:
+            return search_raw(self.index_, queries, k)
+        distances, labels = self.index_.search(queries, k, params=faiss.SearchParameters(sel=selector))
         return np.asarray(distances), np.asarray(labels)
 
     @classmethod

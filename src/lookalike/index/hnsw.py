@@ -15,7 +15,7 @@ import numpy as np
 
 from lookalike._faiss import import_faiss
 from lookalike.config import IndexConfig
-from lookalike.index.base import VectorIndex, register
+from lookalike.index.base import VectorIndex, register, search_raw
 from lookalike.index.flat import id_map_view, wraps
 
 TOMBSTONE = -1
@@ -45,6 +45,7 @@ class HNSWIndex(VectorIndex):
         self.ef_search = ef_search
         self.max_tombstone_fraction = max_tombstone_fraction
         self._n_tombstones = 0
+        self._params_by_ef: dict[int, Any] = {}
 
     @classmethod
     def from_config(cls, config: IndexConfig, centroids: Any = None) -> HNSWIndex:
@@ -104,9 +105,12 @@ class HNSWIndex(VectorIndex):
     def _knn(
         self, queries: np.ndarray, k: int, selector: Any, **options: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        ef = max(int(options.get("ef_search", self.ef_search)), k)
+        if selector is None and not self._n_tombstones:
+            return search_raw(self.index_, queries, k, self._plain_params(ef))
         faiss = import_faiss()
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(int(options.get("ef_search", self.ef_search)), k)
+        params.efSearch = ef
         keep_alive = [selector]
         if self._n_tombstones:
             tombstones = faiss.IDSelectorRange(TOMBSTONE, TOMBSTONE + 1)
@@ -119,6 +123,17 @@ class HNSWIndex(VectorIndex):
         distances, labels = self.index_.search(queries, k, params=params)
         del keep_alive
         return np.asarray(distances), np.asarray(labels)
+
+    def _plain_params(self, ef: int) -> Any:
+        """Search parameters without a selector for beam width ``ef``, made once per value
+        (FAISS only reads them while searching, so concurrent searches may share them)."""
+        params = self._params_by_ef.get(ef)
+        if params is None:
+            params = import_faiss().SearchParametersHNSW()
+            params.efSearch = ef
+            if len(self._params_by_ef) < 64:
+                self._params_by_ef[ef] = params
+        return params
 
     def _sync_settings(self) -> None:
         import_faiss().downcast_index(self.index_.index).hnsw.efSearch = self.ef_search

@@ -21,7 +21,7 @@ from lookalike._faiss import import_faiss
 from lookalike.config import IndexConfig
 from lookalike.errors import InvalidParameterError
 from lookalike.index._checks import as_matrix, as_unit_matrix
-from lookalike.index.base import VectorIndex, default_nlist, register
+from lookalike.index.base import VectorIndex, default_nlist, register, search_raw
 from lookalike.index.scores import ClusterRadii
 
 KMEANS_ITERATIONS = 10
@@ -53,6 +53,7 @@ class IVFIndex(VectorIndex):
         self.centroids = centroids
         self.seed = seed
         self._radii: ClusterRadii | None = None
+        self._params_by_nprobe: dict[int, Any] = {}
 
     @classmethod
     def from_config(cls, config: IndexConfig, centroids: Any = None) -> IVFIndex:
@@ -185,13 +186,24 @@ class IVFIndex(VectorIndex):
     def _knn(
         self, queries: np.ndarray, k: int, selector: Any, **options: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        faiss = import_faiss()
-        params = faiss.SearchParametersIVF()
-        params.nprobe = min(int(options.get("nprobe", self.nprobe)), self.index_.nlist)
-        if selector is not None:
-            params.sel = selector
+        nprobe = min(int(options.get("nprobe", self.nprobe)), self.index_.nlist)
+        if selector is None:
+            return search_raw(self.index_, queries, k, self._plain_params(nprobe))
+        params = import_faiss().SearchParametersIVF()
+        params.nprobe = nprobe
+        params.sel = selector
         distances, labels = self.index_.search(queries, k, params=params)
         return np.asarray(distances), np.asarray(labels)
+
+    def _plain_params(self, nprobe: int) -> Any:
+        """Search parameters without a selector, made once per ``nprobe`` (read-only in FAISS)."""
+        params = self._params_by_nprobe.get(nprobe)
+        if params is None:
+            params = import_faiss().SearchParametersIVF()
+            params.nprobe = nprobe
+            if len(self._params_by_nprobe) < 64:
+                self._params_by_nprobe[nprobe] = params
+        return params
 
     def _sync_settings(self) -> None:
         self.index_.nprobe = min(self.nprobe, self.index_.nlist)

@@ -109,7 +109,7 @@ class LiveIndex:
         """:func:`lookalike.index.search` over index + extra - stale, merged by similarity."""
         excluded = self.stale if exclude_ids is None else np.union1d(self.stale, as_ids(exclude_ids, unique=False))
         scored: dict[str, Any] = {"clusters": clusters, "calibrator": calibrator, "allowed_ids": allowed_ids}
-        main = search(self.index, queries, k, exclude_ids=excluded, nprobe=nprobe, ef_search=ef_search, **scored)
+        main = search(self.index, queries, k, exclude_ids=excluded if len(excluded) else None, nprobe=nprobe, ef_search=ef_search, **scored)
         if self.extra is None:
             return main
         extra = search(self.extra, queries, k, exclude_ids=exclude_ids, **scored)

@@ -52,6 +52,10 @@ def _nearest(quantizer: Any, X: np.ndarray) -> np.ndarray:
     """The nearest centroid (squared L2) of each row of checked X (n, d): (n,) int64."""
     if len(X) == 0:
         return np.zeros(0, dtype=np.int64)
+    if len(X) == 1:  # one query: one OpenMP thread, as VectorIndex.knn runs it
+        from lookalike.index.base import single_thread_search
+
+        return single_thread_search(quantizer, X, 1)[1][:, 0]
     _, labels = quantizer.search(X, 1)
     return np.asarray(labels[:, 0].astype(np.int64))
 
@@ -166,9 +170,9 @@ class ClusterSpan:
 def _confidence(max_d: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """``clip(1 - d / max_d, 0, 1)`` broadcast; where max_d is 0 only d = 0 scores 1."""
     d = np.asarray(distances, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        conf = np.where(max_d > 0, 1.0 - d / np.where(max_d > 0, max_d, 1.0), (d <= 0) * 1.0)
-    return np.clip(conf, 0.0, 1.0).astype(np.float32)
+    positive = max_d > 0
+    conf = np.where(positive, 1.0 - d / np.where(positive, max_d, 1.0), (d <= 0) * 1.0)  # never divides by 0
+    return np.minimum(np.maximum(conf, 0.0), 1.0).astype(np.float32)
 
 
 class MatchCalibrator:

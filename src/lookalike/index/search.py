@@ -34,6 +34,7 @@ from lookalike.index._checks import (
 from lookalike.index.base import VectorIndex
 from lookalike.index.scores import ClusterRadii, ClusterSpan, MatchCalibrator, labelled_pairs
 
+_ZERO, _ONE, _MINUS_ONE, _TWO, _MINUS_TWO = (np.float32(v) for v in (0.0, 1.0, -1.0, 2.0, -2.0))
 EXACT_FILTER_MAX = 2048
 """``allowed_ids`` sets up to this size are searched exactly over their members."""
 
@@ -88,10 +89,16 @@ def search(
     (``ivf`` uses its own radii when None); ``calibrator`` adds match probabilities.
     """
     k = check_k(k)
-    if len(index) == 0:
+    n_stored = len(index)
+    if n_stored == 0:
         raise VectorIndexError("the index is empty: add vectors before searching")
     Q = as_queries(queries, index.dim)
     options = index.check_options(nprobe=nprobe, ef_search=ef_search)
+    if allowed_ids is None and exclude_ids is None:  # the common case, kept short: no selector
+        sims, labels = index.knn_checked(Q, min(k, n_stored), None, options)
+        if clusters is None and hasattr(index, "cluster_radii"):
+            clusters = index.cluster_radii()
+        return _results(Q, sims, labels, clusters, calibrator)
     allowed = None if allowed_ids is None else np.unique(as_ids(allowed_ids, "allowed_ids", unique=False))
     excluded = None if exclude_ids is None else np.unique(as_ids(exclude_ids, "exclude_ids", unique=False))
     k = min(k, len(index))
@@ -138,7 +145,7 @@ def _filtered_knn(
         selector = faiss.IDSelectorAnd(parts[0], parts[2])
     elif parts:
         selector = parts[-1]
-    result = index.knn(Q, k, selector, **options)
+    result = index.knn_checked(Q, k, selector, options)
     del parts  # the selectors had to outlive the search
     return result
 
@@ -169,14 +176,23 @@ def _results(
     calibrator: MatchCalibrator | None,
 ) -> list[Neighbors]:
     """Scored Neighbors per query from FAISS-style (m, k) arrays with -1 padding."""
-    found = labels >= 0
-    similarity = np.clip(np.where(found, sims, 0.0), -1.0, 1.0).astype(np.float32)
-    distance = np.maximum(2.0 - 2.0 * similarity, 0.0).astype(np.float32)
+    # -1 pads the end of a row (results come best first), so the last column tells completeness
+    last = labels[:, -1] if labels.shape[1] else labels[:, :0]
+    complete = (int(last[0]) >= 0) if len(last) == 1 else bool(np.all(last >= 0))
+    if complete and sims.dtype == np.float32:  # every slot holds a result (the common case)
+        found = None
+        similarity = np.minimum(sims, _ONE)
+    else:
+        found = labels >= 0
+        similarity = np.minimum(np.where(found, sims, _ZERO), _ONE, dtype=np.float32)
+    np.maximum(similarity, _MINUS_ONE, out=similarity)  # clipped to [-1, 1]; NaN stays NaN
+    distance = similarity * _MINUS_TWO  # 2 - 2 * similarity, exactly, hence >= 0
+    distance += _TWO
     confidence = None if clusters is None else clusters.confidence(Q, distance)
     probability = None if calibrator is None else calibrator.predict_proba(similarity)
     out = []
     for i in range(len(Q)):
-        keep = found[i]
+        keep = slice(None) if found is None else found[i]  # whole rows are views
         out.append(
             Neighbors(
                 ids=labels[i, keep],
