@@ -88,3 +88,23 @@ def test_every_leave_one_out_score_is_the_one_rule():
     by_report = retrieval_scores(ids, brute, label_of)
     assert by_metrics.precision == pytest.approx(by_report["precision_at_5"])
     assert by_metrics.precision == pytest.approx(hits.mean())
+
+
+def test_no_two_command_modules_register_the_same_command():
+    import importlib
+
+    import typer
+
+    from lookalike.cli import main
+
+    seen: dict[str, str] = {}
+    clashes = []
+    for name in main.COMMAND_MODULES:
+        probe = typer.Typer()
+        importlib.import_module(name).register(probe)
+        for command in probe.registered_commands:
+            key = command.name or command.callback.__name__.replace("_", "-")
+            if key in seen:
+                clashes.append(f"{key}: {seen[key]} and {name}")
+            seen[key] = name
+    assert clashes == []

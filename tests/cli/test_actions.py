@@ -28,7 +28,7 @@ def lib(tmp_path: Path) -> Path:
 
 
 def test_export_a_cluster_writes_its_members(lib: Path, tmp_path: Path) -> None:
-    result = run("export", tmp_path / "c.csv", "--library", lib, "--cluster", 0)
+    result = run("export-paths", tmp_path / "c.csv", "--library", lib, "--cluster", 0)
     assert result.exit_code == 0, result.output
     with Library.open(lib, readonly=True) as opened:
         members = set(opened.catalog.query("SELECT path FROM files WHERE image_id IN "
@@ -64,7 +64,7 @@ def test_label_and_rename_show_in_catalog_and_clusters(lib: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("export", "x.csv"), "give exactly one selection"),
+    (("export-paths", "x.csv"), "give exactly one selection"),
     (("copy", "out", "--cluster", "9"), "no image in cluster 9"),
     (("undo", "42"), "no logged action 42"),
 ], ids=["no-selection", "unknown-cluster", "unknown-action"])  # fmt: skip

@@ -1,8 +1,8 @@
-"""``lookalike export | copy | quarantine | label | undo | actions | rename-cluster``: act on a selection.
+"""``lookalike export-paths | copy | quarantine | label | undo | actions | rename-cluster``: act on a selection.
 
 A selection is given by one of: paths (files or folders of the library), ``--cluster N``
 (``--run R``), ``--duplicates`` (every file of each duplicate group but its first), or
-``--from-csv FILE`` (a ``path`` column, as ``export`` writes). ``--dry-run`` prints the plan.
+``--from-csv FILE`` (a ``path`` column, as ``export-paths`` writes). ``--dry-run`` prints the plan.
 Nothing is ever deleted; every action is logged in the library (``lookalike actions``).
 """
 
@@ -41,7 +41,7 @@ SHOWN = 20
 
 def register(app: typer.Typer) -> None:
     """Add the action commands to the ``lookalike`` command."""
-    for name, command in (("export", export), ("copy", copy), ("quarantine", quarantine), ("label", label),
+    for name, command in (("export-paths", export), ("copy", copy), ("quarantine", quarantine), ("label", label),
                           ("undo", undo), ("actions", actions), ("rename-cluster", rename_cluster)):  # fmt: skip
         app.command(name=name)(command)
 
