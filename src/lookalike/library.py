@@ -95,8 +95,12 @@ class Library:
         ingest: IngestConfig | None = None,
         exist_ok: bool = False,
         crop_fraction: float | None = None,
+        precision: str = "fp32",
     ) -> Library:
         """Create a library folder built with ``backbone`` (or open it if ``exist_ok``).
+
+        ``precision`` is ``fp32``, ``bf16``, ``int8`` or ``auto`` (the fastest that passed its
+        retrieval gate on this CPU; see ``lookalike.embed.precision``); it is fixed per library.
 
         ``crop_fraction`` overrides the backbone's centre crop (the share of the shorter side
         kept, in (0, 1]); 1.0 keeps the whole image, which suits tiny images such as 28 px
@@ -107,14 +111,16 @@ class Library:
             raise InvalidParameterError(f"crop_fraction must be in (0, 1], got {crop_fraction!r}")
         if (folder / "lookalike.toml").exists():
             if exist_ok:
-                lib = cls.open(folder, backbone=backbone, weights=weights)
+                lib = cls.open(folder, backbone=backbone, weights=weights, precision=precision)
                 lib.check_crop_fraction(crop_fraction)
                 return lib
             raise LibraryExistsError(f"{folder}: a library already exists here")
         if folder.exists() and any(folder.iterdir()):
             raise LibraryExistsError(f"{folder}: folder exists and is not empty; choose a new path")
+        from lookalike.embed.precision import resolve_precision
         from lookalike.embed.registry import load_backbone
 
+        chosen = resolve_precision(backbone, precision)
         model = load_backbone(backbone, weights=weights)
         spec = model.spec
         record = EmbedRecord(
@@ -128,6 +134,7 @@ class Library:
             weights_path=str(Path(weights).resolve()) if weights else None,
             resize=DEFAULT_RESIZE,
             phash=DEFAULT_PHASH,
+            precision=chosen,
         )
         folder.mkdir(parents=True, exist_ok=True)
         stamp = now()
@@ -142,8 +149,10 @@ class Library:
         backbone: str | None = None,
         weights: str | Path | None = None,
         readonly: bool = False,
+        precision: str | None = None,
     ) -> Library:
-        """Open an existing library; ``backbone``, when given, must be the one it was built with."""
+        """Open an existing library; ``backbone`` and ``precision`` (other than ``auto``), when
+        given, must be the ones it was built with."""
         folder = Path(path).expanduser()
         if not (folder / "lookalike.toml").is_file():
             raise LibraryNotFoundError(
@@ -155,6 +164,7 @@ class Library:
                 f"{folder} was built with backbone '{manifest.embed.backbone}', not '{backbone}'; "
                 "a library holds vectors of one backbone only: use another --library path"
             )
+        _check_same_precision(folder, manifest.embed.precision, precision)
         return cls(folder, manifest, readonly=readonly, weights=str(weights) if weights else None)
 
     def check_crop_fraction(self, crop_fraction: float | None) -> None:
@@ -206,7 +216,7 @@ class Library:
         with ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
             loading = pool.submit(self._prepare_embedding, config.runtime_threads())  # during the scan
             sync = sync_roots(self.catalog, roots, self.manifest.ingest, progress.advance)
-            backbone = loading.result()
+            backbone = loading.result()  # None: an int8 library calibrates on its first images
         return self._embed_pending(sync, backbone, config, progress)
 
     index = add
@@ -248,6 +258,9 @@ class Library:
         while the scan reads files, so embedding starts without a pause."""
         import cv2  # noqa: F401
 
+        embed = self.manifest.embed
+        if embed.precision == "int8" and embed.calibration_sha256 is None:
+            return None
         return self.backbone(threads=threads)
 
     def _embed_pending(self, sync: SyncReport, backbone: Any, config: ExtractConfig, progress: Progress) -> IndexReport:
@@ -265,6 +278,8 @@ class Library:
             pixels = to_model_input(array, embed.image_size, embed.crop_fraction, resize=embed.resize)
             return pixels, phash(array, embed.phash)
 
+        if backbone is None:
+            backbone = self._calibrate(decode, config.runtime_threads())
         report = extract(self.catalog, self.vectors, decode, backbone.embed_with_classes, config, progress)
         self.compact()
         self._update_derived()
@@ -278,7 +293,14 @@ class Library:
 
             embed = self.manifest.embed
             weights = self._weights or embed.weights_path
-            model = load_backbone(embed.backbone, weights=weights, threads=threads)
+            calibration = None
+            if embed.precision == "int8":
+                from lookalike.embed.calibration import load_calibration
+
+                calibration = load_calibration(self.folder, embed.calibration_sha256)
+            model = load_backbone(
+                embed.backbone, weights=weights, threads=threads, precision=embed.precision, calibration=calibration
+            )
             if model.weights_sha256 != embed.weights_sha256:
                 raise BackboneMismatchError(
                     f"{self.folder} was built with {embed.backbone} weights sha256 "
@@ -286,6 +308,17 @@ class Library:
                 )
             self._backbone, self._backbone_threads = model, threads
         return self._backbone
+
+    def _calibrate(self, decode: Any, threads: int) -> Any:
+        """Store the first pending images as this int8 library's calibration; its backbone."""
+        from lookalike.embed.calibration import draw_calibration, save_calibration
+
+        embed = self.manifest.embed
+        images = draw_calibration(self.catalog.pending_images(), decode, embed.image_size)
+        fingerprint = save_calibration(self.folder, images)
+        self.manifest = replace(self.manifest, embed=replace(embed, calibration_sha256=fingerprint))
+        self._touch_manifest()
+        return self.backbone(threads=threads)
 
     # -- clustering (lookalike.cluster.run) --------------------------------------------------------
     def cluster(self, config: ClusterConfig | None = None, *, progress: Progress | None = None) -> ClusterRun:
@@ -486,3 +519,18 @@ def _lock(folder: Path) -> int:
             f"{folder}: another lookalike process is writing to this library; wait for it to finish"
         ) from None
     return fd
+
+
+def _check_same_precision(folder: Path, built: str, requested: str | None) -> None:
+    """Refuse a requested precision other than the library's (None and ``auto`` accept any)."""
+    if requested in (None, "auto", built):
+        return
+    from lookalike.embed.precision import CHOICES
+    from lookalike.errors import PrecisionError
+
+    if requested not in CHOICES:
+        raise InvalidParameterError(f"precision must be one of {', '.join(CHOICES)}, got {requested!r}")
+    raise PrecisionError(
+        f"{folder} was built at precision {built}, not {requested}; its vectors would not compare with "
+        f"new ones: reopen it with --precision {built} (or auto), or use another --library path"
+    )

@@ -31,6 +31,7 @@ def index(
     weights: Annotated[Path | None, typer.Option(help="Local weights file (e.g. resnet50 offline).")] = None,
     crop_fraction: Annotated[float | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default: the backbone's; 1.0 keeps the whole image, best for tiny images).")] = None,
     labels: Annotated[str, typer.Option(help="'folder': label = first-level subfolder name; 'none'.")] = "none",
+    precision: Annotated[str | None, typer.Option(help="Numeric precision of a new library: fp32, bf16, int8, or auto (the fastest that passed its retrieval gate on this CPU); default fp32. Fixed per library.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = ExtractConfig.batch_size,
     workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = ExtractConfig.threads,
@@ -48,7 +49,7 @@ def index(
     )
     ingest = _ingest_overrides(max_pixels=max_pixels, include_hidden=include_hidden)
     if (library / "lookalike.toml").exists():
-        lib = Library.open(library, backbone=backbone, weights=weights)
+        lib = Library.open(library, backbone=backbone, weights=weights, precision=precision)
         lib.check_ingest(ingest)
         lib.check_crop_fraction(crop_fraction)
     else:
@@ -59,6 +60,7 @@ def index(
             weights=weights,
             ingest=replace(IngestConfig(), **ingest),
             crop_fraction=crop_fraction,
+            precision=precision or "fp32",
         )
     with lib:
         bar = RichProgress() if progress else NoProgress()

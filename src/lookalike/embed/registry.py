@@ -229,6 +229,8 @@ def load_backbone(
     weights: str | Path | None = None,
     threads: int = 0,
     cache_dir: Path | None = None,
+    precision: str = "fp32",
+    calibration: np.ndarray | None = None,
 ) -> Backbone:
     """Build backbone ``name`` ready to embed.
 
@@ -239,6 +241,9 @@ def load_backbone(
     threads : ONNX Runtime intra-op threads; 0 lets the runtime decide.
     cache_dir : where exported ONNX models are cached (default ``$LOOKALIKE_CACHE`` or
         ``~/.cache/lookalike``; models go to its ``onnx/`` subfolder).
+    precision : ``fp32``, ``bf16`` or ``int8`` (see :mod:`lookalike.embed.precision`; this does
+        not check the gate: :class:`~lookalike.library.Library` does when a library is created).
+    calibration : uint8 images ``(n, S, S, 3)`` that calibrate int8 quantization.
     """
     import importlib
 
@@ -250,12 +255,16 @@ def load_backbone(
     if entry.kind == "native":
         if weights is not None:
             raise InvalidParameterError(f"backbone {name!r} takes no weights file, got weights={weights!r}")
+        if precision != "fp32":
+            raise InvalidParameterError(f"backbone {name!r} runs at fp32 only, got precision={precision!r}")
         backbone: Backbone = target(entry.spec)
         return backbone
     from lookalike.embed.runtime import load_exported
 
     path = resolve_weights(name, weights)
-    return load_exported(entry.spec, target, path, threads=threads, cache_dir=cache_dir)
+    return load_exported(
+        entry.spec, target, path, threads=threads, cache_dir=cache_dir, precision=precision, calibration=calibration
+    )
 
 
 def _lazy(module: str, function: str) -> Callable[[], Path]:

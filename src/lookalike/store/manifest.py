@@ -17,6 +17,7 @@
     normalization = "…"
     resize = "opencv-area-linear"
     phash = "opencv-area"
+    precision = "fp32"
 
     [ingest]
     max_pixels = 100000000
@@ -60,6 +61,12 @@ class EmbedRecord:
     phash: str = "pillow-lanczos"
     """How perceptual hashes were made (``lookalike.index.phash.PHASH_METHODS``); libraries
     written before this field existed used Pillow's Lanczos filter."""
+    precision: str = "fp32"
+    """Numeric precision of the backbone (``lookalike.embed.precision.PRECISIONS``); libraries
+    written before this field existed ran at fp32."""
+    calibration_sha256: str | None = None
+    """int8 only: fingerprint of the calibration images in ``calibration.npy`` (set when the
+    first images are indexed)."""
 
 
 @dataclass(frozen=True)

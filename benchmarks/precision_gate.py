@@ -1,0 +1,169 @@
+"""Measure the precision gate: P@10 and K-Means NMI of each reduced precision against fp32.
+
+For each backbone and data set (Fashion-MNIST 3k, dogs vs cats 2k, Tux Paint), the images are
+decoded once exactly as a library decodes them (``load_rgb`` + ``to_model_input`` with the
+library defaults; crop 1.0 for the tiny Fashion-MNIST and CIFAR images, as ``compare`` uses),
+embedded at fp32 (ONNX Runtime, today's path) and at each reduced precision, then scored the
+way ``lookalike compare`` scores a library: L2 + PCA 256 + L2 (the library default), exact
+cosine P@10 over every image as a query, and NMI of K-Means (lookalike's estimator) with K =
+the number of classes. int8 is calibrated on the first 64 images of each data set, as a library
+calibrates on its own first images. A precision passes for a backbone when every score is
+within ``--tolerance`` of fp32's on every data set. bf16 is measured only on a CPU with native
+bf16 (elsewhere OpenVINO runs it at f32, which would say nothing about bf16).
+
+Also measures model-only speed (images/s, batch 32, two single-thread streams as ``index``
+runs) per precision, recorded with the CPU class, so ``--precision auto`` can pick the fastest.
+
+    python benchmarks/precision_gate.py --out src/lookalike/embed/precision_gate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = {"fashion-mnist": 3000, "dogs-vs-cats": 2000, "tuxpaint": None}
+CROP = {"fashion-mnist": 1.0, "dogs-vs-cats": 1.0, "tuxpaint": None}
+BATCH = 32
+
+
+def model_inputs(dataset: str, limit: int | None, size: int, crop: float) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 model inputs (n, size, size, 3), int labels (n,)) decoded as a library would."""
+    from PIL import Image
+
+    from lookalike.io.datasets import load_arrays, load_files, select_subset
+    from lookalike.io.decode import load_rgb, to_model_input
+
+    if dataset == "tuxpaint":
+        files = load_files(dataset)
+        names = sorted({label for _, label in files})
+        pixels = [to_model_input(np.asarray(load_rgb(p, max_pixels=10**8, min_side=round(size / crop))), size, crop)
+                  for p, _ in files]  # fmt: skip
+        return np.stack(pixels), np.array([names.index(label) for _, label in files])
+    images, labels, _ = load_arrays(dataset, split="all" if dataset == "dogs-vs-cats" else None)
+    keep = select_subset(labels, limit=limit, seed=0)
+    rgb = [np.asarray(Image.fromarray(images[i]).convert("RGB")) for i in keep]
+    return np.stack([to_model_input(a, size, crop) for a in rgb]), labels[keep]
+
+
+def embed_all(backbone: object, pixels: np.ndarray) -> np.ndarray:
+    chunks = [pixels[i : i + BATCH] for i in range(0, len(pixels), BATCH)]
+    with ThreadPoolExecutor(2) as pool:
+        return np.concatenate(list(pool.map(backbone.embed, chunks)))  # type: ignore[attr-defined]
+
+
+def scores(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
+    """P@k (exact cosine search on L2 + PCA 256 + L2, the library default) and K-Means NMI, as ``compare`` measures."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from lookalike.cluster.kmeans import KMeans
+    from lookalike.config import ReduceConfig
+    from lookalike.evaluate.metrics import precision_at_k
+    from lookalike.reduce import Reducer
+
+    config = ReduceConfig()  # the library default: L2, PCA 256, L2 again
+    reducer = Reducer(min(config.n_components, len(vectors) - 1), whiten=config.whiten)
+    unit = reducer.fit(vectors).transform(vectors)
+    reduced = unit
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    neighbours = np.argpartition(-similarity, k, axis=1)[:, :k]
+    hits = labels[neighbours] == labels[:, None]
+    clusters = KMeans(n_clusters=len(set(labels.tolist())), seed=0).fit(reduced).labels_
+    return {"p_at_10": precision_at_k(hits, k), "nmi": float(normalized_mutual_info_score(labels, clusters))}
+
+
+def speed(backbone: object, pixels: np.ndarray, rounds: int = 2) -> float:
+    """Model-only images/s on batches of 32, two single-thread streams (best of ``rounds``)."""
+    sample = pixels[: BATCH * 8]
+    embed_all(backbone, sample[:BATCH])
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        embed_all(backbone, sample)
+        best = max(best, len(sample) / (time.perf_counter() - start))
+    return best
+
+
+def measure_backbone(name: str, precisions: list[str], tolerance: float) -> dict[str, dict]:
+    from lookalike.embed.precision import cpu_class, cpu_flags, runs_natively
+    from lookalike.embed.reduced_precision import load_reduced, openvino_available
+    from lookalike.embed.registry import get_spec, load_backbone, resolve_weights, weights_sha256
+    from lookalike.embed.runtime import cached_model_path
+
+    spec = get_spec(name)
+    fp32 = load_backbone(name, threads=1)
+    onnx_path = cached_model_path(spec, weights_sha256(resolve_weights(name)))
+    here = cpu_class(cpu_flags())
+    rows: dict[str, dict] = {"fp32": {"passed": True, "runtime": "onnxruntime", "cpu_class": here, "scores": {}}}
+    runtimes = ["onnxruntime", "openvino"] if openvino_available() else ["onnxruntime"]
+    candidates = [(p, r) for p in precisions for r in (runtimes if p == "int8" else ["openvino"])
+                  if p != "fp32" and (p != "bf16" or runs_natively("bf16", cpu_flags()))]  # fmt: skip
+    for dataset, limit in DATASETS.items():
+        pixels, labels = model_inputs(dataset, limit, spec.image_size, CROP[dataset] or spec.crop_fraction)
+        print(f"{name} {dataset}: {len(pixels)} images", file=sys.stderr, flush=True)
+        rows["fp32"]["scores"][dataset] = scores(embed_all(fp32, pixels), labels)
+        if dataset == "dogs-vs-cats":
+            rows["fp32"]["images_per_second"] = speed(fp32, pixels)
+        for precision, runtime in candidates:
+            key = f"{precision}:{runtime}"
+            model = load_reduced(spec, onnx_path, fp32.weights_sha256, precision, threads=1,
+                                 calibration=pixels[:64], runtime=runtime)  # fmt: skip
+            row = rows.setdefault(key, {"runtime": runtime, "cpu_class": here, "scores": {}, "speeds": []})
+            row["scores"][dataset] = scores(embed_all(model, pixels), labels)
+            if dataset == "dogs-vs-cats":
+                row["images_per_second"] = speed(model, pixels)
+            print(f"  {key}: {row['scores'][dataset]} vs fp32 {rows['fp32']['scores'][dataset]}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return _judge(rows, tolerance)
+
+
+def _judge(rows: dict[str, dict], tolerance: float) -> dict[str, dict]:
+    """Per precision the fastest runtime's row, with ``passed`` and ``worst_delta`` set."""
+    reference = rows["fp32"]["scores"]
+    best: dict[str, dict] = {"fp32": {**rows["fp32"], "worst_delta": 0.0}}
+    for key, row in rows.items():
+        if key == "fp32":
+            continue
+        precision = key.split(":")[0]
+        worst = max(abs(row["scores"][d][m] - reference[d][m]) for d in reference for m in reference[d])
+        row = {**row, "worst_delta": round(worst, 4), "passed": worst <= tolerance}
+        row.pop("speeds", None)
+        if precision not in best or row["images_per_second"] > best[precision]["images_per_second"]:
+            best[precision] = row
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs="+", default=["efficientnet-lite0", "efficientnet-lite2", "mobilenetv2"])
+    parser.add_argument("--precisions", nargs="+", default=["int8", "bf16"])
+    parser.add_argument("--tolerance", type=float, default=0.01)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/precision_gate.json"))
+    args = parser.parse_args()
+    from lookalike.embed.precision import cpu_class, cpu_flags
+
+    table = {
+        "tolerance": args.tolerance,
+        "measure": "P@10 (exact, L2 + PCA 256 + L2) and K-Means NMI (K = classes), every image a query",
+        "datasets": {k: v or "all" for k, v in DATASETS.items()},
+        "machine": {"cpu_class": cpu_class(cpu_flags()), "cpus": __import__("os").cpu_count(),
+                    "python": platform.python_version()},  # fmt: skip
+        "backbones": {},
+    }
+    for name in args.backbones:
+        table["backbones"][name] = measure_backbone(name, args.precisions, args.tolerance)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(table, indent=2) + "\n")  # after each backbone: partial results kept
+    print(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()
