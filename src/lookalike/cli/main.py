@@ -33,7 +33,7 @@ def index(
     labels: Annotated[str, typer.Option(help="'folder': label = first-level subfolder name; 'none'.")] = "none",
     precision: Annotated[str | None, typer.Option(help="Numeric precision of a new library: fp32, bf16, int8, or auto (the fastest that passed its retrieval gate on this CPU); default fp32. Fixed per library.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = ExtractConfig.batch_size,
-    workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
+    workers: Annotated[int, typer.Option(help="Decoding threads (0: one per core).")] = ExtractConfig.decode_workers,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = ExtractConfig.threads,
     commit_every: Annotated[int, typer.Option(help="Images embedded between commits (work a kill can lose).")] = ExtractConfig.commit_every,
     max_pixels: Annotated[int | None, typer.Option(help=f"Skip images with more pixels (decompression bombs); default {IngestConfig.max_pixels:,}.")] = None,
