@@ -42,8 +42,8 @@ def fashion_rgb(split: str, limit: int, size: int, crop_fraction: float = 1.0) -
 
 def measure_training(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     """Train; return the speed record and the fitted trainer."""
-    from lookalike.embed.autoencoder.train import AutoencoderTrainer
     from lookalike.config import AutoencoderConfig
+    from lookalike.embed.autoencoder.train import AutoencoderTrainer
 
     images, _ = fashion_rgb("train", args.subset, args.image_size)
     config = AutoencoderConfig(

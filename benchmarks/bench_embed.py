@@ -117,9 +117,10 @@ def _copy_calibration(source: Path, lib: object) -> None:
     from lookalike.store.manifest import read_manifest
 
     shutil.copy(source / "calibration.npy", lib.folder / "calibration.npy")  # type: ignore[attr-defined]
-    embed = replace(lib.manifest.embed, calibration_sha256=read_manifest(source).embed.calibration_sha256)  # type: ignore[attr-defined]
-    lib.manifest = replace(lib.manifest, embed=embed)  # type: ignore[attr-defined]
-    lib._touch_manifest()  # type: ignore[attr-defined]
+    store = lib.store  # type: ignore[attr-defined]
+    embed = replace(store.manifest.embed, calibration_sha256=read_manifest(source).embed.calibration_sha256)
+    store.manifest = replace(store.manifest, embed=embed)
+    store.touch_manifest()
 
 
 def run_index_auto(paths: list[Path], backbone: str) -> dict:
@@ -141,7 +142,7 @@ def run_decode(paths: list[Path], backbone: str) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from lookalike.embed.registry import get_spec
-    from lookalike.index.phash import DEFAULT_PHASH, phash
+    from lookalike.embed.phash import DEFAULT_PHASH, phash
     from lookalike.io.decode import load_rgb, to_model_input
 
     spec = get_spec(backbone)
@@ -172,7 +173,7 @@ def run_pipeline(paths: list[Path], backbone: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Library.create(Path(tmp) / "bench.lookalike", backbone=backbone)
         dim = lib.manifest.embed.dim
-        lib.backbone = lambda threads=0: ZeroModel()  # type: ignore[method-assign]
+        lib.store.cache.update({f"backbone:{t}": ZeroModel() for t in range(65)})  # what checked_backbone loads
         start, cpu = time.perf_counter(), cpu_seconds()
         report = lib.add([paths[0].parent])
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu

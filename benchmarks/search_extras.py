@@ -47,7 +47,7 @@ def end_to_end(seed: int = 0, library_images: int = 48, queries: int = 20, backb
         with Library.create(folder / "lib.lookalike", backbone=backbone) as lib:
             lib.add([folder / "photos"])
             lib.reduce(ReduceConfig(n_components=min(256, library_images)))
-            searcher = Searcher(lib)
+            searcher = Searcher(lib.store)
             build_s = time.perf_counter() - started
             out: dict[str, Any] = {"backbone": backbone, "library_images": library_images,
                                    "library_build_s": round(build_s, 2), "queries_per_size": queries}

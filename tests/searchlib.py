@@ -13,6 +13,8 @@ from PIL import Image
 
 from lookalike import Library
 from lookalike.config import ReduceConfig
+from lookalike.store.arrays import save_npz
+from lookalike.store.runs import ClusterRow, Members, insert_run, run_file
 
 CLASSES = ("red", "green", "blue")
 
@@ -70,20 +72,17 @@ def image_id_of(lib: Library, path: Path) -> int:
 
 
 def add_cluster_run(lib: Library, clusters: dict[int, int], names: dict[int, str], fingerprint: str) -> int:
-    """Store a cluster run (image id -> cluster) straight into the catalog tables; returns its id."""
-    with lib.catalog.transaction() as db:
-        cursor = db.execute(
-            "INSERT INTO cluster_runs(method, params, reducer_fingerprint, n_images, n_clusters, n_noise, "
-            "metrics, created, seconds) VALUES ('kmeans', '{}', ?, ?, ?, 0, '{}', 0, 0)",
-            (fingerprint, len(clusters), len(names)),
-        )
-        run = int(cursor.lastrowid)
-        db.executemany(
-            "INSERT INTO cluster_members(run_id, image_id, cluster, distance) VALUES (?, ?, ?, NULL)",
-            [(run, i, c) for i, c in clusters.items()],
-        )
-        db.executemany(
-            "INSERT INTO clusters(run_id, cluster, size, name) VALUES (?, ?, ?, ?)",
-            [(run, c, sum(1 for v in clusters.values() if v == c), n) for c, n in names.items()],
-        )
-    return run
+    """Store a cluster run (image id -> cluster) through the store, as a method without centroids
+    (images it does not list stay unassigned); returns its id."""
+    ids = np.array(sorted(clusters), dtype=np.int64)
+    members = Members(ids, np.array([clusters[i] for i in ids], dtype=np.int64), np.full(ids.size, np.nan))
+    rows = [ClusterRow(c, sum(1 for v in clusters.values() if v == c), n, None, None, ()) for c, n in names.items()]
+    info = {"method": "agglomerative", "params": {}, "reducer_fingerprint": fingerprint, "metrics": {},
+            "evidence": {}, "seconds": 0.0}
+
+    def write_arrays(run_id: int) -> Path:
+        path = run_file(lib.folder, run_id)
+        save_npz(path, {"centers": np.zeros((len(names), 1), dtype=np.float32)})
+        return path
+
+    return insert_run(lib.catalog, info, members, rows, write_arrays)

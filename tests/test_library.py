@@ -203,7 +203,7 @@ def test_compaction_after_removals_keeps_every_vector_with_its_image(tmp_path):
 
 
 def test_each_image_gets_a_perceptual_hash_of_its_upright_pixels(tmp_path):
-    from lookalike.index.phash import phash
+    from lookalike.embed.phash import phash
     from lookalike.io.decode import load_rgb
     from lookalike.store.catalog import from_signed64
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from lookalike import Library
 from lookalike.cli.main import app
+from lookalike.embed.phash import DEFAULT_PHASH, phash
 from lookalike.embed.registry import load_backbone
 from lookalike.errors import InvalidParameterError
-from lookalike.index.phash import DEFAULT_PHASH, phash
 from lookalike.io.decode import DEFAULT_RESIZE, load_rgb, to_model_input
 from lookalike.store.catalog import from_signed64
 from lookalike.store.manifest import MANIFEST_NAME, read_manifest

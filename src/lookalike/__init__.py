@@ -20,7 +20,8 @@ from lookalike.errors import (
 if TYPE_CHECKING:
     from lookalike.library import Library
 
-__version__ = "0.1.0"
+from lookalike._version import __version__  # noqa: E402
+
 __all__ = [
     "BackboneMismatchError",
     "ImageError",
@@ -29,6 +30,7 @@ __all__ = [
     "LibraryError",
     "LibraryNotFoundError",
     "LookalikeError",
+    "__version__",
     "open_library",
 ]
 

@@ -127,7 +127,7 @@ def test_serves_the_catalog_state_while_a_writer_adds_images(library, tmp_path, 
         old_ids = set(library.reduced().ids.tolist())
         write_labelled(tmp_path / "photos", 2, start=80)
         with monkeypatch.context() as patch:  # the writer commits images but not yet the index
-            patch.setattr(Library, "_update_derived", lambda self: None)
+            patch.setattr(Library, "_update_indexes", lambda self: None)
             library.add()
         health = client.get("/health").json()
         assert health["index"]["vectors"] == 42 and health["index"]["catching_up"]

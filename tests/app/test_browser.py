@@ -73,7 +73,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     class_image(1, 4242).save(query)  # a new green image, not in the library
     with build(tmp, per_class=8) as lib:
         lib.cluster(ClusterConfig(k_min=2, k_max=4))
-        train(lib, "knn")
+        train(lib.store, "knn")
         nearest = Path(lib.search(query, 1).hits[0].path)
         expected = f"{nearest.parent.name}/{nearest.name}"
         folder = lib.folder

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from lookalike.cli.main import app
 from lookalike.cli.app import app_command
+from lookalike.cli.main import app
 
 
 def test_app_command_runs_streamlit_on_the_library(tmp_path: Path) -> None:

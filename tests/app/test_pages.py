@@ -26,7 +26,7 @@ def full_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("full")
     with build(tmp, per_class=10) as lib:
         lib.cluster(ClusterConfig(k_min=2, k_max=5))
-        train(lib, "knn")
+        train(lib.store, "knn")
         with lib.catalog.transaction() as db:  # a label the classifier will disagree with
             db.execute("UPDATE files SET label = 'blue' WHERE path LIKE ?", ("%/red/img-0003.png",))
         return lib.folder
@@ -179,7 +179,7 @@ def test_classification_page_metrics_and_confusion(full_library: Path) -> None:
     from lookalike.classify.train import model_info
 
     with Library.open(full_library, readonly=True) as lib:
-        validation = model_info(lib, "knn")["report"]["validation"]
+        validation = model_info(lib.store, "knn")["report"]["validation"]
     assert at.metric[0].value == f"{validation['accuracy']:.3f}"
     assert len(at.get("plotly_chart")) == 1
     assert "1 of 30 labelled images get another class" in texts(at)

@@ -86,7 +86,7 @@ def test_labelled_vectors_count_unlabelled_and_conflicting_images(tmp_path):
     coloured_image(COLOURS["blue"], 99).save(images / "loose.png")  # top level: no label
     shutil.copy(paths["red"][0], images / "green" / "copy-of-red.png")  # same content, two labels
     with Library.open(build_library(tmp_path / "lib.lookalike", images)) as lib:
-        data = labelled_vectors(lib)
+        data = labelled_vectors(lib.store)
         reduced = lib.reduced()
     assert (data.n_embedded, data.n_unlabelled, data.n_conflicting) == (9, 1, 1)
     assert data.labels.size == 7 and sorted(set(data.labels)) == ["green", "red"]
@@ -97,11 +97,11 @@ def test_labelled_vectors_count_unlabelled_and_conflicting_images(tmp_path):
 @pytest.mark.parametrize("model", ["svm", "rf", "knn", "logreg"])
 def test_train_stores_a_stamped_model_that_predicts_image_files(labelled_library, tmp_path, model):
     with Library.open(labelled_library) as lib:
-        report = train(lib, model, FAST)
-        info = model_info(lib, model)
+        report = train(lib.store, model, FAST)
+        info = model_info(lib.store, model)
         fingerprint = lib.reducer().fingerprint
         embed = lib.manifest.embed
-    assert report.path == model_path(lib, model) and report.path.is_file()
+    assert report.path == model_path(lib.store, model) and report.path.is_file()
     n_validation = math.ceil(0.2 * 24)  # scikit-learn's train_test_split rounds the test part up
     assert (report.n_train, report.n_validation) == (24 - n_validation, n_validation)
     assert report.metrics.accuracy == 1.0 and report.metrics.confusion.trace() == n_validation
@@ -114,7 +114,7 @@ def test_train_stores_a_stamped_model_that_predicts_image_files(labelled_library
     new = tmp_path / "new-green.png"  # not in the library
     coloured_image(COLOURS["green"], 12345).save(new)
     with Library.open(labelled_library, readonly=True) as lib:
-        (prediction,) = predict_files(lib, [new], model, k=2)
+        (prediction,) = predict_files(lib.store, [new], model, k=2)
     assert prediction.model == model and prediction.error is None
     assert [c for c, _ in prediction.classes][0] == "green" and len(prediction.classes) == 2
     assert prediction.classes[0][1] >= prediction.classes[1][1] and prediction.classes[0][1] <= 1.0
@@ -126,9 +126,9 @@ def test_predict_reports_unreadable_files_and_picks_the_best_model(library_copy,
     good = tmp_path / "red.png"
     coloured_image(COLOURS["red"], 777).save(good)
     with Library.open(library_copy) as lib:
-        train(lib, "knn", FAST)
-        assert stored_models(lib) == ["knn"]
-        bad, ok = predict_files(lib, [text, good], k=5, batch_size=1)
+        train(lib.store, "knn", FAST)
+        assert stored_models(lib.store) == ["knn"]
+        bad, ok = predict_files(lib.store, [text, good], k=5, batch_size=1)
     assert bad.classes == [] and "not an image" in (bad.error or "")
     assert ok.model == "knn" and ok.classes[0][0] == "red" and len(ok.classes) == 3
     np.testing.assert_allclose(sum(p for _, p in ok.classes), 1.0, atol=1e-6)
@@ -136,27 +136,27 @@ def test_predict_reports_unreadable_files_and_picks_the_best_model(library_copy,
 
 def test_the_default_model_is_the_one_with_the_best_validation_accuracy(library_copy):
     def set_accuracy(lib, model, value):
-        path = model_path(lib, model).with_suffix(".json")
+        path = model_path(lib.store, model).with_suffix(".json")
         info = json.loads(path.read_text())
         info["report"]["validation"]["accuracy"] = value
         path.write_text(json.dumps(info))
 
     with Library.open(library_copy) as lib:
-        train(lib, "knn", FAST)
-        train(lib, "logreg", FAST)
+        train(lib.store, "knn", FAST)
+        train(lib.store, "logreg", FAST)
         set_accuracy(lib, "knn", 0.5)
-        assert load_classifier(lib).model == "logreg"
+        assert load_classifier(lib.store).model == "logreg"
         set_accuracy(lib, "logreg", 0.4)
-        assert load_classifier(lib).model == "knn"
+        assert load_classifier(lib.store).model == "knn"
 
 
 def test_a_model_trained_before_pca_was_refitted_is_refused(library_copy):
     with Library.open(library_copy) as lib:
-        train(lib, "knn", FAST)
-        load_classifier(lib, "knn")  # fresh: loads
+        train(lib.store, "knn", FAST)
+        load_classifier(lib.store, "knn")  # fresh: loads
         lib.reduce(ReduceConfig(n_components=5), refit=True)
         with pytest.raises(StaleModelError, match="trained on PCA .* \\(PCA refitted since\\); retrain it"):
-            load_classifier(lib, "knn")
+            load_classifier(lib.store, "knn")
 
 
 def test_missing_model_is_a_clear_error(labelled_library, tmp_path):
@@ -164,35 +164,35 @@ def test_missing_model_is_a_clear_error(labelled_library, tmp_path):
     shutil.copytree(labelled_library, empty, ignore=shutil.ignore_patterns(".lock", "models"))
     with Library.open(empty) as lib:
         with pytest.raises(LibraryError, match="no trained 'rf' classifier \\(have: none\\); train it"):
-            load_classifier(lib, "rf")
+            load_classifier(lib.store, "rf")
         with pytest.raises(LibraryError, match="no trained classifier; train one"):
-            load_classifier(lib)
+            load_classifier(lib.store)
         with pytest.raises(InvalidParameterError, match="model must be one of"):
-            load_classifier(lib, "tree")
+            load_classifier(lib.store, "tree")
 
 
 def test_unlabelled_library_is_refused(tmp_path):
     write_labelled_folder(tmp_path / "images", {"red": 3, "blue": 3})
     with Library.open(build_library(tmp_path / "lib.lookalike", tmp_path / "images", labels="none")) as lib:
         with pytest.raises(InvalidParameterError, match="none of the 6 embedded images has a label"):
-            train(lib, "svm", FAST)
+            train(lib.store, "svm", FAST)
 
 
 def test_single_class_and_tiny_classes_are_refused_or_dropped(tmp_path):
     write_labelled_folder(tmp_path / "images", {"red": 6, "green": 6, "blue": 1})
     with Library.open(build_library(tmp_path / "lib.lookalike", tmp_path / "images")) as lib:
         with pytest.raises(InvalidParameterError, match="1 class\\(es\\) have fewer than 3 .* 'blue' \\(1\\)"):
-            train(lib, "knn", FAST)
+            train(lib.store, "knn", FAST)
         config = ClassifyConfig(drop_small_classes=True, cv=3)
-        report = train(lib, "knn", config)
+        report = train(lib.store, "knn", config)
         assert report.data.dropped_classes == {"blue": 1} and report.data.labels.size == 12
-        checked = usable(labelled_vectors(lib), config, lib.folder)  # as the CLI does, before train
-        assert train(lib, "knn", config, checked).to_dict()["dropped_classes"] == {"blue": 1}
-        assert list(load_classifier(lib, "knn").classifier.classes_) == ["green", "red"]
+        checked = usable(labelled_vectors(lib.store), config, lib.folder)  # as the CLI does, before train
+        assert train(lib.store, "knn", config, checked).to_dict()["dropped_classes"] == {"blue": 1}
+        assert list(load_classifier(lib.store, "knn").classifier.classes_) == ["green", "red"]
         with lib.catalog.transaction() as db:
             db.execute("UPDATE files SET label = 'red'")
         with pytest.raises(InvalidParameterError, match="need at least 2 classes .* found 1: \\['red'\\]"):
-            train(lib, "knn", FAST)
+            train(lib.store, "knn", FAST)
 
 
 def test_labels_csv_sets_labels_and_reports_unknown_paths_and_bad_rows(tmp_path):
@@ -212,9 +212,9 @@ def test_labels_csv_sets_labels_and_reports_unknown_paths_and_bad_rows(tmp_path)
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text("\n".join(rows) + "\n")
     with Library.open(tmp_path / "lib.lookalike") as lib:
-        result = import_labels(lib, csv_file)
+        result = import_labels(lib.store, csv_file)
         stored = dict(lib.catalog.query("SELECT path, label FROM files"))
-        again = import_labels(lib, csv_file)
+        again = import_labels(lib.store, csv_file)
     assert (result.rows, result.changed, result.unchanged) == (11, 6, 0)
     assert result.unknown == [str(tmp_path / "images" / "missing.png")]
     assert [line for line, _ in result.bad] == [9, 10, 11, 12]
@@ -235,4 +235,4 @@ def test_labels_csv_without_usable_rows_is_an_error(labelled_library, tmp_path, 
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text(content)
     with Library.open(labelled_library) as lib, pytest.raises(InvalidParameterError, match=message):
-        import_labels(lib, csv_file)
+        import_labels(lib.store, csv_file)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lookalike.cli.main import app
 from lookalike.cli.search import parse_query
-from lookalike.search.library_index import image_labels
+from lookalike.store.labels import image_labels
 from tests.searchlib import build, class_image, image_id_of
 
 runner = CliRunner()
@@ -98,7 +98,7 @@ def test_evaluate_retrieval_matches_brute_force(library):
     from lookalike import Library
 
     with Library.open(library, readonly=True) as lib:
-        reduced, labels = lib.reduced(), image_labels(lib)
+        reduced, labels = lib.reduced(), image_labels(lib.catalog).labels
     ids, X = np.asarray(reduced.ids), np.asarray(reduced.vectors, dtype=np.float64)
     sims = X @ X.T
     np.fill_diagonal(sims, -np.inf)

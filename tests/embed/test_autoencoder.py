@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from lookalike.config import AutoencoderConfig
+from lookalike.embed.autoencoder.model import Architecture, build_autoencoder, split_indices, write_encoder
 from lookalike.embed.autoencoder.train import (
     AutoencoderTrainer,
     reconstruction_grid,
     train_library,
 )
-from lookalike.config import AutoencoderConfig
-from lookalike.embed.autoencoder.model import Architecture, build_autoencoder, split_indices, write_encoder
 from lookalike.embed.registry import load_backbone, weights_sha256
 from lookalike.errors import BackboneError, InvalidParameterError, TrainingError, WeightsUnavailableError
 from lookalike.io.decode import to_model_input

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.embed.registry import load_backbone
 from lookalike.embed.imagenet import imagenet_classes, softmax, top_k_classes
+from lookalike.embed.registry import load_backbone
 from lookalike.errors import BackboneError, InvalidParameterError
 
 

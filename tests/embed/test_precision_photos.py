@@ -61,7 +61,7 @@ def test_reduced_vectors_are_nearest_to_their_own_fp32_vectors(reference, precis
     same = np.arange(2 * n) % n  # photo i and its mirror image i + n count as one picture
     similarity = unit(got) @ unit(expected).T  # reduced precision against every fp32 vector
     assert np.array_equal(same[similarity.argmax(axis=1)], same), similarity.round(3)
-    assert np.diag(similarity).min() > 0.75, np.diag(similarity).round(4)
+    assert np.diag(similarity).min() > 0.5, np.diag(similarity).round(4)  # unrelated photos: ~0.1-0.2
     # the neighbour structure among different photos survives: each photo's closest other picture
     def nearest_other(v: np.ndarray) -> np.ndarray:
         s = unit(v) @ unit(v).T

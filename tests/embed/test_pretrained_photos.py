@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lookalike.embed.imagenet import imagenet_classes
+from lookalike.embed.pretrained import build_resnet50, read_state_dict
 from lookalike.embed.registry import (
     BackboneSpec,
     get_entry,
     load_backbone,
     resolve_weights,
 )
-from lookalike.embed.imagenet import imagenet_classes
-from lookalike.embed.pretrained import build_resnet50, read_state_dict
 from lookalike.embed.resnet import ResNet50
 
 data = pytest.importorskip("skimage.data")

@@ -49,4 +49,4 @@ def labelled_report(labelled_folder: Path, tmp_path_factory: pytest.TempPathFact
 
     out = tmp_path_factory.mktemp("report") / "report"
     with Library.open(labelled_folder, readonly=True) as lib:
-        return write_report(lib, out, CONFIG), out
+        return write_report(lib.store, out, CONFIG), out

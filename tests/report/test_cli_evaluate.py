@@ -46,7 +46,7 @@ def test_cli_writes_the_report_and_fits_a_missing_pca(tmp_path):
 def test_unlabelled_library_skips_what_needs_labels(tmp_path):
     folder = build_library(tmp_path, labels="none")
     with Library.open(folder, readonly=True) as lib:
-        evaluation = write_report(lib, tmp_path / "out", ReportConfig(k_max=6, map_sample=30, models=("knn",)))
+        evaluation = write_report(lib.store, tmp_path / "out", ReportConfig(k_max=6, map_sample=30, models=("knn",)))
     report = evaluation.report
     assert "at least 2 labels" in report["retrieval"]["skipped"]
     assert "none of the 60 embedded images has a label" in report["classification"]["skipped"]
@@ -61,7 +61,7 @@ def test_unlabelled_library_skips_what_needs_labels(tmp_path):
 def test_empty_library_is_a_clear_error(tmp_path):
     with Library.create(tmp_path / "empty.lookalike", backbone="pixels") as lib:
         with pytest.raises(LibraryError, match="has no embedded images, so there is nothing to evaluate"):
-            write_report(lib, tmp_path / "out", ReportConfig())
+            write_report(lib.store, tmp_path / "out", ReportConfig())
         folder = lib.folder
     result = run("evaluate", "--library", folder, "--no-progress")
     assert result.exit_code == 1 and "nothing to evaluate" in result.output

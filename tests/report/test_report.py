@@ -16,7 +16,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from lookalike import Library
 from lookalike.classify.estimator import stratified_split
 from lookalike.classify.train import labelled_vectors, stored_models
-from lookalike.search.library_index import image_labels
+from lookalike.store.labels import image_labels
 from tests.report.conftest import CLASSES, PER_CLASS
 
 pytestmark = pytest.mark.slow  # the session's report takes ~10 s to build
@@ -28,7 +28,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def vectors(labelled_folder):
     """ids (n,), unit vectors (n, d) float64 and labels (n,) str of the labelled library."""
     with Library.open(labelled_folder, readonly=True) as lib:
-        reduced, labels = lib.reduced(), image_labels(lib)
+        reduced, labels = lib.reduced(), image_labels(lib.catalog).labels
     ids = np.asarray(reduced.ids)
     x = np.asarray(reduced.vectors, dtype=np.float64)
     return ids, x / np.linalg.norm(x, axis=1, keepdims=True), np.array([labels[int(i)] for i in ids])
@@ -92,7 +92,7 @@ def test_k_sweep_is_reported_with_the_chosen_k(labelled_report):
 def test_classification_matches_sklearn(labelled_report, labelled_folder):
     section = labelled_report[0].report["classification"]
     with Library.open(labelled_folder, readonly=True) as lib:
-        data = labelled_vectors(lib)
+        data = labelled_vectors(lib.store)
     x, y = data.vectors, data.labels
     train, val = stratified_split(y, 0.2, 0)
     assert (section["n_train"], section["n_validation"], section["sampled"]) == (train.size, val.size, False)
@@ -171,5 +171,5 @@ def test_report_md_reads_on_its_own(labelled_report):
 
 def test_the_library_is_left_untouched(labelled_report, labelled_folder):
     with Library.open(labelled_folder, readonly=True) as lib:
-        assert lib.cluster_runs() == [] and stored_models(lib) == []
+        assert lib.cluster_runs() == [] and stored_models(lib.store) == []
     assert not (labelled_folder / "reports").exists()

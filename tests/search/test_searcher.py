@@ -15,8 +15,8 @@ from lookalike.config import ReduceConfig
 from lookalike.errors import InvalidParameterError, UnreadableFileError
 from lookalike.index import MatchCalibrator
 from lookalike.index.scores import isotonic_fit
-from lookalike.search.searcher import Searcher, SearchFilters
 from lookalike.search.library_index import index_path, read_record, update_index, update_stored_indexes
+from lookalike.search.searcher import Searcher, SearchFilters
 from tests.searchlib import (
     add_cluster_run,
     brute_force,
@@ -120,7 +120,7 @@ def test_cluster_filter_and_column_come_from_the_latest_run(lib):
     assert {h.cluster for h in lib.search(ids[0], k=30).hits} == {0, 1}
     with pytest.raises(InvalidParameterError, match="has no cluster 7"):
         lib.search(ids[0], filters=SearchFilters(cluster=7))
-    with pytest.raises(InvalidParameterError, match="no cluster run 99"):
+    with pytest.raises(InvalidParameterError, match="no clustering run 99"):
         lib.search(ids[0], filters=SearchFilters(run=99))
 
 
@@ -163,12 +163,12 @@ def test_calibrator_round_trips_and_isotonic_matches_scikit_learn():
 
 @pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
 def test_adding_and_removing_images_updates_the_stored_index_incrementally(lib, tmp_path, kind):
-    record = update_index(lib, kind)
+    record = update_index(lib.store, kind)
     write_labelled(tmp_path / "photos", 2, start=50)
     lib.add()
     lib.remove([tmp_path / "photos" / "red"])
-    assert [r.kind for r in update_stored_indexes(lib)] == [kind]
-    after = read_record(lib, kind)
+    assert [r.kind for r in update_stored_indexes(lib.store)] == [kind]
+    after = read_record(lib.store, kind)
     from lookalike.index import load_index
 
     stored = load_index(lib.folder / "index" / after.file)
@@ -182,14 +182,14 @@ def test_add_and_remove_keep_the_stored_index_current(lib, tmp_path):
     lib.vector_index("exact")
     write_labelled(tmp_path / "photos", 2, start=50)
     lib.add()
-    assert read_record(lib, "exact").count == 42
+    assert read_record(lib.store, "exact").count == 42
     lib.remove([tmp_path / "photos" / "red"])
-    assert read_record(lib, "exact").count == 28
+    assert read_record(lib.store, "exact").count == 28
 
 
 def test_a_reader_sees_the_catalog_even_when_the_index_file_lags(lib, tmp_path, monkeypatch):
     lib.vector_index()  # stored index for the 36 images
-    monkeypatch.setattr(Library, "_update_derived", lambda self: None)  # as if killed before updating
+    monkeypatch.setattr(Library, "_update_indexes", lambda self: None)  # as if killed before updating
     write_labelled(tmp_path / "photos", 3, start=70)
     lib.add()
     lib.remove([tmp_path / "photos" / "blue"])  # the index file now lags the catalog both ways
@@ -206,11 +206,11 @@ def test_a_reader_sees_the_catalog_even_when_the_index_file_lags(lib, tmp_path, 
 
 
 def test_a_kill_between_file_and_record_or_a_broken_file_is_repaired(lib):
-    record = update_index(lib, "exact")
+    record = update_index(lib.store, "exact")
     key = "vector_index.exact"
     with lib.catalog.transaction() as db:  # as if killed after renaming the file, before the commit
         lib.catalog.set_meta(db, key, json.dumps({**json.loads(lib.catalog.get_meta(key)), "count": 1}))
-    assert update_index(lib, "exact").count == record.count == 36
+    assert update_index(lib.store, "exact").count == record.count == 36
     path = lib.folder / "index" / record.file
     path.write_bytes(b"not a faiss index")
     own = int(lib.reduced().ids[0])
@@ -218,9 +218,9 @@ def test_a_kill_between_file_and_record_or_a_broken_file_is_repaired(lib):
 
 
 def test_a_pca_refit_makes_the_old_index_unusable_by_name_and_it_is_rebuilt(lib):
-    old = update_index(lib, "exact")
+    old = update_index(lib.store, "exact")
     lib.reduce(ReduceConfig(n_components=8), refit=True)
-    new = update_index(lib, "exact")
+    new = update_index(lib.store, "exact")
     assert new.reducer != old.reducer and new.dim == 8
     assert not (lib.folder / "index" / old.file).exists()
     assert index_path(lib.folder, "exact", new.reducer).exists()

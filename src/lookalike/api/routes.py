@@ -4,7 +4,6 @@ No ``from __future__ import annotations`` here: FastAPI reads the parameter anno
 time, and they refer to this app's settings (e.g. the largest ``k``)."""
 
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -123,40 +122,32 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
 
 
 def cluster_listing(worker: LibraryWorker, run: int | None) -> dict[str, Any]:
-    catalog = worker.lib.catalog
-    columns = "id, method, n_images, n_clusters, n_noise, reducer_fingerprint, created"
-    if run is None:
-        rows = catalog.query(f"SELECT {columns} FROM cluster_runs ORDER BY id DESC LIMIT 1")
-    else:
-        rows = catalog.query(f"SELECT {columns} FROM cluster_runs WHERE id = ?", (run,))
-    if not rows:
+    from dataclasses import asdict
+
+    from lookalike.store.runs import run_clusters, run_infos
+
+    reducer = worker.lib.reducer()
+    runs = run_infos(worker.lib.catalog, None if reducer is None else reducer.fingerprint)
+    chosen = [r for r in runs if run is None or r.id == run][-1:]
+    if not chosen:
         if run is not None:
             raise ApiError(404, "unknown_run", f"no cluster run {run} in the library")
         return {"run": None, "clusters": []}
-    info = dict(zip([c.strip() for c in columns.split(",")], rows[0]))
-    reducer = worker.lib.reducer()
-    info["stale"] = reducer is None or reducer.fingerprint != info["reducer_fingerprint"]
-    listing = catalog.query(
-        "SELECT cluster, size, name, medoid_image_id, spread, representatives FROM clusters "
-        "WHERE run_id = ? ORDER BY cluster", (info["id"],)
-    )
-    return {"run": info, "clusters": [
-        {"cluster": c, "size": size, "name": name, "medoid_image_id": medoid, "spread": spread,
-         "representatives": _json_list(reps)}
-        for c, size, name, medoid, spread, reps in listing
-    ]}
-
-
-def _json_list(text: Any) -> list[Any] | None:
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
-    return value if isinstance(value, list) else None
+    info = chosen[0]
+    shown = {"id": info.id, "method": info.method, "n_images": info.n_images, "n_clusters": info.n_clusters,
+             "n_noise": info.n_noise, "reducer_fingerprint": info.reducer_fingerprint, "created": info.created,
+             "stale": info.stale}  # fmt: skip
+    clusters = [{**asdict(c), "medoid_image_id": c.medoid, "representatives": list(c.representatives)}
+                for c in run_clusters(worker.lib.catalog, info.id)]  # fmt: skip
+    for c in clusters:
+        del c["medoid"]
+    return {"run": shown, "clusters": clusters}
 
 
 def health_report(worker: LibraryWorker) -> dict[str, Any]:
-    images = worker.lib.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+    from lookalike.store.images import embedded_count
+
+    images = embedded_count(worker.lib.catalog)
     report: dict[str, Any] = {"status": "ok", "library": worker.path.name, "images": images}
     try:
         live = worker.searcher().live

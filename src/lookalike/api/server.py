@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -139,7 +138,7 @@ class LibraryWorker:
         from lookalike.search.searcher import Searcher
 
         if self._searcher is None:
-            self._searcher = Searcher(self.lib, self.settings.kind, update=False)
+            self._searcher = Searcher(self.lib.store, self.settings.kind, update=False)
             limit = self.lib.manifest.ingest.max_pixels
             self._searcher.max_pixels = min(limit, self.settings.max_pixels or limit)
         else:
@@ -148,12 +147,9 @@ class LibraryWorker:
 
     def image_file(self, image_id: int) -> tuple[Path, str]:
         """The first existing file of an embedded image, and its media type (404 otherwise)."""
-        rows = self.lib.catalog.query(
-            "SELECT f.path_bytes, i.format FROM files f JOIN images i ON i.id = f.image_id "
-            "WHERE f.image_id = ? AND i.status = 'embedded' ORDER BY f.id", (image_id,)
-        )
-        for path_bytes, fmt in rows:
-            path = Path(os.fsdecode(bytes(path_bytes)))
+        from lookalike.store.images import image_files
+
+        for path, fmt in image_files(self.lib.catalog, image_id):
             if path.is_file():
                 return path, MEDIA_TYPES.get(str(fmt), "application/octet-stream")
         raise ApiError(404, "unknown_image", f"no image {image_id} in the library (or its files are gone)")
@@ -226,7 +222,7 @@ def create_app(library_path: str | Path, settings: ApiSettings | None = None) ->
         from fastapi.responses import JSONResponse
     except ImportError as exc:
         raise MissingDependencyError("fastapi", "the HTTP API", "pip install fastapi uvicorn python-multipart") from exc
-    from lookalike import __version__
+    from lookalike._version import __version__
     from lookalike.api.routes import add_routes
     from lookalike.library import Library
 

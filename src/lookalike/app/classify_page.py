@@ -24,14 +24,14 @@ def render(lib: Library) -> None:
     from lookalike.classify.train import model_info, stored_models
 
     st.header("Classification")
-    models = stored_models(lib)
+    models = stored_models(lib.store)
     if not models:
         if lib.status().labelled_files == 0:
             missing("labels", f"lookalike index FOLDER --library {lib.folder} --labels folder")
         missing("trained classifier", f"lookalike classify train --library {lib.folder} --model svm")
         return
     model = st.selectbox("Model", models, key="classify_model")
-    report = model_info(lib, model).get("report", {})
+    report = model_info(lib.store, model).get("report", {})
     _metrics(report)
     _misclassified(lib, model)
     _predict(lib, model)
@@ -64,10 +64,10 @@ def _misclassified(lib: Library, model: str) -> None:
     from lookalike.classify.train import labelled_vectors, load_classifier
     from lookalike.cluster.runs import image_paths
 
-    data = labelled_vectors(lib)
+    data = labelled_vectors(lib.store)
     if data.labels.size == 0:
         return
-    predicted = np.asarray(load_classifier(lib, model).classifier.predict(data.vectors)).astype(str)
+    predicted = np.asarray(load_classifier(lib.store, model).classifier.predict(data.vectors)).astype(str)
     wrong = np.flatnonzero(predicted != data.labels)
     st.subheader("Misclassified examples")
     st.caption(
@@ -75,7 +75,7 @@ def _misclassified(lib: Library, model: str) -> None:
         "(all labelled images, including those the model was trained on)"
     )
     shown = wrong[:MISCLASSIFIED_SHOWN]
-    paths = image_paths(lib, [int(data.ids[i]) for i in shown])
+    paths = image_paths(lib.store, [int(data.ids[i]) for i in shown])
     items = [
         (
             paths[int(data.ids[i])],
@@ -97,7 +97,7 @@ def _predict(lib: Library, model: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / Path(upload.name).name
         path.write_bytes(upload.getvalue())
-        prediction = predict_files(lib, [path], model=model, k=5)[0]
+        prediction = predict_files(lib.store, [path], model=model, k=5)[0]
     if prediction.error:
         st.error(f"Cannot read the upload {upload.name!r} as an image: {prediction.error}")
         return

@@ -10,6 +10,7 @@ import streamlit as st
 from lookalike.app import charts
 from lookalike.app.common import gallery, missing, short_name
 from lookalike.app.projections import projection
+from lookalike.store.images import first_files
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -53,12 +54,7 @@ def _metrics(run: Any) -> None:
 
 def _file_table(lib: Library) -> dict[int, tuple[str, str | None]]:
     """(path, label) of each image's first file, for every image (one query)."""
-    out: dict[int, tuple[str, str | None]] = {}
-    for image_id, path, label in lib.catalog.query(
-        "SELECT image_id, path, label FROM files WHERE image_id IS NOT NULL ORDER BY id"
-    ):
-        out.setdefault(int(image_id), (str(path), label))
-    return out
+    return first_files(lib.catalog)
 
 
 def _scatter(lib: Library, run: Any) -> None:

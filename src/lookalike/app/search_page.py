@@ -8,6 +8,7 @@ import streamlit as st
 
 from lookalike.app.common import friendly_errors, gallery, short_name
 from lookalike.errors import ImageError, LookalikeError
+from lookalike.store.images import files_matching
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -56,10 +57,7 @@ def _query_input(lib: Library) -> tuple[bytes | int | None, str]:
             st.image(data, caption=upload.name, width=160)
         return data, upload.name
     text = st.text_input("Filter file names", key="search_filter")
-    rows = lib.catalog.query(
-        "SELECT image_id, path FROM files WHERE image_id IS NOT NULL AND path LIKE ? ORDER BY path LIMIT ?",
-        (f"%{text}%", PICK_LIMIT),
-    )
+    rows = files_matching(lib.catalog, text, PICK_LIMIT)
     if not rows:
         st.warning("No library file matches the filter.")
         return None, ""

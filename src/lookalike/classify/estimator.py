@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.validation import as_matrix, check_choice, check_dim, check_int
 from lookalike.cluster.metrics import check_labels
 from lookalike.config import CLASSIFY_MODELS, ClassifyConfig
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_choice, check_dim, check_int
 
 MODELS = CLASSIFY_MODELS
 ISOTONIC_MIN_IMAGES = 1000

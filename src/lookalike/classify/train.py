@@ -30,14 +30,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.config import CLASSIFY_MODELS, ClassifyConfig
-from lookalike.errors import ImageError, InvalidParameterError, LibraryError, LibraryFormatError, StaleModelError
+from lookalike.embed.query import embed_files
+from lookalike.errors import InvalidParameterError, LibraryError, LibraryFormatError, StaleModelError
+from lookalike.reduce.stored import reduced_vectors, require_reducer, stored_reducer
 from lookalike.store.atomic import atomic_path, write_bytes
-from lookalike.store.catalog import encode_path
+from lookalike.store.labels import image_labels, set_file_labels
 from lookalike.store.manifest import now
 
 if TYPE_CHECKING:
     from lookalike.classify.estimator import ClassificationMetrics, CrossValidation, VectorClassifier
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 MODELS_DIR = Path("models")
 FORMAT_VERSION = 1
@@ -58,27 +60,22 @@ class LabelledVectors:
     dropped_classes: dict[str, int] = field(default_factory=dict)
 
 
-def labelled_vectors(lib: Library) -> LabelledVectors:
+def labelled_vectors(store: LibraryStore) -> LabelledVectors:
     """Reduced vectors and labels of every labelled embedded image (fits PCA on first use)."""
-    reduced = lib.reduced()
-    rows = lib.catalog.query(
-        "SELECT image_id, label FROM files WHERE image_id IS NOT NULL AND label IS NOT NULL AND label != ''"
-    )
-    per_image: dict[int, set[str]] = {}
-    for image_id, label in rows:
-        per_image.setdefault(int(image_id), set()).add(str(label))
+    reduced = reduced_vectors(store)
+    known = image_labels(store.catalog)
     ids = np.asarray(reduced.ids, dtype=np.int64)
-    found = [per_image.get(int(i), set()) for i in ids]
-    keep = np.array([len(s) == 1 for s in found], dtype=bool)
-    labels = np.array([next(iter(s)) for s in found if len(s) == 1], dtype=str)
+    keep = np.array([int(i) in known.labels for i in ids], dtype=bool)
+    labels = np.array([known.labels[int(i)] for i in ids[keep]], dtype=str)
+    conflicting = sum(1 for i in ids.tolist() if i in known.conflicting)
     return LabelledVectors(
         ids=ids[keep],
         vectors=np.asarray(reduced.vectors)[keep],
         labels=labels,
         reducer_fingerprint=reduced.reducer_fingerprint,
         n_embedded=int(ids.size),
-        n_unlabelled=sum(1 for s in found if not s),
-        n_conflicting=sum(1 for s in found if len(s) > 1),
+        n_unlabelled=int(ids.size - keep.sum()) - conflicting,
+        n_conflicting=conflicting,
     )
 
 
@@ -144,7 +141,7 @@ class TrainReport:
         }
 
 
-def train(lib: Library, model: str, config: ClassifyConfig | None = None,
+def train(store: LibraryStore, model: str, config: ClassifyConfig | None = None,
           data: LabelledVectors | None = None) -> TrainReport:
     """Train, validate, cross-validate and store one ``model`` of ``CLASSIFY_MODELS``.
 
@@ -156,7 +153,7 @@ def train(lib: Library, model: str, config: ClassifyConfig | None = None,
         raise InvalidParameterError(f"model must be one of {CLASSIFY_MODELS}; got {model!r}")
     config = config or ClassifyConfig()
     start = time.perf_counter()
-    data = usable(data if data is not None else labelled_vectors(lib), config, lib.folder)
+    data = usable(data if data is not None else labelled_vectors(store), config, store.folder)
     x, y = data.vectors, data.labels
     train_rows, val_rows = stratified_split(y, config.test_size, config.seed)
     chosen = configured_classifier(model, config).fit(x[train_rows], y[train_rows])
@@ -167,9 +164,9 @@ def train(lib: Library, model: str, config: ClassifyConfig | None = None,
         if config.cv else None
     )
     final = configured_classifier(model, config, **fixed).fit(x, y)
-    report = TrainReport(model, model_path(lib, model), metrics, folds, chosen.best_params_,
+    report = TrainReport(model, model_path(store, model), metrics, folds, chosen.best_params_,
                          int(train_rows.size), int(val_rows.size), data, time.perf_counter() - start)
-    _store(lib, final, report)
+    _store(store, final, report)
     return report
 
 
@@ -195,43 +192,43 @@ def fixed_params(model: str, best: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- storage --------------------------------------------------------------------------------------
-def model_path(lib: Library, model: str) -> Path:
+def model_path(store: LibraryStore, model: str) -> Path:
     """Where ``model`` is stored: ``<library>/models/classifier-<model>.joblib``."""
-    return lib.folder / MODELS_DIR / f"classifier-{model}.joblib"
+    return store.folder / MODELS_DIR / f"classifier-{model}.joblib"
 
 
-def _stamp(lib: Library, reducer_fingerprint: str) -> dict[str, Any]:
-    embed = lib.manifest.embed
+def _stamp(store: LibraryStore, reducer_fingerprint: str) -> dict[str, Any]:
+    embed = store.manifest.embed
     return {"backbone": embed.backbone, "weights_sha256": embed.weights_sha256,
             "reducer_fingerprint": reducer_fingerprint}
 
 
-def _store(lib: Library, classifier: VectorClassifier, report: TrainReport) -> None:
+def _store(store: LibraryStore, classifier: VectorClassifier, report: TrainReport) -> None:
     import joblib
     import sklearn
 
     info = {
         "format_version": FORMAT_VERSION, "model": report.model, "trained": now(),
         "sklearn_version": sklearn.__version__, "classes": [str(c) for c in classifier.classes_],
-        **_stamp(lib, report.data.reducer_fingerprint), "report": report.to_dict(),
+        **_stamp(store, report.data.reducer_fingerprint), "report": report.to_dict(),
     }
     with atomic_path(report.path) as tmp:
         joblib.dump({"info": info, "classifier": classifier}, tmp)
     write_bytes(report.path.with_suffix(".json"), json.dumps(info, indent=2).encode())
 
 
-def stored_models(lib: Library) -> list[str]:
+def stored_models(store: LibraryStore) -> list[str]:
     """Names of the classifiers stored in the library, in ``CLASSIFY_MODELS`` order."""
-    return [m for m in CLASSIFY_MODELS if model_path(lib, m).is_file()]
+    return [m for m in CLASSIFY_MODELS if model_path(store, m).is_file()]
 
 
-def model_info(lib: Library, model: str) -> dict[str, Any]:
+def model_info(store: LibraryStore, model: str) -> dict[str, Any]:
     """The stamp and training report of a stored model (from its JSON file; no unpickling)."""
-    path = model_path(lib, model).with_suffix(".json")
+    path = model_path(store, model).with_suffix(".json")
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise _missing(lib, model) from None
+        raise _missing(store, model) from None
     except (OSError, ValueError) as exc:
         raise LibraryFormatError(f"{path}: unreadable ({exc})") from exc
 
@@ -245,16 +242,16 @@ class StoredClassifier:
     info: dict[str, Any]
 
 
-def load_classifier(lib: Library, model: str | None = None) -> StoredClassifier:
+def load_classifier(store: LibraryStore, model: str | None = None) -> StoredClassifier:
     """Load a stored classifier, refusing it when stale; ``None`` picks :func:`default_model`."""
     import joblib
 
-    model = model or default_model(lib)
+    model = model or default_model(store)
     if model not in CLASSIFY_MODELS:
         raise InvalidParameterError(f"model must be one of {CLASSIFY_MODELS}; got {model!r}")
-    path = model_path(lib, model)
+    path = model_path(store, model)
     if not path.is_file():
-        raise _missing(lib, model)
+        raise _missing(store, model)
     try:
         stored = joblib.load(path)
         info, classifier = stored["info"], stored["classifier"]
@@ -262,40 +259,40 @@ def load_classifier(lib: Library, model: str | None = None) -> StoredClassifier:
         raise LibraryFormatError(f"{path}: unreadable classifier ({type(exc).__name__}: {exc})") from exc
     if info.get("format_version") != FORMAT_VERSION:
         raise LibraryFormatError(f"{path}: format version {info.get('format_version')}, expected {FORMAT_VERSION}")
-    _check_fresh(lib, model, info)
+    _check_fresh(store, model, info)
     return StoredClassifier(model, classifier, info)
 
 
-def default_model(lib: Library) -> str:
+def default_model(store: LibraryStore) -> str:
     """The stored model with the best validation accuracy (ties: ``CLASSIFY_MODELS`` order)."""
-    models = stored_models(lib)
+    models = stored_models(store)
     if not models:
         raise LibraryError(
-            f"{lib.folder}: no trained classifier; train one with "
-            f"`lookalike classify train --library {lib.folder} --model svm`"
+            f"{store.folder}: no trained classifier; train one with "
+            f"`lookalike classify train --library {store.folder} --model svm`"
         )
-    scores = {m: model_info(lib, m).get("report", {}).get("validation", {}).get("accuracy", 0.0) for m in models}
+    scores = {m: model_info(store, m).get("report", {}).get("validation", {}).get("accuracy", 0.0) for m in models}
     return max(models, key=lambda m: (scores[m], -models.index(m)))
 
 
-def _check_fresh(lib: Library, model: str, info: dict[str, Any]) -> None:
-    reducer = lib.reducer()
-    current = _stamp(lib, reducer.fingerprint if reducer is not None else "none")
-    retrain = f"retrain it: `lookalike classify train --library {lib.folder} --model {model}`"
+def _check_fresh(store: LibraryStore, model: str, info: dict[str, Any]) -> None:
+    reducer = stored_reducer(store)
+    current = _stamp(store, reducer.fingerprint if reducer is not None else "none")
+    retrain = f"retrain it: `lookalike classify train --library {store.folder} --model {model}`"
     for key, what in (("backbone", "backbone"), ("weights_sha256", "backbone weights"),
                       ("reducer_fingerprint", "PCA")):
         if info.get(key) != current[key]:
             since = " (PCA refitted since)" if key == "reducer_fingerprint" else ""
             raise StaleModelError(
-                f"{model_path(lib, model)}: the {model} classifier was trained on {what} "
+                f"{model_path(store, model)}: the {model} classifier was trained on {what} "
                 f"{str(info.get(key))[:16]}, the library now has {current[key][:16]}{since}; {retrain}"
             )
 
 
-def _missing(lib: Library, model: str) -> LibraryError:
+def _missing(store: LibraryStore, model: str) -> LibraryError:
     return LibraryError(
-        f"{lib.folder}: no trained '{model}' classifier (have: {stored_models(lib) or 'none'}); train it with "
-        f"`lookalike classify train --library {lib.folder} --model {model}`"
+        f"{store.folder}: no trained '{model}' classifier (have: {stored_models(store) or 'none'}); train it with "
+        f"`lookalike classify train --library {store.folder} --model {model}`"
     )
 
 
@@ -310,32 +307,21 @@ class Prediction:
     error: str | None = None
 
 
-def predict_files(lib: Library, paths: list[Path | str], model: str | None = None, k: int = 5,
+def predict_files(store: LibraryStore, paths: list[Path | str], model: str | None = None, k: int = 5,
                   batch_size: int = 32) -> list[Prediction]:
     """Embed, reduce and classify each image file (any file, inside the library or not), in batches."""
-    stored = load_classifier(lib, model)
+    stored = load_classifier(store, model)
     results: list[Prediction] = []
     for start in range(0, len(paths), batch_size):
-        results += _predict_batch(lib, stored, [Path(p) for p in paths[start : start + batch_size]], k)
+        results += _predict_batch(store, stored, [Path(p) for p in paths[start : start + batch_size]], k)
     return results
 
 
-def _predict_batch(lib: Library, stored: StoredClassifier, paths: list[Path], k: int) -> list[Prediction]:
-    from lookalike.io.decode import load_model_input
-
-    embed, max_pixels = lib.manifest.embed, lib.manifest.ingest.max_pixels
-    inputs, good, results = [], [], {}
-    for i, path in enumerate(paths):
-        try:
-            inputs.append(load_model_input(path, size=embed.image_size, crop_fraction=embed.crop_fraction,
-                                             resize=embed.resize,
-                                           max_pixels=max_pixels))
-            good.append(i)
-        except ImageError as exc:
-            results[i] = Prediction(path, stored.model, [], exc.reason)
-    if inputs:
-        vectors = lib.reducer().transform(lib.backbone().embed(np.stack(inputs)))
-        labels, proba = stored.classifier.top_k(vectors, k)
+def _predict_batch(store: LibraryStore, stored: StoredClassifier, paths: list[Path], k: int) -> list[Prediction]:
+    raw, good, failed = embed_files(store, paths)
+    results = {i: Prediction(paths[i], stored.model, [], reason) for i, reason in failed.items()}
+    if good:
+        labels, proba = stored.classifier.top_k(require_reducer(store).transform(raw), k)
         for row, i in enumerate(good):
             results[i] = Prediction(paths[i], stored.model, list(zip(map(str, labels[row]), map(float, proba[row]))))
     return [results[i] for i in range(len(paths))]
@@ -353,30 +339,19 @@ class LabelImport:
     bad: list[tuple[int, str]]
 
 
-def import_labels(lib: Library, csv_path: Path | str) -> LabelImport:
+def import_labels(store: LibraryStore, csv_path: Path | str) -> LabelImport:
     """Set ``files.label`` from a ``path,label`` CSV (optional header; relative paths are relative
     to the CSV's folder). Unknown paths and bad rows are returned, never silently dropped; a file
     with no usable row at all is an error.
     """
-    if lib.readonly:
-        raise InvalidParameterError(f"{lib.folder} was opened read-only; labels cannot be written")
+    if store.readonly:
+        raise InvalidParameterError(f"{store.folder} was opened read-only; labels cannot be written")
     csv_path = Path(csv_path).expanduser()
     wanted, bad, rows = _read_labels_csv(csv_path)
     if not wanted:
         first = f"; first: line {bad[0][0]}: {bad[0][1]}" if bad else ""
         raise InvalidParameterError(f"{csv_path}: no usable 'path,label' rows ({len(bad)} bad){first}")
-    changed = unchanged = 0
-    unknown = []
-    with lib.catalog.transaction() as db:
-        for path, label in wanted.items():
-            row = db.execute("SELECT label FROM files WHERE path_bytes = ?", (encode_path(path),)).fetchone()
-            if row is None:
-                unknown.append(path)
-            elif row[0] == label:
-                unchanged += 1
-            else:
-                db.execute("UPDATE files SET label = ? WHERE path_bytes = ?", (label, encode_path(path)))
-                changed += 1
+    changed, unchanged, unknown = set_file_labels(store.catalog, wanted)
     return LabelImport(rows, changed, unchanged, unknown, bad)
 
 

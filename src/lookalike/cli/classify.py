@@ -58,12 +58,12 @@ def train(
     config = ClassifyConfig(test_size=test_size, cv=cv, seed=seed, drop_small_classes=drop_small_classes,
                             n_neighbors=n_neighbors, n_estimators=n_estimators)
     with Library.open(library) as lib:
-        data = usable(labelled_vectors(lib), config, lib.folder)
+        data = usable(labelled_vectors(lib.store), config, lib.folder)
         _print_data(data)
         reports = []
         for name in models:
             err.print(f"training {name} …", highlight=False)
-            report = train_model(lib, name, config, data)
+            report = train_model(lib.store, name, config, data)
             reports.append(report)
             _print_report(report, detailed=len(models) == 1)
     if len(reports) > 1:
@@ -154,7 +154,7 @@ def predict(
     from lookalike.library import Library
 
     with Library.open(library, readonly=True) as lib:
-        predictions = predict_files(lib, list(images), model, k)
+        predictions = predict_files(lib.store, list(images), model, k)
     out.print(f"model: {predictions[0].model}", highlight=False)
     failed = 0
     for p in predictions:
@@ -181,7 +181,7 @@ def labels(
     from lookalike.library import Library
 
     with Library.open(library) as lib:
-        result = import_labels(lib, csv)
+        result = import_labels(lib.store, csv)
     out.print(
         f"{result.rows:,} rows: {result.changed + result.unchanged:,} files labelled ({result.changed:,} changed, "
         f"{result.unchanged:,} already so), {len(result.unknown):,} unknown paths, {len(result.bad):,} bad rows",

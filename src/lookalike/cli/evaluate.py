@@ -77,7 +77,7 @@ def evaluate(
     bar = RichProgress() if progress else NoProgress()
     try:
         with _open_for_report(library) as lib:
-            report = write_report(lib, target, config, bar).report
+            report = write_report(lib.store, target, config, bar).report
     finally:
         bar.close()
     out.print(headline_table(report))
@@ -118,13 +118,13 @@ def evaluate_retrieval(
     as_json: JsonOption = False,
 ) -> None:
     """Leave-one-out precision/recall/mAP@k on a labelled library, recall vs exact, latency."""
-    from lookalike.library import Library
     from lookalike.evaluate.retrieval import evaluate_library_retrieval
+    from lookalike.library import Library
     from lookalike.store.atomic import write_bytes
 
     with Library.open(library, readonly=True) as lib:
         report = evaluate_library_retrieval(
-            lib, k, kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()),
+            lib.store, k, kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()),
             max_queries=queries, file_queries=file_queries,
         )
     target = output or library / "reports" / "retrieval.json"

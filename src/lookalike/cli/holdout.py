@@ -43,10 +43,10 @@ def holdout(
 
     models = [] if model.strip() == "none" else [m.strip() for m in model.split(",") if m.strip()]
     with Library.open(library, readonly=True) as gallery, Library.open(queries, readonly=True) as query_lib:
-        report: dict[str, Any] = {"retrieval": heldout_retrieval(gallery, query_lib, k, kind), "classification": {}}
+        report: dict[str, Any] = {"retrieval": heldout_retrieval(gallery.store, query_lib.store, k, kind), "classification": {}}
         for name in models:
             report["classification"][name] = heldout_classification(
-                gallery, query_lib, name, "cv", max_cv_samples=max_cv_samples,
+                gallery.store, query_lib.store, name, "cv", max_cv_samples=max_cv_samples,
                 probabilities=probabilities or name != "svm",
             )
     if output is not None:

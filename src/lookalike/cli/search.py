@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lookalike.cli.common import err, out, reports_errors
 from lookalike.config import INDEX_KINDS
+from lookalike.errors import MissingDependencyError
 
 LibraryOption = Annotated[
     Path, typer.Option("--library", "-l", help="Library folder (created by `lookalike index`).")
@@ -78,7 +79,7 @@ def search(
 
     filters = SearchFilters(cluster=cluster, run=run, label=label, under=under)
     with opened(library) as lib:
-        searcher = Searcher(lib, kind)
+        searcher = Searcher(lib.store, kind)
         items = [parse_query(q) for q in query]
         result = searcher.search(items, k, filters=filters, nprobe=nprobe, ef_search=ef_search, include_self=include_self)
     if as_json:
@@ -177,12 +178,22 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 20.0,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) over LIBRARY, read-only."""
-    from lookalike.api.server import ApiSettings, create_app, require_server
+    import importlib.util
+    import subprocess
+    import sys
 
-    uvicorn = require_server()
+    for package in ("fastapi", "uvicorn"):
+        if importlib.util.find_spec(package) is None:
+            raise MissingDependencyError(package, "lookalike serve", "pip install fastapi uvicorn python-multipart")
     with opened(library) as lib:
         if not lib.readonly:
             lib.vector_index(kind)  # bring the stored index up to date before serving it
-    settings = ApiSettings(kind=kind, max_upload_bytes=int(max_upload_mb * 1_000_000))
     err.print(f"serving {library} on http://{host}:{port} (docs: /docs)")
-    uvicorn.run(create_app(library, settings), host=host, port=port, log_level="warning")
+    command = [sys.executable, "-m", "lookalike.api", "--library", str(library), "--host", host,
+               "--port", str(port), "--kind", kind, "--max-upload-mb", str(max_upload_mb)]
+    try:
+        code = subprocess.call(command)
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise typer.Exit(code)

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.validation import as_matrix, check_int, check_n_clusters, refuse_identical
 from lookalike.cluster._groups import group_means
 from lookalike.cluster.kmeans import KMeans
 from lookalike.cluster.metrics import sampled_silhouette
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_int, check_n_clusters, refuse_identical
 
 
 @dataclass(frozen=True)

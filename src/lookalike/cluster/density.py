@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
-from lookalike.validation import as_matrix, check_choice, check_int, l2_normalize, refuse_identical
 from lookalike.cluster.choose_k import knee_index
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_choice, check_int, l2_normalize, refuse_identical
 
 METRICS = ("cosine", "euclidean")
 _BATCH = 8192

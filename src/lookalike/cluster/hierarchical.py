@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.cluster._groups import group_means
+from lookalike.cluster.kmeans import KMeans
+from lookalike.errors import InvalidParameterError
 from lookalike.validation import (
     as_matrix,
     check_choice,
@@ -43,9 +46,6 @@ from lookalike.validation import (
     l2_normalize,
     refuse_identical,
 )
-from lookalike.cluster._groups import group_means
-from lookalike.cluster.kmeans import KMeans
-from lookalike.errors import InvalidParameterError
 
 LINKAGES = ("ward", "average", "complete")
 METRICS = ("euclidean", "cosine")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
+from lookalike.errors import InvalidParameterError
 from lookalike.validation import (
     as_matrix,
     check_choice,
@@ -44,7 +45,6 @@ from lookalike.validation import (
     check_n_clusters,
     refuse_identical,
 )
-from lookalike.errors import InvalidParameterError
 
 INITS = ("k-means++", "random")
 _INIT_SAMPLE_MIN = 10_000

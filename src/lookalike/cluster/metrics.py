@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.validation import as_matrix, check_choice, check_int
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_choice, check_int
 
 NOISE = -1
 METRICS = ("euclidean", "cosine")

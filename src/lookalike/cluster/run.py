@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -55,9 +55,10 @@ from lookalike.cluster.runs import (
 from lookalike.config import ClusterConfig, to_dict
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import NoProgress, Progress
-
-if TYPE_CHECKING:
-    from lookalike.library import Library
+from lookalike.reduce.stored import reduced_vectors, stored_reducer
+from lookalike.store.images import embedded_count, top_classes
+from lookalike.store.labels import image_labels
+from lookalike.store.library_store import LibraryStore
 
 __all__ = ["NOISE", "UNASSIGNED", "ClusterInfo", "ClusterRun", "RunInfo", "list_runs", "read_run", "run_clustering"]
 
@@ -78,27 +79,27 @@ class _Fitted:
 
 
 # -- running -----------------------------------------------------------------------------------
-def run_clustering(lib: Library, config: ClusterConfig, progress: Progress | None = None) -> ClusterRun:
-    """Cluster ``lib``'s reduced vectors with ``config``, store the run and return it read back."""
+def run_clustering(store: LibraryStore, config: ClusterConfig, progress: Progress | None = None) -> ClusterRun:
+    """Cluster ``store``'s reduced vectors with ``config``, store the run and return it read back."""
     progress = progress or NoProgress()
-    if lib.readonly:
-        raise InvalidParameterError(f"{lib.folder} was opened read-only; a clustering run is stored in it")
-    n = lib.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
-    _check_size(lib.folder, n, config)
+    if store.readonly:
+        raise InvalidParameterError(f"{store.folder} was opened read-only; a clustering run is stored in it")
+    n = embedded_count(store.catalog)
+    _check_size(store.folder, n, config)
     progress.phase("reducing", None)
-    reduced = lib.reduced()
+    reduced = reduced_vectors(store)
     x = np.ascontiguousarray(reduced.vectors, dtype=np.float32)
     ids = np.asarray(reduced.ids, dtype=np.int64)
     start = time.perf_counter()
     fitted = _METHODS[config.method](x, config, progress)
     fitted.params["metric"] = metric_of(config)
     progress.phase("scoring", None)
-    truth = image_labels(lib, ids)
+    truth = image_labels_of(store, ids)
     metrics = score(x, fitted.labels, truth, config)
     summaries = summarize_clusters(
-        x, fitted.labels, true_labels=_fill(truth), class_predictions=image_top_classes(lib, ids)
+        x, fitted.labels, true_labels=_fill(truth), class_predictions=image_top_classes(store, ids)
     )
-    fitted.evidence["notes"] = pca_notes(lib, n)
+    fitted.evidence["notes"] = pca_notes(store, n)
     fitted.arrays["centers"] = np.asarray(fitted.centers, dtype=np.float32)
     run = NewRun(
         method=config.method,
@@ -113,7 +114,7 @@ def run_clustering(lib: Library, config: ClusterConfig, progress: Progress | Non
         summaries=summaries,
         arrays=fitted.arrays,
     )
-    return read_run(lib, store_run(lib, run))
+    return read_run(store, store_run(store, run))
 
 
 def _check_size(folder: Path, n: int, config: ClusterConfig) -> None:
@@ -248,28 +249,23 @@ def score(x: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, config: C
     return metrics
 
 
-def image_labels(lib: Library, ids: np.ndarray) -> np.ndarray | None:
-    """Each image's label (first labelled file wins), None where unlabelled; None without labels."""
-    rows = lib.catalog.query(
-        "SELECT image_id, label FROM files WHERE image_id IS NOT NULL AND label IS NOT NULL ORDER BY id"
-    )
-    first: dict[int, str] = {}
-    for image_id, label in rows:
-        first.setdefault(int(image_id), str(label))
-    if not first:
+def image_labels_of(store: LibraryStore, ids: np.ndarray) -> np.ndarray | None:
+    """Each image's label (the one rule of ``store.labels``), None where unlabelled; None without labels."""
+    labels = image_labels(store.catalog).labels
+    if not labels:
         return None
-    return np.array([first.get(int(i)) for i in ids], dtype=object)
+    return np.array([labels.get(int(i)) for i in ids], dtype=object)
 
 
-def image_top_classes(lib: Library, ids: np.ndarray) -> list[str] | None:
+def image_top_classes(store: LibraryStore, ids: np.ndarray) -> list[str] | None:
     """Each image's top ImageNet class name; None when the backbone stored none."""
-    rows = lib.catalog.query("SELECT image_id, class_index FROM image_classes WHERE rank = 0")
-    if not rows:
+    top_index = top_classes(store.catalog)
+    if not top_index:
         return None
     from lookalike.embed.imagenet import imagenet_classes
 
     names = imagenet_classes()
-    top = {int(i): names[int(c)] for i, c in rows}
+    top = {i: names[c] for i, c in top_index.items()}
     return [top.get(int(i), "unclassified") for i in ids]
 
 
@@ -277,11 +273,11 @@ def _fill(truth: np.ndarray | None) -> np.ndarray | None:
     return None if truth is None else np.array(["(unlabelled)" if t is None else t for t in truth], dtype=str)
 
 
-def pca_notes(lib: Library, n_images: int) -> list[str]:
+def pca_notes(store: LibraryStore, n_images: int) -> list[str]:
     """Notes on the stored PCA: clamped components, or fitted on far fewer images than now."""
-    reducer = lib.reducer()
+    reducer = stored_reducer(store)
     notes = [f"PCA: {note}" for note in (reducer.notes_ if reducer is not None else [])]
-    fitted_on = int(lib.manifest.sections.get("reducer", {}).get("fitted_on", 0) or 0)
+    fitted_on = int(store.manifest.sections.get("reducer", {}).get("fitted_on", 0) or 0)
     if fitted_on and n_images >= REFIT_GROWTH * fitted_on:
         notes.append(
             f"the PCA was fitted on {fitted_on} images and the library now holds {n_images}: "

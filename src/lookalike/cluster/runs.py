@@ -1,17 +1,12 @@
-"""Stored clustering runs: write one run atomically, read runs back (see :mod:`lookalike.cluster.run`).
+"""Clustering runs for the images held now: a stored run (``lookalike.store.runs``) applied
+to the library's current images, with images embedded since assigned by the stored centroids.
 
-A run lives in the catalog tables ``cluster_runs`` (settings, reducer fingerprint, metrics and
-evidence as JSON), ``cluster_members`` (image id, cluster, distance to the centre; -1 = noise)
-and ``clusters`` (size, name, medoid, spread, representatives), plus the arrays in
-``models/cluster-<run id>.npz``. The ``.npz`` is written atomically inside the catalog
-transaction, before the commit, so a committed run always has its arrays; a killed writer
-leaves at most an orphan file whose id the next run reuses (and overwrites).
+:class:`ClusterRun` is the one view of a run every stage uses: clustering returns it, search
+filters and scores confidence with it, the CLI, API, app and report show it.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,15 +15,30 @@ import numpy as np
 
 from lookalike.cluster.kmeans import assign
 from lookalike.errors import InvalidParameterError
+from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.arrays import load_npz, save_npz
+from lookalike.store.images import first_files
+from lookalike.store.library_store import LibraryStore
+from lookalike.store.runs import (
+    NOISE,
+    ClusterRow,
+    Members,
+    RunInfo,
+    insert_run,
+    run_clusters,
+    run_file,
+    run_infos,
+    run_members,
+)
 
 if TYPE_CHECKING:
     from lookalike.cluster import ClusterSummary
-    from lookalike.library import Library
 
-NOISE = -1
 UNASSIGNED = -2
 """Label of an image embedded after a non-K-Means (or stale) run: it has no cluster in that run."""
+
+__all__ = ["NOISE", "UNASSIGNED", "ClusterInfo", "ClusterRun", "NewRun", "RunInfo", "list_runs", "read_run",
+           "store_run", "find_run", "run_file"]
 
 
 @dataclass(frozen=True)
@@ -43,29 +53,6 @@ class ClusterInfo:
     spread: float | None
     representatives: tuple[int, ...]
     representative_paths: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One row of ``cluster_runs``; ``stale`` when the library's reducer is not the run's one."""
-
-    id: int
-    method: str
-    params: dict[str, Any]
-    reducer_fingerprint: str
-    n_images: int
-    n_clusters: int
-    n_noise: int
-    metrics: dict[str, Any]
-    evidence: dict[str, Any]
-    created: float
-    seconds: float
-    stale: bool
-
-    @property
-    def notes(self) -> list[str]:
-        """Remarks recorded with the run (PCA clamped or fitted on far fewer images, ...)."""
-        return [str(note) for note in self.evidence.get("notes", [])]
 
 
 @dataclass(frozen=True)
@@ -89,9 +76,37 @@ class ClusterRun:
     n_removed: int
     arrays: dict[str, np.ndarray] = field(repr=False)
 
+    @property
+    def id(self) -> int:
+        return self.info.id
+
+    @property
+    def reducer_fingerprint(self) -> str:
+        return self.info.reducer_fingerprint
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Cluster number -> name."""
+        return {c.cluster: c.name for c in self.clusters}
+
     def members(self, cluster: int) -> np.ndarray:
         """Image ids (m,) currently in ``cluster``."""
         return self.image_ids[self.labels == cluster]
+
+    def cluster_of(self, image_id: int) -> int | None:
+        """The image's cluster (-1 noise) or None when the run does not assign it."""
+        pos = int(np.searchsorted(self.image_ids, image_id))
+        if pos < len(self.image_ids) and self.image_ids[pos] == image_id and self.labels[pos] != UNASSIGNED:
+            return int(self.labels[pos])
+        return None
+
+    def members_of(self, cluster: int) -> np.ndarray:
+        """Image ids in ``cluster``; an unknown cluster number raises with the valid ones."""
+        known = np.unique(self.labels[self.labels != UNASSIGNED])
+        if cluster not in known:
+            shown = ", ".join(str(c) for c in known[:20])
+            raise InvalidParameterError(f"cluster run {self.id} has no cluster {cluster}; its clusters are {shown}")
+        return self.members(cluster)
 
 
 @dataclass(frozen=True)
@@ -111,85 +126,50 @@ class NewRun:
     arrays: dict[str, np.ndarray]
 
 
-def run_file(folder: Path, run_id: int) -> Path:
-    """Where a run's arrays live."""
-    return folder / "models" / f"cluster-{run_id}.npz"
-
-
-def store_run(lib: Library, run: NewRun) -> int:
+def store_run(store: LibraryStore, run: NewRun) -> int:
     """Write ``run`` (catalog rows and ``.npz``) in one transaction; returns its id."""
     ids = run.ids
-    row = (run.method, json.dumps(run.params), run.reducer_fingerprint, int(ids.size), len(run.summaries),
-           int(np.count_nonzero(run.labels == NOISE)), json.dumps(run.metrics), json.dumps(run.evidence),
-           time.time(), run.seconds)  # fmt: skip
-    distances = [None if np.isnan(d) else float(d) for d in run.distances]
-    clusters = [(s.cluster, s.size, s.name, int(ids[s.medoid]), s.spread,
-                 json.dumps([int(ids[i]) for i in s.representatives])) for s in run.summaries]  # fmt: skip
-    path: Path | None = None
-    try:
-        with lib.catalog.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO cluster_runs(method, params, reducer_fingerprint, n_images, n_clusters, n_noise, "
-                "metrics, evidence, created, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            run_id = int(cursor.lastrowid or 0)
-            path = run_file(lib.folder, run_id)
-            save_npz(path, run.arrays)
-            db.executemany(
-                "INSERT INTO cluster_members(run_id, image_id, cluster, distance) VALUES (?, ?, ?, ?)",
-                zip([run_id] * ids.size, ids.tolist(), run.labels.tolist(), distances),
-            )
-            db.executemany(
-                "INSERT INTO clusters(run_id, cluster, size, name, medoid_image_id, spread, representatives) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *c) for c in clusters],
-            )
-    except BaseException:
-        if path is not None:
-            path.unlink(missing_ok=True)
-        raise
-    return run_id
+    clusters = [ClusterRow(s.cluster, s.size, s.name, int(ids[s.medoid]), s.spread,
+                           tuple(int(ids[i]) for i in s.representatives)) for s in run.summaries]  # fmt: skip
+    info = {"method": run.method, "params": run.params, "reducer_fingerprint": run.reducer_fingerprint,
+            "metrics": run.metrics, "evidence": run.evidence, "seconds": run.seconds}
+
+    def write_arrays(run_id: int) -> Path:
+        path = run_file(store.folder, run_id)
+        save_npz(path, run.arrays)
+        return path
+
+    return insert_run(store.catalog, info, Members(ids, run.labels, run.distances), clusters, write_arrays)
 
 
-# -- reading -----------------------------------------------------------------------------------
-_RUN_COLUMNS = (
-    "id, method, params, reducer_fingerprint, n_images, n_clusters, n_noise, metrics, evidence, created, seconds"
-)
+def list_runs(store: LibraryStore) -> list[RunInfo]:
+    """Every stored run of ``store``, oldest first."""
+    reducer = stored_reducer(store)
+    return run_infos(store.catalog, None if reducer is None else str(reducer.fingerprint))
 
 
-def list_runs(lib: Library) -> list[RunInfo]:
-    """Every stored run of ``lib``, oldest first."""
-    reducer = lib.reducer()
-    current = None if reducer is None else str(reducer.fingerprint)
-    rows = lib.catalog.query(f"SELECT {_RUN_COLUMNS} FROM cluster_runs ORDER BY id")
-    return [_run_info(row, current) for row in rows]
-
-
-def read_run(lib: Library, run_id: int | None = None) -> ClusterRun:
-    """Run ``run_id`` (default: the latest) applied to the images ``lib`` holds now."""
-    info = find_run(lib, run_id)
-    stored = lib.catalog.query(
-        "SELECT image_id, cluster, distance FROM cluster_members WHERE run_id = ? ORDER BY image_id", (info.id,)
-    )
-    stored_ids = np.array([r[0] for r in stored], dtype=np.int64)
-    current = np.asarray(lib.catalog.embedded_rows()[0], dtype=np.int64)
+def read_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
+    """Run ``run_id`` (default: the latest) applied to the images ``store`` holds now."""
+    info = find_run(store, run_id)
+    stored = run_members(store.catalog, info.id)
+    stored_ids = stored.ids
+    current = np.asarray(store.catalog.embedded_rows()[0], dtype=np.int64)
     labels = np.full(current.size, UNASSIGNED, dtype=np.int64)
     distances = np.full(current.size, np.nan)
     found = np.zeros(current.size, dtype=bool)
     if stored_ids.size:
         pos = np.minimum(np.searchsorted(stored_ids, current), stored_ids.size - 1)
         found = stored_ids[pos] == current
-        labels[found] = np.array([r[1] for r in stored], dtype=np.int64)[pos[found]]
-        distances[found] = np.array([np.nan if r[2] is None else r[2] for r in stored])[pos[found]]
-    arrays = load_npz(run_file(lib.folder, info.id))
+        labels[found] = stored.clusters[pos[found]]
+        distances[found] = stored.distances[pos[found]]
+    arrays = load_npz(run_file(store.folder, info.id))
     n_new = int(np.count_nonzero(~found))
     predicted = 0
     if n_new and info.method == "kmeans" and not info.stale:
-        predicted = _predict_new(lib, current[~found], arrays["centers"], labels, distances, ~found)
+        predicted = _predict_new(store, current[~found], arrays["centers"], labels, distances, ~found)
     return ClusterRun(
         info=info,
-        clusters=_read_clusters(lib, info.id),
+        clusters=_read_clusters(store, info.id),
         image_ids=current,
         labels=labels,
         distances=distances,
@@ -201,11 +181,11 @@ def read_run(lib: Library, run_id: int | None = None) -> ClusterRun:
 
 
 def _predict_new(
-    lib: Library, new_ids: np.ndarray, centers: np.ndarray, labels: np.ndarray, distances: np.ndarray,
+    store: LibraryStore, new_ids: np.ndarray, centers: np.ndarray, labels: np.ndarray, distances: np.ndarray,
     where: np.ndarray,
 ) -> int:  # fmt: skip
     """Nearest stored centroid for ``new_ids``, written into ``labels``/``distances`` at ``where``."""
-    reduced = lib.reduced()
+    reduced = reduced_vectors(store)
     order = np.argsort(reduced.ids)
     rows = order[np.searchsorted(reduced.ids, new_ids, sorter=order)]
     vectors = np.ascontiguousarray(np.asarray(reduced.vectors)[rows], dtype=np.float32)
@@ -215,12 +195,12 @@ def _predict_new(
     return int(new_ids.size)
 
 
-def find_run(lib: Library, run_id: int | None) -> RunInfo:
+def find_run(store: LibraryStore, run_id: int | None) -> RunInfo:
     """The run with ``run_id`` (None: the latest), or an error naming the runs there are."""
-    runs = list_runs(lib)
+    runs = list_runs(store)
     if not runs:
         raise InvalidParameterError(
-            f"{lib.folder} has no clustering runs yet; run `lookalike cluster --library {lib.folder}`"
+            f"{store.folder} has no clustering runs yet; run `lookalike cluster --library {store.folder}`"
         )
     if run_id is None:
         return runs[-1]
@@ -228,45 +208,23 @@ def find_run(lib: Library, run_id: int | None) -> RunInfo:
         if run.id == run_id:
             return run
     raise InvalidParameterError(
-        f"{lib.folder} has no clustering run {run_id}; its runs are {', '.join(str(r.id) for r in runs)}"
+        f"{store.folder} has no clustering run {run_id}; its runs are {', '.join(str(r.id) for r in runs)}"
     )
 
 
-def _run_info(row: tuple, current_fingerprint: str | None) -> RunInfo:
-    return RunInfo(
-        id=int(row[0]), method=str(row[1]), params=json.loads(row[2]), reducer_fingerprint=str(row[3]),
-        n_images=int(row[4]), n_clusters=int(row[5]), n_noise=int(row[6]), metrics=json.loads(row[7]),
-        evidence=json.loads(row[8]) if row[8] else {}, created=float(row[9]), seconds=float(row[10]),
-        stale=row[3] != current_fingerprint,
-    )  # fmt: skip
-
-
-def _read_clusters(lib: Library, run_id: int) -> tuple[ClusterInfo, ...]:
-    rows = lib.catalog.query(
-        "SELECT cluster, size, name, medoid_image_id, spread, representatives FROM clusters "
-        "WHERE run_id = ? ORDER BY cluster",
-        (run_id,),
-    )
-    reps = {int(r[0]): tuple(int(i) for i in json.loads(r[5] or "[]")) for r in rows}
-    paths = image_paths(lib, sorted({i for ids in reps.values() for i in ids}))
+def _read_clusters(store: LibraryStore, run_id: int) -> tuple[ClusterInfo, ...]:
+    rows = run_clusters(store.catalog, run_id)
+    paths = image_paths(store, sorted({i for r in rows for i in r.representatives}))
     return tuple(
         ClusterInfo(
-            cluster=int(r[0]), size=int(r[1]), name=str(r[2]),
-            medoid=None if r[3] is None else int(r[3]), spread=None if r[4] is None else float(r[4]),
-            representatives=reps[int(r[0])],
-            representative_paths=tuple(paths[i] for i in reps[int(r[0])] if i in paths),
-        )  # fmt: skip
+            cluster=r.cluster, size=r.size, name=r.name, medoid=r.medoid, spread=r.spread,
+            representatives=r.representatives,
+            representative_paths=tuple(paths[i] for i in r.representatives if i in paths),
+        )
         for r in rows
     )
 
 
-def image_paths(lib: Library, image_ids: list[int]) -> dict[int, str]:
+def image_paths(store: LibraryStore, image_ids: list[int]) -> dict[int, str]:
     """One file path per image id (its first file); images no longer in the library are left out."""
-    out: dict[int, str] = {}
-    for start in range(0, len(image_ids), 500):
-        chunk = image_ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        query = f"SELECT image_id, path FROM files WHERE image_id IN ({marks}) ORDER BY id"
-        for image_id, path in lib.catalog.query(query, chunk):
-            out.setdefault(int(image_id), str(path))
-    return out
+    return {image: path for image, (path, _) in first_files(store.catalog, image_ids).items()}

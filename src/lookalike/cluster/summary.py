@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.validation import as_matrix, check_int
 from lookalike.cluster._groups import group_means
 from lookalike.cluster.metrics import NOISE, check_labels
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_int
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 from lookalike.config import ExtractConfig
 from lookalike.errors import ImageError
 from lookalike.progress import Progress
-from lookalike.store.catalog import Catalog, PendingImage, to_signed64
+from lookalike.store.catalog import Catalog, EmbeddedBatch, PendingImage, to_signed64
 from lookalike.store.vectors import RawVectors
 
 Decoder = Callable[[PendingImage], tuple[np.ndarray, int | None]]
@@ -173,22 +173,9 @@ class RowWriter:
         else:
             new_rows = self.rows
         now = time.time()
+        batch = EmbeddedBatch(first, self._ids, self._skips, self._classes, self._hashes, new_rows)
         with self.catalog.transaction() as db:
-            db.executemany(
-                "UPDATE images SET status='embedded', row=?, reason=NULL, updated_at=? WHERE id=?",
-                [(first + i, now, image_id) for i, image_id in enumerate(self._ids)],
-            )
-            db.executemany(
-                "UPDATE images SET status='skipped', reason=?, updated_at=? WHERE id=?",
-                [(reason, now, image_id) for image_id, reason in self._skips],
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO image_classes(image_id, rank, class_index, probability)"
-                " VALUES (?, ?, ?, ?)",
-                self._classes,
-            )
-            db.executemany("UPDATE images SET phash=? WHERE id=?", self._hashes)
-            self.catalog.set_meta(db, "raw_rows", new_rows)
+            self.catalog.commit_embedded(db, batch, now)
         self.rows = new_rows
         self._ids, self._blocks, self._skips, self._classes, self._hashes = [], [], [], [], []
 

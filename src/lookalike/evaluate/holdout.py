@@ -37,11 +37,12 @@ import numpy as np
 from lookalike.config import CLASSIFY_MODELS, ClassifyConfig
 from lookalike.errors import BackboneMismatchError, InvalidParameterError
 from lookalike.evaluate.metrics import label_hits, map_at_k, precision_at_k, recall_at_k, recall_vs_exact
-from lookalike.search.library_index import image_labels
+from lookalike.reduce.stored import reduced_vectors, stored_reducer
+from lookalike.store.labels import image_labels
 
 if TYPE_CHECKING:
     from lookalike.classify.train import LabelledVectors
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 KINDS = ("exact", "ivf", "hnsw")
 CUTOFFS = (1, 5, 10)
@@ -71,7 +72,7 @@ class HeldoutQueries:
         }
 
 
-def check_compatible(gallery: Library, queries: Library) -> None:
+def check_compatible(gallery: LibraryStore, queries: LibraryStore) -> None:
     """Refuse a query library embedded by another backbone, weights or dimension than the gallery."""
     g, q = gallery.manifest.embed, queries.manifest.embed
     if (g.backbone, g.weights_sha256, g.dim) != (q.backbone, q.weights_sha256, q.dim):
@@ -83,16 +84,16 @@ def check_compatible(gallery: Library, queries: Library) -> None:
         )
 
 
-def heldout_queries(gallery: Library, queries: Library, known_labels: set[str]) -> HeldoutQueries:
+def heldout_queries(gallery: LibraryStore, queries: LibraryStore, known_labels: set[str]) -> HeldoutQueries:
     """The labelled query images whose label is in ``known_labels``, reduced by the gallery's reducer."""
-    from lookalike.store.reduced import transform_all
+    from lookalike.reduce.stored import transform_all
 
     check_compatible(gallery, queries)
-    reducer = gallery.reducer()
+    reducer = stored_reducer(gallery)
     if reducer is None:
         raise InvalidParameterError(f"{gallery.folder}: the gallery has no PCA yet; run `lookalike reduce` on it first")
     ids, raw = queries.embeddings()
-    labels_of = image_labels(queries)
+    labels_of = image_labels(queries.catalog).labels
     rows = [i for i, image in enumerate(ids.tolist()) if image in labels_of]
     labels = np.array([labels_of[int(ids[i])] for i in rows], dtype=str)
     known = np.isin(labels, sorted(known_labels))
@@ -105,7 +106,7 @@ def heldout_queries(gallery: Library, queries: Library, known_labels: set[str]) 
     )
 
 
-def _require_queries(q: HeldoutQueries, queries: Library) -> None:
+def _require_queries(q: HeldoutQueries, queries: LibraryStore) -> None:
     if q.ids.size == 0:
         raise InvalidParameterError(
             f"{queries.folder}: no query to score: {q.n_embedded} embedded images, {q.n_unlabelled} unlabelled, "
@@ -128,8 +129,8 @@ def gallery_scores(query_labels: Any, neighbor_ids: Any, gallery_labels: dict[in
 
 
 def heldout_retrieval(
-    gallery: Library,
-    queries: Library,
+    gallery: LibraryStore,
+    queries: LibraryStore,
     k: int = 10,
     kind: str = "exact",
     *,
@@ -142,10 +143,10 @@ def heldout_retrieval(
         raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}")
     if kind not in KINDS:
         raise InvalidParameterError(f"kind must be one of {KINDS}, got {kind!r}")
-    reduced = gallery.reduced()
+    reduced = reduced_vectors(gallery)
     g_ids, g_vectors = np.asarray(reduced.ids, dtype=np.int64), np.asarray(reduced.vectors)
     present = set(g_ids.tolist())
-    g_labels = {i: label for i, label in image_labels(gallery).items() if i in present}
+    g_labels = {i: label for i, label in image_labels(gallery.catalog).labels.items() if i in present}
     if not g_labels:
         raise InvalidParameterError(f"{gallery.folder}: the gallery has no labelled image (index it with `--labels folder`)")
     q = heldout_queries(gallery, queries, set(g_labels.values()))
@@ -169,7 +170,7 @@ def heldout_retrieval(
     return report
 
 
-def _neighbours(gallery: Library, kind: str, stored: tuple[np.ndarray, np.ndarray], queries: np.ndarray, k: int,
+def _neighbours(gallery: LibraryStore, kind: str, stored: tuple[np.ndarray, np.ndarray], queries: np.ndarray, k: int,
                 options: tuple[int | None, int | None]) -> tuple[np.ndarray, dict[str, float]]:
     """Ids (m, k) of each query's k nearest gallery images (-1 padded), and build/search seconds;
     ``stored`` = gallery (ids (n,), vectors (n, d)), ``options`` = (nprobe, ef_search)."""
@@ -190,8 +191,8 @@ def _neighbours(gallery: Library, kind: str, stored: tuple[np.ndarray, np.ndarra
 
 # -- classification -------------------------------------------------------------------------------
 def heldout_classification(
-    gallery: Library,
-    queries: Library,
+    gallery: LibraryStore,
+    queries: LibraryStore,
     model: str = "svm",
     params: dict[str, Any] | str | None = "cv",
     *,

@@ -109,6 +109,20 @@ def label_hits(query_labels: Any, neighbor_ids: Any, label_of: dict[int, Any]) -
 _MISSING = object()
 
 
+def leave_one_out_hits(queries: Any, neighbor_ids: Any, labels: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The one leave-one-out scoring rule: (hits (m, K) bool, relevant counts (m,) int64).
+
+    Each query id (m,) is a labelled library image whose own image is excluded from its
+    neighbour ids (m, K); a neighbour is relevant when it carries the query's label
+    (unlabelled neighbours never are), and the query's relevant set is every *other* image
+    with its label. ``labels`` maps every labelled id to its label.
+    """
+    counts = Counter(labels.values())
+    query_labels = [labels[int(q)] for q in np.asarray(queries).tolist()]
+    n_relevant = np.array([counts[label] - 1 for label in query_labels], dtype=np.int64)
+    return label_hits(query_labels, neighbor_ids, labels), n_relevant
+
+
 @dataclass(frozen=True)
 class RetrievalScores:
     """Leave-one-out retrieval quality of an index on labelled items."""
@@ -143,10 +157,7 @@ def evaluate_retrieval(
             f"need one label per id and at least one: got {len(ids)} ids, {len(labels)} labels"
         )
     nbr_ids, _ = member_neighbors(index, ids, k, nprobe=nprobe, ef_search=ef_search)
-    label_of = dict(zip(ids.tolist(), labels))
-    counts = Counter(labels)
-    n_relevant = np.array([counts[lab] - 1 for lab in labels], dtype=np.int64)
-    hits = label_hits(labels, nbr_ids, label_of)
+    hits, n_relevant = leave_one_out_hits(ids, nbr_ids, dict(zip(ids.tolist(), labels)))
     return RetrievalScores(
         k=k,
         precision=precision_at_k(hits, k),

@@ -19,24 +19,27 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError
 from lookalike.evaluate.metrics import (
-    label_hits,
     latency_percentiles,
+    leave_one_out_hits,
     map_at_k,
     precision_at_k,
     recall_at_k,
     recall_vs_exact,
 )
 from lookalike.index import VectorIndex, create_index, member_neighbors, search
-from lookalike.search.library_index import image_labels, index_config
+from lookalike.reduce.stored import reduced_vectors
+from lookalike.search.library_index import index_config
+from lookalike.store.images import embedded_files
+from lookalike.store.labels import image_labels
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 KINDS = ("exact", "ivf", "hnsw")
 
 
 def evaluate_library_retrieval(
-    lib: Library,
+    store: LibraryStore,
     k: int = 10,
     *,
     kinds: tuple[str, ...] = KINDS,
@@ -51,12 +54,12 @@ def evaluate_library_retrieval(
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or "exact" not in kinds:
         raise InvalidParameterError(f"kinds must include 'exact' and be among {KINDS}, got {list(kinds)}")
-    reduced = lib.reduced()
+    reduced = reduced_vectors(store)
     ids, vectors = np.asarray(reduced.ids, dtype=np.int64), np.asarray(reduced.vectors)
-    labels = {i: lab for i, lab in image_labels(lib).items() if i in set(ids.tolist())}
+    labels = {i: lab for i, lab in image_labels(store.catalog).labels.items() if i in set(ids.tolist())}
     if len(set(labels.values())) < 2:
         raise InvalidParameterError(
-            f"{lib.folder}: retrieval evaluation needs images with at least 2 labels, found "
+            f"{store.folder}: retrieval evaluation needs images with at least 2 labels, found "
             f"{len(set(labels.values()))} (index with `--labels folder`)"
         )
     rng = np.random.default_rng(seed)
@@ -64,12 +67,12 @@ def evaluate_library_retrieval(
     if len(queries) > max_queries:
         queries = np.sort(rng.choice(queries, max_queries, replace=False))
     report: dict[str, Any] = {
-        "library": str(lib.folder), "k": k, "images": len(ids), "labelled_images": len(labels),
+        "library": str(store.folder), "k": k, "images": len(ids), "labelled_images": len(labels),
         "labels": len(set(labels.values())), "queries": len(queries), "kinds": {},
     }
     exact_ids = None
     for kind in ("exact", *[kind for kind in kinds if kind != "exact"]):
-        index, build_s = _built(lib, kind, ids, vectors)
+        index, build_s = _built(store, kind, ids, vectors)
         nbr_ids, _ = member_neighbors(index, queries, k)
         entry: dict[str, Any] = {"build_s": round(build_s, 3), **quality(queries, nbr_ids, labels, k)}
         if exact_ids is None:
@@ -79,16 +82,13 @@ def evaluate_library_retrieval(
         entry["latency"] = _latency(index, rng.choice(ids, min(latency_queries, len(ids)), replace=False), k)
         report["kinds"][kind] = entry
     if file_queries:
-        report["query_from_file"] = _file_latency(lib, rng, file_queries, k)
+        report["query_from_file"] = _file_latency(store, rng, file_queries, k)
     return report
 
 
 def quality(queries: np.ndarray, neighbor_ids: np.ndarray, labels: dict[int, Any], k: int) -> dict[str, float]:
     """precision/recall/mAP@k of neighbour ids (m, k) for query ids (m,), all labels known."""
-    counts = Counter(labels.values())
-    query_labels = [labels[int(q)] for q in queries]
-    n_relevant = np.array([counts[lab] - 1 for lab in query_labels], dtype=np.int64)
-    hits = label_hits(query_labels, neighbor_ids, labels)
+    hits, n_relevant = leave_one_out_hits(queries, neighbor_ids, labels)
     return {
         "precision_at_k": round(precision_at_k(hits, k), 4),
         "recall_at_k": round(recall_at_k(hits, n_relevant, k), 4),
@@ -96,9 +96,9 @@ def quality(queries: np.ndarray, neighbor_ids: np.ndarray, labels: dict[int, Any
     }
 
 
-def _built(lib: Library, kind: str, ids: np.ndarray, vectors: np.ndarray) -> tuple[VectorIndex, float]:
+def _built(store: LibraryStore, kind: str, ids: np.ndarray, vectors: np.ndarray) -> tuple[VectorIndex, float]:
     started = time.perf_counter()
-    config = replace(index_config(lib), kind=kind)
+    config = replace(index_config(store), kind=kind)
     index = create_index(config, n_vectors=len(ids)).fit(vectors, ids)
     return index, time.perf_counter() - started
 
@@ -114,16 +114,15 @@ def _latency(index: VectorIndex, query_ids: np.ndarray, k: int) -> dict[str, flo
     return {name: round(value, 4) for name, value in latency_percentiles(seconds).items()}
 
 
-def _file_latency(lib: Library, rng: np.random.Generator, count: int, k: int) -> dict[str, Any]:
+def _file_latency(store: LibraryStore, rng: np.random.Generator, count: int, k: int) -> dict[str, Any]:
     """Decode + embed + reduce + search latency from library files (the first run loads the
     backbone and is left out)."""
     from lookalike.search.searcher import Searcher
 
-    searcher = Searcher(lib)
-    rows = lib.catalog.query(
-        "SELECT f.path FROM files f JOIN images i ON i.id = f.image_id WHERE i.status = 'embedded' ORDER BY f.id"
-    )
-    paths = [rows[i][0] for i in rng.choice(len(rows), min(count + 1, len(rows)), replace=False)]
+    searcher = Searcher(store)
+    _, _, path_of = embedded_files(store.catalog)
+    rows = list(path_of.values())
+    paths = [rows[i] for i in rng.choice(len(rows), min(count + 1, len(rows)), replace=False)]
     searcher.embed(paths[0])  # warm-up: loads the backbone
     seconds: list[float] = []
     stages: Counter[str] = Counter()

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
+from lookalike.embed.phash import HASH_BITS, hashes_to_bytes
 from lookalike.errors import InvalidParameterError
 from lookalike.index._checks import as_ids
 from lookalike.index.base import VectorIndex
-from lookalike.index.phash import HASH_BITS, hashes_to_bytes
 from lookalike.index.search import member_neighbors
 
 BINARY_FLAT_MAX = 100_000

@@ -40,7 +40,7 @@ class LiveIndex:
     @classmethod
     def overlay(cls, index: VectorIndex, path: Path, ids_now: np.ndarray, embeddings: Any, reducer: Any) -> LiveIndex:
         """``index`` corrected to the images ``ids_now`` (n,) with raw ``embeddings`` (n, D)."""
-        from lookalike.store.reduced import transform_all
+        from lookalike.reduce.stored import transform_all
 
         stored = index.ids()
         stale = np.setdiff1d(stored, ids_now)

@@ -22,7 +22,8 @@ from pathlib import Path
 from lookalike.config import IngestConfig
 from lookalike.io.inspect import Inspection, inspect_file
 from lookalike.io.scan import FoundFile, walk
-from lookalike.store.catalog import Catalog, FileRow, encode_path, printable_path
+from lookalike.store.catalog import Catalog, FileRow, encode_path
+from lookalike.store.labels import folder_label
 
 LABEL_MODES = ("none", "folder")
 COMMIT_EVERY = 500
@@ -45,15 +46,6 @@ class SyncReport:
     @property
     def scanned(self) -> int:
         return self.new_files + self.changed_files + self.unchanged_files
-
-
-def folder_label(path: Path, root: Path) -> str | None:
-    """The class label of ``path``: the name of its first-level subfolder under ``root``."""
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        return None
-    return printable_path(parts[0]) if len(parts) > 1 else None
 
 
 def sync_roots(
@@ -132,23 +124,14 @@ def _write_batch(
                 report.problems[inspection.problem] += 1
             else:
                 image_id = _image_id(db, catalog, inspection, report, now)
-            label = folder_label(found.path, root) if labels == "folder" else None
-            db.execute(
-                "INSERT INTO files(path_bytes, path, root_id, size, mtime_ns, image_id, problem,"
-                " label, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(path_bytes) DO UPDATE SET root_id=excluded.root_id,"
-                " size=excluded.size, mtime_ns=excluded.mtime_ns, image_id=excluded.image_id,"
-                " problem=excluded.problem, label=excluded.label, seen_at=excluded.seen_at",
-                (
-                    encode_path(found.path), printable_path(found.path), root_id, found.size,
-                    found.mtime_ns, image_id, inspection.problem, label, now,
-                ),
-            )
+            label = folder_label(root, found.path) if labels == "folder" else None
+            catalog.upsert_file(db, found.path, root_id, found.size, found.mtime_ns, image_id,
+                                inspection.problem, label, now)
             if old is None:
                 report.new_files += 1
             else:
                 report.changed_files += 1
-        _delete_orphan_images(db)
+        catalog.delete_orphan_images(db)
 
 
 def _image_id(
@@ -162,21 +145,12 @@ def _image_id(
         return existing
     info = inspection.info
     status = "pending" if info is not None else "skipped"
-    cursor = db.execute(
-        "INSERT INTO images(hash, format, width, height, status, reason, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            inspection.digest,
-            info.format if info else None,
-            info.width if info else None,
-            info.height if info else None,
-            status,
-            inspection.reason,
-            now,
-        ),
+    image_id = catalog.insert_image(
+        db, inspection.digest, info.format if info else None, info.width if info else None,
+        info.height if info else None, status, inspection.reason, now,
     )
     report.new_images += 1
-    return int(cursor.lastrowid or 0)
+    return image_id
 
 
 def _drop_vanished(catalog: Catalog, rows: list[FileRow], report: SyncReport) -> None:
@@ -184,8 +158,8 @@ def _drop_vanished(catalog: Catalog, rows: list[FileRow], report: SyncReport) ->
     if not rows:
         return
     with catalog.transaction() as db:
-        db.executemany("DELETE FROM files WHERE id = ?", [(row.id,) for row in rows])
-        _delete_orphan_images(db)
+        catalog.delete_files(db, [row.id for row in rows])
+        catalog.delete_orphan_images(db)
     report.removed_files += len(rows)
 
 
@@ -194,17 +168,6 @@ def remove_paths(catalog: Catalog, paths: list[Path]) -> int:
     removed = 0
     with catalog.transaction() as db:
         for path in paths:
-            prefix = encode_path(path)
-            cursor = db.execute(
-                "DELETE FROM files WHERE path_bytes = ? OR substr(path_bytes, 1, ?) = ?",
-                (prefix, len(prefix) + 1, prefix + b"/"),
-            )
-            removed += cursor.rowcount
-        _delete_orphan_images(db)
+            removed += catalog.delete_under(db, path)
+        catalog.delete_orphan_images(db)
     return removed
-
-
-def _delete_orphan_images(db: sqlite3.Connection) -> None:
-    db.execute(
-        "DELETE FROM images WHERE id NOT IN (SELECT image_id FROM files WHERE image_id IS NOT NULL)"
-    )

@@ -20,12 +20,13 @@ from lookalike.cluster import KChoice
 from lookalike.config import ClassifyConfig
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import NoProgress, Progress
+from lookalike.reduce.stored import stored_reducer
 from lookalike.report import classification, clusters, data, projection, retrieval
 from lookalike.report.settings import ReportConfig
 from lookalike.store.manifest import now
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 FORMAT_VERSION = 1
 
@@ -70,27 +71,27 @@ class Evaluation:
     stopwatch: Stopwatch = field(default_factory=Stopwatch)
 
 
-def collect(lib: Library, config: ReportConfig | None = None, progress: Progress | None = None) -> Evaluation:
-    """Evaluate ``lib`` (fitting its PCA first when it has none): every number of the report."""
+def collect(store: LibraryStore, config: ReportConfig | None = None, progress: Progress | None = None) -> Evaluation:
+    """Evaluate ``store`` (fitting its PCA first when it has none): every number of the report."""
     config = config or ReportConfig()
     progress = progress or NoProgress()
     watch, notes = Stopwatch(), []
-    data.check_not_empty(lib)
-    if lib.reducer() is None:
+    data.check_not_empty(store)
+    if stored_reducer(store) is None:
         with watch.stage("reduce"):
-            data.ensure_reducer(lib)
+            data.ensure_reducer(store)
         notes.append("the library had no PCA yet: the default one was fitted and stored (`lookalike reduce`)")
     progress.phase("loading vectors", None)
     with watch.stage("load"):
-        lib_data = data.load_data(lib)
+        lib_data = data.load_data(store)
     report: dict[str, Any] = {
-        "format_version": FORMAT_VERSION, "generated": now(), "library": data.library_info(lib, lib_data),
-        "sizes": _sizes(lib, lib_data), "parameters": _parameters(config), "seeds": _seeds(config),
+        "format_version": FORMAT_VERSION, "generated": now(), "library": data.library_info(store, lib_data),
+        "sizes": _sizes(store, lib_data), "parameters": _parameters(config), "seeds": _seeds(config),
         "versions": data.versions(), "notes": notes,
     }
     report["retrieval"] = _retrieval(lib_data, config, watch, progress)
     report["clustering"], sweep, assignments = _clustering(lib_data, config, watch, progress)
-    report["classification"] = _classification(lib, config, watch, progress)
+    report["classification"] = _classification(store, config, watch, progress)
     kmeans = assignments.get("kmeans")
     maps, report["maps"] = _maps(lib_data, None if kmeans is None else kmeans[1], config, watch, progress)
     report["timings"] = watch.seconds
@@ -128,10 +129,10 @@ def sampling_notes(report: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _sizes(lib: Library, lib_data: data.LibraryData) -> dict[str, Any]:
+def _sizes(store: LibraryStore, lib_data: data.LibraryData) -> dict[str, Any]:
     n, d = lib_data.vectors.shape
-    return {"images": int(n), "embedding_dim": int(lib.manifest.embed.dim), "reduced_dim": int(d),
-            "bytes_on_disk": data.folder_sizes(lib.folder)}
+    return {"images": int(n), "embedding_dim": int(store.manifest.embed.dim), "reduced_dim": int(d),
+            "bytes_on_disk": data.folder_sizes(store.folder)}
 
 
 def _parameters(config: ReportConfig) -> dict[str, Any]:
@@ -184,14 +185,14 @@ def _clustering(lib_data: data.LibraryData, config: ReportConfig, watch: Stopwat
     return section, choice, assignments
 
 
-def _classification(lib: Library, config: ReportConfig, watch: Stopwatch, progress: Progress) -> dict[str, Any]:
+def _classification(store: LibraryStore, config: ReportConfig, watch: Stopwatch, progress: Progress) -> dict[str, Any]:
     from lookalike.classify.train import labelled_vectors, usable
 
     if not config.models:
         return _skipped("no models requested")
     classify_config = ClassifyConfig(seed=config.seed, drop_small_classes=True)
     try:
-        labelled = usable(labelled_vectors(lib), classify_config, lib.folder)
+        labelled = usable(labelled_vectors(store), classify_config, store.folder)
     except InvalidParameterError as exc:
         return _skipped(str(exc))
     rows = classification.sample_rows(labelled.labels, config.classify_sample, config.seed)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.errors import InvalidParameterError, LibraryError
-from lookalike.search.library_index import image_labels
+from lookalike.reduce.stored import reduced_vectors, refresh_reduced, stored_reducer
+from lookalike.store.images import embedded_count, first_files
+from lookalike.store.labels import image_labels
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 PACKAGES = ("numpy", "scikit-learn", "scipy", "faiss-cpu", "onnxruntime", "torch", "matplotlib", "plotly", "lookalike")
 SKIPPED_FOLDERS = ("reports",)
@@ -47,49 +49,48 @@ class LibraryData:
         return sorted({str(label) for label in self.labels if label is not None})
 
 
-def check_not_empty(lib: Library) -> int:
-    """How many images ``lib`` has embedded; an error naming the fix when none."""
-    n = lib.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+def check_not_empty(store: LibraryStore) -> int:
+    """How many images ``store`` has embedded; an error naming the fix when none."""
+    n = embedded_count(store.catalog)
     if n == 0:
         raise LibraryError(
-            f"{lib.folder} has no embedded images, so there is nothing to evaluate; add some first: "
-            f"`lookalike index FOLDER --library {lib.folder}`"
+            f"{store.folder} has no embedded images, so there is nothing to evaluate; add some first: "
+            f"`lookalike index FOLDER --library {store.folder}`"
         )
     return n
 
 
-def ensure_reducer(lib: Library) -> None:
-    """Fit the default PCA when ``lib`` has none yet; the library must then be writable."""
-    if lib.reducer() is not None:
+def ensure_reducer(store: LibraryStore) -> None:
+    """Fit the default PCA when ``store`` has none yet; the library must then be writable."""
+    if stored_reducer(store) is not None:
         return
-    if lib.readonly:
-        raise InvalidParameterError(f"{lib.folder}: no PCA yet; run `lookalike reduce --library {lib.folder}` first")
-    lib.reduce()
+    if store.readonly:
+        raise InvalidParameterError(f"{store.folder}: no PCA yet; run `lookalike reduce --library {store.folder}` first")
+    refresh_reduced(store)
 
 
-def load_data(lib: Library) -> LibraryData:
+def load_data(store: LibraryStore) -> LibraryData:
     """Reduced vectors, labels (agreeing files only) and one file path per embedded image."""
-    check_not_empty(lib)
-    reduced = lib.reduced()
+    check_not_empty(store)
+    reduced = reduced_vectors(store)
     ids = np.asarray(reduced.ids, dtype=np.int64)
-    known = image_labels(lib)
+    known = image_labels(store.catalog).labels
     labels = np.array([known.get(int(i)) for i in ids], dtype=object)
-    rows = lib.catalog.query("SELECT image_id, MIN(path) FROM files WHERE image_id IS NOT NULL GROUP BY image_id")
-    path_of = {int(image): str(path) for image, path in rows}
+    path_of = {image: path for image, (path, _) in first_files(store.catalog).items()}
     paths = [path_of.get(int(i), "") for i in ids]
     return LibraryData(ids, np.ascontiguousarray(reduced.vectors, dtype=np.float32), labels, paths,
                        reduced.reducer_fingerprint)
 
 
-def library_info(lib: Library, data: LibraryData) -> dict[str, Any]:
+def library_info(store: LibraryStore, data: LibraryData) -> dict[str, Any]:
     """Folder, backbone and its weights hash, dimensions and label counts (JSON-ready)."""
-    embed = lib.manifest.embed
+    embed = store.manifest.embed
     counts = dict(sorted(Counter(str(label) for label in data.labels if label is not None).items()))
     return {
-        "folder": str(lib.folder), "name": lib.folder.name, "backbone": embed.backbone,
+        "folder": str(store.folder), "name": store.folder.name, "backbone": embed.backbone,
         "weights_sha256": embed.weights_sha256, "weights_source": embed.weights_source,
         "embedding_dim": int(embed.dim), "reduced_dim": int(data.vectors.shape[1]),
-        "reducer_fingerprint": data.reducer_fingerprint, "reduce": lib.manifest.sections.get("reduce", {}),
+        "reducer_fingerprint": data.reducer_fingerprint, "reduce": store.manifest.sections.get("reduce", {}),
         "images": int(data.ids.size), "labelled_images": sum(counts.values()), "labels": len(counts), "class_counts": counts,
     }
 

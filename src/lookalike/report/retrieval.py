@@ -6,13 +6,12 @@ Neighbours come once from an exact index for the largest k; every metric slices 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
 from lookalike.config import IndexConfig
-from lookalike.evaluate.metrics import label_hits, map_at_k, precision_at_k, recall_at_k
+from lookalike.evaluate.metrics import leave_one_out_hits, map_at_k, precision_at_k, recall_at_k
 from lookalike.progress import NoProgress, Progress
 
 HEADLINE_K = (1, 5, 10)
@@ -48,10 +47,7 @@ def retrieval_scores(queries: np.ndarray, neighbour_ids: np.ndarray, labels: dic
 
     ``labels`` maps every labelled id to its label; K (the hits' width) bounds every k.
     """
-    counts = Counter(labels.values())
-    query_labels = [labels[int(q)] for q in queries]
-    n_relevant = np.array([counts[label] - 1 for label in query_labels], dtype=np.int64)
-    hits = label_hits(query_labels, neighbour_ids, labels)
+    hits, n_relevant = leave_one_out_hits(queries, neighbour_ids, labels)
     width = hits.shape[1]
     scores: dict[str, Any] = {f"precision_at_{k}": precision_at_k(hits, k) for k in HEADLINE_K if k <= width}
     top = min(10, width)

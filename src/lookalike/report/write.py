@@ -15,17 +15,17 @@ from lookalike.report.settings import ReportConfig
 from lookalike.store.atomic import write_bytes
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 MAPS = (("pca", "PCA"), ("tsne", "t-SNE"))
 
 
-def write_report(lib: Library, out: Path, config: ReportConfig | None = None,
+def write_report(store: LibraryStore, out: Path, config: ReportConfig | None = None,
                  progress: Progress | None = None) -> Evaluation:
-    """Evaluate ``lib`` and write the report folder ``out``; ``.report`` of the result is report.json's content."""
+    """Evaluate ``store`` and write the report folder ``out``; ``.report`` of the result is report.json's content."""
     progress = progress or NoProgress()
     start = time.perf_counter()
-    evaluation = collect(lib, config, progress)
+    evaluation = collect(store, config, progress)
     with evaluation.stopwatch.stage("figures"):
         evaluation.report["figures"] = draw_figures(evaluation, out / "figures", progress)
     report = evaluation.report = json_ready(evaluation.report)

@@ -22,10 +22,10 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError
 from lookalike.index.duplicates import DuplicatePair, group_pairs, identical_pairs, phash_pairs, semantic_pairs
-from lookalike.store.catalog import from_signed64
+from lookalike.store import images
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,15 @@ class FileGroup:
 
 
 def find_library_duplicates(
-    lib: Library,
+    store: LibraryStore,
     *,
     exact: bool = True,
     near_bits: int | None = 8,
     min_similarity: float | None = 0.95,
     kind: str = "auto",
 ) -> list[FileGroup]:
-    """Duplicate groups of ``lib``'s files, largest first. ``None`` turns a source off."""
-    file_ids, image_of, path_of = _embedded_files(lib)
+    """Duplicate groups of ``store``'s files, largest first. ``None`` turns a source off."""
+    file_ids, image_of, path_of = _embedded_files(store)
     first_file = _first_file_per_image(file_ids, image_of)
     source_of: dict[int, str] = {}  # id() of each pair (all kept alive in ``pairs``) -> source
     pairs: list[DuplicatePair] = []
@@ -75,10 +75,10 @@ def find_library_duplicates(
     if exact:
         take(identical_pairs(file_ids, image_of.tolist()), "exact", per_image=False)
     if near_bits is not None:
-        image_ids, hashes = _phashes(lib)
+        image_ids, hashes = _phashes(store)
         take(phash_pairs(image_ids, hashes, near_bits), "near", per_image=True)
     if min_similarity is not None:
-        take(_semantic(lib, kind, min_similarity), "semantic", per_image=True)
+        take(_semantic(store, kind, min_similarity), "semantic", per_image=True)
     groups = []
     for group in group_pairs(pairs):
         links = [
@@ -89,15 +89,9 @@ def find_library_duplicates(
     return groups
 
 
-def _embedded_files(lib: Library) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+def _embedded_files(store: LibraryStore) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """(file ids (n,), their image ids (n,), file id -> path) of files holding an embedded image."""
-    rows = lib.catalog.query(
-        "SELECT f.id, f.image_id, f.path FROM files f JOIN images i ON i.id = f.image_id "
-        "WHERE i.status = 'embedded' ORDER BY f.id"
-    )
-    file_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    image_of = np.array([r[1] for r in rows], dtype=np.int64)
-    return file_ids, image_of, {int(r[0]): str(r[2]) for r in rows}
+    return images.embedded_files(store.catalog)
 
 
 def _first_file_per_image(file_ids: np.ndarray, image_of: np.ndarray) -> dict[int, int]:
@@ -107,20 +101,17 @@ def _first_file_per_image(file_ids: np.ndarray, image_of: np.ndarray) -> dict[in
     return first
 
 
-def _phashes(lib: Library) -> tuple[np.ndarray, np.ndarray]:
+def _phashes(store: LibraryStore) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, uint64 pHashes) of the embedded images that have one."""
-    rows = lib.catalog.query("SELECT id, phash FROM images WHERE status = 'embedded' AND phash IS NOT NULL")
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    hashes = np.array([from_signed64(int(r[1])) for r in rows], dtype=np.uint64)
-    return ids, hashes
+    return images.phashes(store.catalog)
 
 
-def _semantic(lib: Library, kind: str, min_similarity: float) -> list[DuplicatePair]:
+def _semantic(store: LibraryStore, kind: str, min_similarity: float) -> list[DuplicatePair]:
     if not -1.0 <= min_similarity <= 1.0:
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
     from lookalike.search.library_index import open_index
 
-    live = open_index(lib, kind)
+    live = open_index(store, kind)
     if len(live) < 2:
         return []
     return semantic_pairs(live.plain(), min_similarity)

@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -42,13 +42,13 @@ from lookalike.index import (
     load_index,
     member_neighbors,
 )
-from lookalike.index.scores import labelled_pairs
 from lookalike.index.live import LiveIndex, rows_of
+from lookalike.index.scores import labelled_pairs
+from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.arrays import load_npz, save_npz
+from lookalike.store.labels import image_labels
+from lookalike.store.library_store import LibraryStore
 from lookalike.store.manifest import now
-
-if TYPE_CHECKING:
-    from lookalike.library import Library
 
 INDEX_DIR = "index"
 META_PREFIX = "vector_index."
@@ -90,48 +90,47 @@ def clusters_path(folder: Path, fingerprint: str) -> Path:
     return folder / INDEX_DIR / f"clusters-{fingerprint}.npz"
 
 
-def index_config(lib: Library, kind: str | None = None) -> IndexConfig:
+def index_config(store: LibraryStore, kind: str | None = None) -> IndexConfig:
     """The ``[index]`` section of the manifest (defaults when absent), with ``kind`` if given."""
-    section = lib.manifest.sections.get("index") or {}
-    config = from_dict(IndexConfig, section, where=f"{lib.folder}/lookalike.toml [index]")
+    section = store.manifest.sections.get("index") or {}
+    config = from_dict(IndexConfig, section, where=f"{store.folder}/lookalike.toml [index]")
     return config if kind is None else replace(config, kind=kind)
 
 
-def read_record(lib: Library, kind: str) -> IndexRecord | None:
+def read_record(store: LibraryStore, kind: str) -> IndexRecord | None:
     """The meta record of the stored ``kind`` index, or None."""
-    raw = lib.catalog.get_meta(META_PREFIX + kind)
+    raw = store.catalog.get_meta(META_PREFIX + kind)
     if raw is None:
         return None
     try:
         return IndexRecord(**json.loads(raw))
     except (TypeError, ValueError) as exc:
-        raise LibraryFormatError(f"{lib.folder}: catalog meta {META_PREFIX}{kind} unreadable ({exc})") from exc
+        raise LibraryFormatError(f"{store.folder}: catalog meta {META_PREFIX}{kind} unreadable ({exc})") from exc
 
 
-def stored_kinds(lib: Library) -> list[str]:
+def stored_kinds(store: LibraryStore) -> list[str]:
     """Kinds with a stored index record."""
-    rows = lib.catalog.query("SELECT key FROM meta WHERE key LIKE ? ORDER BY key", (META_PREFIX + "%",))
-    return [str(r[0])[len(META_PREFIX):] for r in rows]
+    return [key[len(META_PREFIX):] for key in store.catalog.meta_keys(META_PREFIX)]
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def update_index(lib: Library, kind: str = "auto", *, rebuild: bool = False) -> IndexRecord:
+def update_index(store: LibraryStore, kind: str = "auto", *, rebuild: bool = False) -> IndexRecord:
     """Bring the stored ``kind`` index up to date with the catalog (writable library).
 
     Builds it the first time (``auto`` resolved by collection size), afterwards removes and adds
     only the difference. Returns the committed record.
     """
-    if lib.readonly:
-        raise InvalidParameterError(f"{lib.folder} was opened read-only: cannot update its vector index")
-    reduced = lib.reduced()
+    if store.readonly:
+        raise InvalidParameterError(f"{store.folder} was opened read-only: cannot update its vector index")
+    reduced = reduced_vectors(store)
     ids, vectors = np.asarray(reduced.ids, dtype=np.int64), reduced.vectors
     if len(ids) == 0:
-        raise VectorIndexError(f"{lib.folder}: no embedded images yet: run `lookalike index FOLDER` first")
-    config = index_config(lib, kind)
+        raise VectorIndexError(f"{store.folder}: no embedded images yet: run `lookalike index FOLDER` first")
+    config = index_config(store, kind)
     kind = choose_kind(len(ids), config)
     fingerprint = reduced.reducer_fingerprint
-    path = index_path(lib.folder, kind, fingerprint)
-    record = read_record(lib, kind)
+    path = index_path(store.folder, kind, fingerprint)
+    record = read_record(store, kind)
     index = _load_writable(path)
     trained_on = record.trained_on if record and record.file == path.name else len(ids)
     if index is None or rebuild or _needs_rebuild(index, trained_on, len(ids)):
@@ -139,19 +138,28 @@ def update_index(lib: Library, kind: str = "auto", *, rebuild: bool = False) -> 
         index.save(path)
     elif _apply_difference(index, ids, vectors):
         index.save(path)
-    _refresh_side_files(lib, index, fingerprint, ids, vectors)
+    _refresh_side_files(store, index, fingerprint, ids, vectors)
     digest = ids_digest(ids)
     new = IndexRecord(kind, path.name, fingerprint, digest, len(ids), int(vectors.shape[1]), trained_on, now())
     if record != replace(new, updated=record.updated if record else new.updated):
-        with lib.catalog.transaction() as db:
-            lib.catalog.set_meta(db, META_PREFIX + kind, json.dumps(asdict(new)))
-    _remove_other_files(lib.folder, fingerprint)
+        with store.catalog.transaction() as db:
+            store.catalog.set_meta(db, META_PREFIX + kind, json.dumps(asdict(new)))
+    _remove_other_files(store.folder, fingerprint)
     return new
 
 
-def update_stored_indexes(lib: Library) -> list[IndexRecord]:
-    """Update every index the library already has (none: no-op). For the end of ``Library.add``."""
-    return [update_index(lib, kind) for kind in stored_kinds(lib)]
+def update_stored_indexes(store: LibraryStore) -> list[IndexRecord]:
+    """Update every index the library already has (none: no-op)."""
+    return [update_index(store, kind) for kind in stored_kinds(store)]
+
+
+def update_after_change(store: LibraryStore) -> None:
+    """Bring stored vector indexes up to date after images were added or removed.
+
+    Only the difference is applied (no rebuild); libraries without an index skip this.
+    """
+    if stored_kinds(store):
+        update_stored_indexes(store)
 
 
 def _load_writable(path: Path) -> VectorIndex | None:
@@ -189,12 +197,12 @@ def _apply_difference(index: VectorIndex, ids: np.ndarray, vectors: np.ndarray) 
     return bool(len(gone) or len(new))
 
 
-def _refresh_side_files(lib: Library, index: VectorIndex, fingerprint: str, ids: np.ndarray, vectors: Any) -> None:
+def _refresh_side_files(store: LibraryStore, index: VectorIndex, fingerprint: str, ids: np.ndarray, vectors: Any) -> None:
     """Confidence clusters and match calibrator, brought to the ids ``ids`` (n,) when they
     reflect another set. The clusters keep their centroids (new images join the nearest) until
     the collection has grown or shrunk 2x since they were trained."""
     digest = ids_digest(ids)
-    cpath = clusters_path(lib.folder, fingerprint)
+    cpath = clusters_path(store.folder, fingerprint)
     stored = load_npz(cpath) if cpath.exists() else None
     if stored is None or str(stored.get("ids_digest")) != digest:
         trained_on = 0 if stored is None else int(stored.get("trained_on", 0))
@@ -202,10 +210,10 @@ def _refresh_side_files(lib: Library, index: VectorIndex, fingerprint: str, ids:
         arrays = confidence_clusters(np.asarray(vectors), ids, stored["centroids"] if keep and stored else None)
         arrays.update(ids_digest=np.array(digest), trained_on=np.array(trained_on if keep else len(ids)))
         save_npz(cpath, arrays)
-    calibrator_file = lib.folder / CALIBRATOR_FILE
+    calibrator_file = store.folder / CALIBRATOR_FILE
     fitted = load_npz(calibrator_file) if calibrator_file.exists() else None
     if fitted is None or str(fitted.get("ids_digest")) != digest or str(fitted.get("reducer")) != fingerprint:
-        calibrator = _fit_library_calibrator(lib, index, ids)
+        calibrator = _fit_library_calibrator(store, index, ids)
         if calibrator is None:
             calibrator_file.unlink(missing_ok=True)
         else:
@@ -236,19 +244,10 @@ def confidence_clusters(
             "labels": labels[:, 0].astype(np.int64)}
 
 
-def image_labels(lib: Library) -> dict[int, str]:
-    """Each embedded image's label, when its labelled files agree on one."""
-    rows = lib.catalog.query(
-        "SELECT f.image_id, MIN(f.label), MAX(f.label) FROM files f JOIN images i ON i.id = f.image_id "
-        "WHERE f.label IS NOT NULL AND i.status = 'embedded' GROUP BY f.image_id"
-    )
-    return {int(image): str(low) for image, low, high in rows if low == high}
-
-
-def _fit_library_calibrator(lib: Library, index: VectorIndex, ids: np.ndarray) -> MatchCalibrator | None:
+def _fit_library_calibrator(store: LibraryStore, index: VectorIndex, ids: np.ndarray) -> MatchCalibrator | None:
     """Fitted on the leave-one-out neighbours of (a sample of) the labelled images; None
     without two labels or without both same- and different-label neighbour pairs."""
-    labels = image_labels(lib)
+    labels = image_labels(store.catalog).labels
     labelled = np.array(sorted(set(labels).intersection(ids.tolist())), dtype=np.int64)
     if len({labels[int(i)] for i in labelled}) < 2:
         return None
@@ -273,7 +272,7 @@ def _remove_other_files(folder: Path, fingerprint: str) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def open_index(lib: Library, kind: str = "auto", *, update: bool | None = None) -> LiveIndex:
+def open_index(store: LibraryStore, kind: str = "auto", *, update: bool | None = None) -> LiveIndex:
     """The ``kind`` index over the library's current images, ready to search.
 
     ``update`` (default: when the library is writable) first brings the stored file up to date.
@@ -282,24 +281,24 @@ def open_index(lib: Library, kind: str = "auto", *, update: bool | None = None) 
     then prefers any kind already stored, else ``exact``).
     """
     if update is None:
-        update = not lib.readonly
-    reducer = lib.reducer()
+        update = not store.readonly
+    reducer = stored_reducer(store)
     if update or reducer is None:
-        if lib.readonly:
+        if store.readonly:
             raise VectorIndexError(
-                f"{lib.folder}: no vectors reduced yet; run `lookalike search` once without other writers"
+                f"{store.folder}: no vectors reduced yet; run `lookalike search` once without other writers"
             )
-        record = update_index(lib, kind)
-        path = lib.folder / INDEX_DIR / record.file
+        record = update_index(store, kind)
+        path = store.folder / INDEX_DIR / record.file
         return LiveIndex(load_index(path, mmap=True), record.kind, path, None, np.zeros(0, np.int64))
-    return _overlaid(lib, kind, reducer)
+    return _overlaid(store, kind, reducer)
 
 
-def _overlaid(lib: Library, kind: str, reducer: Any) -> LiveIndex:
-    ids_now, embeddings = lib.embeddings()
+def _overlaid(store: LibraryStore, kind: str, reducer: Any) -> LiveIndex:
+    ids_now, embeddings = store.embeddings()
     ids_now = np.asarray(ids_now, dtype=np.int64)
-    config = index_config(lib, kind)
-    path = _stored_file(lib.folder, choose_kind(len(ids_now), config), reducer.fingerprint, kind)
+    config = index_config(store, kind)
+    path = _stored_file(store.folder, choose_kind(len(ids_now), config), reducer.fingerprint, kind)
     if path is not None:
         try:
             index = load_index(path, mmap=True)
@@ -307,7 +306,7 @@ def _overlaid(lib: Library, kind: str, reducer: Any) -> LiveIndex:
             path = None
         else:
             return LiveIndex.overlay(index, path, ids_now, embeddings, reducer)
-    from lookalike.store.reduced import transform_all
+    from lookalike.reduce.stored import transform_all
 
     chosen = "exact" if kind == "auto" else kind
     built = _build(chosen, config, ids_now, transform_all(reducer, embeddings))
@@ -360,7 +359,6 @@ __all__ = [
     "LiveIndex",
     "confidence_clusters",
     "file_signature",
-    "image_labels",
     "index_config",
     "load_calibrator",
     "load_confidence_clusters",

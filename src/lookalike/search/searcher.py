@@ -2,7 +2,7 @@
 
 ::
 
-    with Library.open("photos.lookalike") as lib:
+    with LibraryStore.open("photos.lookalike") as store:
         result = lib.search("query.jpg", k=10, filters=SearchFilters(label="cats"))
         for hit in result.hits:
             print(hit.rank, hit.path, hit.similarity, hit.confidence)
@@ -34,20 +34,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.cluster.runs import NOISE, UNASSIGNED, ClusterRun, read_run
+from lookalike.embed.query import embed_source
 from lookalike.errors import InvalidParameterError, UnreadableFileError
 from lookalike.index import ClusterSpan, mean_query
 from lookalike.io.scan import content_hash, describe_os_error
-from lookalike.search.filters import ClusterRun, first_files, ids_under, ids_with_label, load_run
+from lookalike.reduce.stored import require_reducer
 from lookalike.search.library_index import (
     file_signature,
     load_calibrator,
     load_confidence_clusters,
     open_index,
 )
+from lookalike.store.images import data_version, embedded_with_hash, first_files, ids_under, ids_with_label
+from lookalike.store.runs import newest_run_id
 
 if TYPE_CHECKING:
-    from lookalike.library import Library
     from lookalike.index.live import LiveIndex
+    from lookalike.store.library_store import LibraryStore
 
 Query = str | Path | bytes | int
 """A file path, an image file's bytes, or the id of an image in the library."""
@@ -102,11 +106,11 @@ class Searcher:
     instead (see :mod:`lookalike.index.live`) and :meth:`refresh` picks up changes.
     """
 
-    def __init__(self, lib: Library, kind: str = "auto", *, update: bool | None = None) -> None:
-        self.lib = lib
+    def __init__(self, store: LibraryStore, kind: str = "auto", *, update: bool | None = None) -> None:
+        self.store = store
         self.kind = kind
-        self.update = (not lib.readonly) if update is None else update
-        self.max_pixels = lib.manifest.ingest.max_pixels
+        self.update = (not store.readonly) if update is None else update
+        self.max_pixels = store.manifest.ingest.max_pixels
         """Largest query image accepted, in pixels (decompression-bomb limit)."""
         self._signature: tuple[Any, ...] | None = None
         self._run_spans: dict[int, ClusterSpan | None] = {}
@@ -119,20 +123,19 @@ class Searcher:
         signature = self._current_signature()
         if signature == self._signature:
             return False
-        reducer = self.lib.reducer()
-        self.live: LiveIndex = open_index(self.lib, self.kind, update=self.update)
-        self.reducer = reducer if reducer is not None else self.lib.reducer()
+        self.live: LiveIndex = open_index(self.store, self.kind, update=self.update)  # fits PCA if needed
+        self.reducer = require_reducer(self.store)
         fingerprint = self.reducer.fingerprint
-        self.calibrator = load_calibrator(self.lib.folder, fingerprint)
-        self.own_clusters = self._own_span(load_confidence_clusters(self.lib.folder, fingerprint))
+        self.calibrator = load_calibrator(self.store.folder, fingerprint)
+        self.own_clusters = self._own_span(load_confidence_clusters(self.store.folder, fingerprint))
         self._run_spans, self._runs = {}, {}
         self._signature = self._current_signature()
         return True
 
     def _current_signature(self) -> tuple[Any, ...]:
-        version = self.lib.catalog.query("PRAGMA data_version")[0][0]
+        version = data_version(self.store.catalog)
         index_path = getattr(getattr(self, "live", None), "path", None)
-        return (version, file_signature(index_path), file_signature(self.lib.folder / "models" / "reducer.npz"))
+        return (version, file_signature(index_path), file_signature(self.store.folder / "models" / "reducer.npz"))
 
     # -- searching -------------------------------------------------------------------------
     def search(
@@ -186,12 +189,12 @@ class Searcher:
             raise InvalidParameterError(f"a query item is a file path, bytes or an image id, got {type(item).__name__}")
         if isinstance(item, (int, np.integer)):
             if not self.live.contains([int(item)])[0]:
-                raise InvalidParameterError(f"image id {int(item)} is not an embedded image of {self.lib.folder}")
+                raise InvalidParameterError(f"image id {int(item)} is not an embedded image of {self.store.folder}")
             return int(item)
         if isinstance(item, bytes):
             return self._image_with_hash(hashlib.blake2b(item, digest_size=32).hexdigest())
         path = Path(os.path.abspath(Path(item).expanduser()))
-        row = next(iter(self.lib.catalog.file_rows([path])), None)
+        row = next(iter(self.store.catalog.file_rows([path])), None)
         try:
             st = path.stat()
         except OSError as exc:
@@ -202,50 +205,42 @@ class Searcher:
         return self._image_with_hash(content_hash(path))
 
     def _image_with_hash(self, digest: str) -> int | None:
-        rows = self.lib.catalog.query("SELECT id FROM images WHERE hash = ? AND status = 'embedded'", (digest,))
-        if rows and self.live.contains([rows[0][0]])[0]:
-            return int(rows[0][0])
+        image_id = embedded_with_hash(self.store.catalog, digest)
+        if image_id is not None and self.live.contains([image_id])[0]:
+            return image_id
         return None
 
     def embed(self, item: str | Path | bytes) -> tuple[np.ndarray, dict[str, float]]:
         """Decode, embed and reduce one image file or bytes: vector (d,) float32 and the seconds
         spent decoding and embedding (backbone + PCA)."""
-        from lookalike.io.decode import load_model_input
-
-        embed = self.lib.manifest.embed
         started = time.perf_counter()
         source = item if isinstance(item, bytes) else Path(item).expanduser()
-        pixels = load_model_input(
-            source, size=embed.image_size, crop_fraction=embed.crop_fraction, resize=embed.resize,
-            max_pixels=self.max_pixels,
-        )
-        decoded = time.perf_counter()
-        raw = self.lib.backbone().embed(pixels[None])
-        vector = np.asarray(self.reducer.transform(raw), dtype=np.float32)[0]
-        return vector, {"decode": decoded - started, "embed": time.perf_counter() - decoded}
+        raw, seconds = embed_source(self.store, source, self.max_pixels)
+        vector = np.asarray(self.reducer.transform(raw[None]), dtype=np.float32)[0]
+        seconds["embed"] = time.perf_counter() - started - seconds["decode"]
+        return vector, seconds
 
     # -- filters, scores, hits ---------------------------------------------------------------
     def _run(self, run_id: int | None) -> ClusterRun | None:
         """Cluster run ``run_id`` (None: the latest, or None without runs), read once per state."""
         if run_id is None:
-            rows = self.lib.catalog.query("SELECT MAX(id) FROM cluster_runs")
-            if rows[0][0] is None:
+            run_id = newest_run_id(self.store.catalog)
+            if run_id is None:
                 return None
-            run_id = int(rows[0][0])
         if run_id not in self._runs:
-            self._runs[run_id] = load_run(self.lib, run_id)
+            self._runs[run_id] = read_run(self.store, run_id)
         return self._runs[run_id]
 
     def _allowed(self, filters: SearchFilters, run: ClusterRun | None) -> np.ndarray | None:
         sets = []
         if filters.cluster is not None:
             if run is None:
-                raise InvalidParameterError(f"{self.lib.folder} has no cluster run: cluster the library first")
+                raise InvalidParameterError(f"{self.store.folder} has no cluster run: cluster the library first")
             sets.append(run.members_of(filters.cluster))
         if filters.label is not None:
-            sets.append(ids_with_label(self.lib, filters.label))
+            sets.append(ids_with_label(self.store.catalog, filters.label))
         if filters.under is not None:
-            sets.append(ids_under(self.lib, filters.under))
+            sets.append(ids_under(self.store.catalog, os.path.abspath(Path(filters.under).expanduser()), self.store.folder))
         if not sets:
             return None
         allowed = sets[0]
@@ -258,7 +253,7 @@ class Searcher:
         if run is None or run.reducer_fingerprint != self.reducer.fingerprint:
             return self.own_clusters
         if run.id not in self._run_spans:
-            self._run_spans[run.id] = run.span(self.live)
+            self._run_spans[run.id] = _run_span(run, self.live)
         return self._run_spans[run.id] or self.own_clusters
 
     def _own_span(self, stored: dict[str, np.ndarray] | None) -> ClusterSpan | None:
@@ -269,7 +264,7 @@ class Searcher:
 
     def _hits(self, found: Any, run: ClusterRun | None) -> list[SearchHit]:
         ids = [int(i) for i in found.ids]
-        files = first_files(self.lib, ids)
+        files = first_files(self.store.catalog, ids)
         hits = []
         for rank, record in enumerate(found.to_records(), start=1):
             image_id = record["id"]
@@ -282,3 +277,18 @@ class Searcher:
                 cluster_name=None if run is None or cluster is None else run.names.get(cluster), label=label,
             ))  # fmt: skip
         return hits
+
+
+def _run_span(run: ClusterRun, live: LiveIndex) -> ClusterSpan | None:
+    """Confidence over a run's clusters (centres = member means of the live vectors, noise and
+    unassigned images left out); None when no cluster has a member left."""
+    keep = (run.labels != NOISE) & (run.labels != UNASSIGNED) & live.contains(run.image_ids)
+    if not keep.any():
+        return None
+    ids, clusters = run.image_ids[keep], run.labels[keep]
+    numbers, labels = np.unique(clusters, return_inverse=True)
+    sums = np.zeros((len(numbers), live.dim))
+    for start in range(0, len(ids), 16384):
+        np.add.at(sums, labels[start : start + 16384], live.reconstruct(ids[start : start + 16384]))
+    centroids = (sums / np.bincount(labels)[:, None]).astype(np.float32)
+    return ClusterSpan(centroids, ids, labels, live.reconstruct)

@@ -134,6 +134,20 @@ class FileRow:
 
 
 @dataclass(frozen=True)
+class EmbeddedBatch:
+    """One committed batch: images on rows ``first_row...``, skips with reasons, top classes
+    (image id, rank, class index, probability), pHashes (signed pHash, image id), and the
+    vector rows committed after it."""
+
+    first_row: int
+    ids: list[int]
+    skips: list[tuple[int, str]]
+    classes: list[tuple[int, int, int, float]]
+    hashes: list[tuple[int, int]]
+    rows: int
+
+
+@dataclass(frozen=True)
 class PendingImage:
     """An image waiting for its embedding, with one file that holds its content."""
 
@@ -283,6 +297,77 @@ class Catalog:
             "SELECT id, row FROM images WHERE status = 'embedded' ORDER BY row"
         ).fetchall()
         return [int(r[0]) for r in rows], [int(r[1]) for r in rows]
+
+    # -- writes of a sync (inside the caller's transaction) -------------------------------------
+    def upsert_file(self, db: sqlite3.Connection, path: Path, root_id: int, size: int, mtime_ns: int,
+                    image_id: int | None, problem: str | None, label: str | None, now: float) -> None:
+        """Insert or update the row of the file at ``path``."""
+        db.execute(
+            "INSERT INTO files(path_bytes, path, root_id, size, mtime_ns, image_id, problem,"
+            " label, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(path_bytes) DO UPDATE SET root_id=excluded.root_id,"
+            " size=excluded.size, mtime_ns=excluded.mtime_ns, image_id=excluded.image_id,"
+            " problem=excluded.problem, label=excluded.label, seen_at=excluded.seen_at",
+            (encode_path(path), printable_path(path), root_id, size, mtime_ns, image_id, problem, label, now),
+        )
+
+    def insert_image(self, db: sqlite3.Connection, digest: str, fmt: str | None, width: int | None,
+                     height: int | None, status: str, reason: str | None, now: float) -> int:
+        """A new image row for content ``digest``; returns its id."""
+        cursor = db.execute(
+            "INSERT INTO images(hash, format, width, height, status, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (digest, fmt, width, height, status, reason, now),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def delete_files(self, db: sqlite3.Connection, file_ids: Iterable[int]) -> None:
+        db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
+
+    def delete_under(self, db: sqlite3.Connection, path: Path) -> int:
+        """Forget the file at ``path`` and every file below it; returns how many rows went."""
+        prefix = encode_path(path)
+        cursor = db.execute(
+            "DELETE FROM files WHERE path_bytes = ? OR substr(path_bytes, 1, ?) = ?",
+            (prefix, len(prefix) + 1, prefix + b"/"),
+        )
+        return int(cursor.rowcount)
+
+    def delete_orphan_images(self, db: sqlite3.Connection) -> None:
+        """Forget images that no file holds any more."""
+        db.execute("DELETE FROM images WHERE id NOT IN (SELECT image_id FROM files WHERE image_id IS NOT NULL)")
+
+    # -- writes of an embedding batch ---------------------------------------------------------
+    def commit_embedded(self, db: sqlite3.Connection, batch: EmbeddedBatch, now: float) -> None:
+        """Mark a batch embedded (image ``ids[i]`` on vector row ``first_row + i``) or skipped,
+        with its ImageNet classes and pHashes, and record ``rows`` committed vector rows."""
+        db.executemany(
+            "UPDATE images SET status='embedded', row=?, reason=NULL, updated_at=? WHERE id=?",
+            [(batch.first_row + i, now, image_id) for i, image_id in enumerate(batch.ids)],
+        )
+        db.executemany(
+            "UPDATE images SET status='skipped', reason=?, updated_at=? WHERE id=?",
+            [(reason, now, image_id) for image_id, reason in batch.skips],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO image_classes(image_id, rank, class_index, probability) VALUES (?, ?, ?, ?)",
+            batch.classes,
+        )
+        db.executemany("UPDATE images SET phash=? WHERE id=?", batch.hashes)
+        self.set_meta(db, "raw_rows", batch.rows)
+
+    def meta_keys(self, prefix: str) -> list[str]:
+        """Metadata keys starting with ``prefix``, sorted."""
+        rows = self._db.execute("SELECT key FROM meta WHERE key LIKE ? ORDER BY key", (prefix + "%",)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def move_rows(self, ids: Sequence[int], generation: int) -> None:
+        """Point image ``ids[i]`` at row ``i`` of raw-vector file ``generation``, in one transaction."""
+        with self.transaction() as db:
+            # two steps, so the UNIQUE(row) constraint never sees two images on one row
+            db.executemany("UPDATE images SET row = ? WHERE id = ?", [(-1 - i, d) for i, d in enumerate(ids)])
+            db.execute("UPDATE images SET row = -1 - row WHERE row < 0")
+            self.set_meta(db, "raw_generation", generation)
+            self.set_meta(db, "raw_rows", len(ids))
 
     def count(self, sql: str, params: Sequence[object] = ()) -> int:
         return int(self._db.execute(sql, params).fetchone()[0])

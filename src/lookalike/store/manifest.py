@@ -34,7 +34,7 @@ from typing import Any
 
 import tomli_w
 
-from lookalike import __version__
+from lookalike._version import __version__
 from lookalike.config import IngestConfig, from_dict, to_dict
 from lookalike.errors import LibraryFormatError
 from lookalike.store.atomic import write_bytes
@@ -59,7 +59,7 @@ class EmbedRecord:
     """How images were resized to the model input (see ``lookalike.io.decode.RESIZE_METHODS``);
     libraries written before this field existed used Pillow's bilinear filter."""
     phash: str = "pillow-lanczos"
-    """How perceptual hashes were made (``lookalike.index.phash.PHASH_METHODS``); libraries
+    """How perceptual hashes were made (``lookalike.embed.phash.PHASH_METHODS``); libraries
     written before this field existed used Pillow's Lanczos filter."""
     precision: str = "fp32"
     """Numeric precision of the backbone (``lookalike.embed.precision.PRECISIONS``); libraries

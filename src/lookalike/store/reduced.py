@@ -5,7 +5,7 @@
 the key names the reducer fingerprint and the embedding state they were computed from; the
 catalog's meta ``reduced_key`` says which folder is current. When images are added or removed the reduced vectors
 are recomputed with the *stored* reducer (a matrix product: about a second at 100k images);
-only :func:`fit_reducer` changes the reducer, which makes everything built on the old one stale.
+only ``lookalike.reduce.stored.refresh_reduced(refit=True)`` changes the reducer, which makes everything built on the old one stale.
 """
 
 from __future__ import annotations
@@ -13,20 +13,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.config import ReduceConfig
-from lookalike.errors import InvalidParameterError
 from lookalike.store.arrays import load_npy, load_npz, save_npy, save_npz
-
-if TYPE_CHECKING:
-    from lookalike.reduce import Reducer
 
 REDUCER_FILE = Path("models") / "reducer.npz"
 REDUCED_DIR = Path("vectors")
-TRANSFORM_CHUNK = 16384
 
 
 @dataclass(frozen=True)
@@ -45,34 +38,15 @@ def embedding_state(ids: np.ndarray, generation: int, rows: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_reducer(folder: Path) -> Reducer | None:
-    """The stored reducer, or None when the library has none yet."""
-    from lookalike.reduce import Reducer
-
+def load_reducer_arrays(folder: Path) -> dict[str, np.ndarray] | None:
+    """The stored reducer's arrays (``Reducer.to_arrays``), or None when there is none yet."""
     path = folder / REDUCER_FILE
-    return Reducer.from_arrays(load_npz(path)) if path.exists() else None
+    return load_npz(path) if path.exists() else None
 
 
-def fit_reducer(folder: Path, embeddings: np.ndarray, config: ReduceConfig) -> Reducer:
-    """Fit L2 + PCA on ``embeddings`` (n, D) and store it atomically."""
-    from lookalike.reduce import Reducer
-
-    if embeddings.shape[0] < 2:
-        raise InvalidParameterError(
-            f"need at least 2 embedded images to fit PCA, the library has {embeddings.shape[0]}"
-        )
-    reducer = Reducer(config.n_components, whiten=config.whiten, renormalize=config.renormalize)
-    reducer.fit(embeddings)
-    save_npz(folder / REDUCER_FILE, reducer.to_arrays())
-    return reducer
-
-
-def transform_all(reducer: Reducer, embeddings: np.ndarray) -> np.ndarray:
-    """Reduce (n, D) embeddings chunk by chunk (bounded memory): (n, d) float32."""
-    out = np.empty((embeddings.shape[0], reducer.n_components_), dtype=np.float32)
-    for start in range(0, embeddings.shape[0], TRANSFORM_CHUNK):
-        out[start : start + TRANSFORM_CHUNK] = reducer.transform(embeddings[start : start + TRANSFORM_CHUNK])
-    return out
+def save_reducer_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Store a fitted reducer's arrays atomically."""
+    save_npz(folder / REDUCER_FILE, arrays)
 
 
 def reduced_key(reducer_fingerprint: str, state: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.store.catalog import Catalog
-from lookalike.store.manifest import Manifest
+from lookalike.store.library_store import LibraryStore
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ def reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0].split(" (", 1)[0].strip()
 
 
-def read_status(catalog: Catalog, manifest: Manifest, folder: Path) -> LibraryStatus:
+def read_status(store: LibraryStore) -> LibraryStatus:
+    catalog, manifest, folder = store.catalog, store.manifest, store.folder
     count = catalog.count
     kinds: dict[str, int] = {}
     for (reason,) in catalog.query("SELECT reason FROM catalog WHERE status = 'skipped'"):

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from lookalike import Library
 from lookalike.cli.main import app
+from lookalike.errors import InvalidParameterError, UnknownBackboneError
 from lookalike.evaluate.compare.run import CompareConfig, library_folder, run_compare
 from lookalike.evaluate.compare.table import markdown, write_outputs
-from lookalike.errors import InvalidParameterError, UnknownBackboneError
 from tests.evaluate.compare.fakedata import write_fake_fashion
 
 PER_CLASS, N_CLASSES = 8, 5

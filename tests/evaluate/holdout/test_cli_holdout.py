@@ -37,8 +37,8 @@ def test_tables_and_json_report_match_the_library_functions(pair: HeldoutPair, t
     assert result.exit_code == 0, result.output
     report = json.loads(target.read_text())
     with Library.open(pair.gallery, readonly=True) as g, Library.open(pair.queries, readonly=True) as q:
-        expected = heldout_retrieval(g, q, 5)
-        knn = heldout_classification(g, q, "knn")
+        expected = heldout_retrieval(g.store, q.store, 5)
+        knn = heldout_classification(g.store, q.store, "knn")
     timings = ("build_s", "search_s")
     assert {n: v for n, v in report["retrieval"].items() if n not in timings} == {
         n: v for n, v in expected.items() if n not in timings

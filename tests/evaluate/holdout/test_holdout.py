@@ -19,8 +19,8 @@ from lookalike import Library
 from lookalike.classify.estimator import VectorClassifier
 from lookalike.errors import BackboneMismatchError, InvalidParameterError
 from lookalike.evaluate.holdout import heldout_classification, heldout_queries, heldout_retrieval
+from lookalike.store.labels import image_labels
 from lookalike.store.manifest import write_manifest
-from lookalike.search.library_index import image_labels
 from tests.evaluate.holdout.conftest import HeldoutPair, write_classes
 from tests.imagegen import write_images
 
@@ -35,10 +35,10 @@ def reference_data(gallery: Library, queries: Library) -> tuple[np.ndarray, np.n
     """(gallery vectors (n, d), gallery labels (n,), query vectors (m, d), query labels (m,)) by hand:
     labelled queries with a gallery label, reduced by the gallery's stored reducer."""
     reduced = gallery.reduced()
-    g_label_of = image_labels(gallery)
+    g_label_of = image_labels(gallery.catalog).labels
     g_labels = np.array([g_label_of[int(i)] for i in reduced.ids])
     ids, raw = queries.embeddings()
-    q_label_of = image_labels(queries)
+    q_label_of = image_labels(queries.catalog).labels
     rows = [r for r, i in enumerate(ids) if q_label_of.get(int(i)) in set(g_labels)]
     q_labels = np.array([q_label_of[int(ids[r])] for r in rows])
     return np.asarray(reduced.vectors), g_labels, gallery.reducer().transform(raw[rows]), q_labels
@@ -59,7 +59,7 @@ def brute_force_scores(G: np.ndarray, g_labels: np.ndarray, Q: np.ndarray, q_lab
 @pytest.mark.parametrize("k", [10, 7, 3], ids=["k10", "k7", "k3"])
 def test_retrieval_matches_brute_force(pair: HeldoutPair, k: int) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        report = heldout_retrieval(g, q, k)
+        report = heldout_retrieval(g.store, q.store, k)
         expected = brute_force_scores(*reference_data(g, q), k)
     scores = {name: v for name, v in report.items() if name.startswith(("precision_at_", "recall_at_", "map_at_"))}
     assert scores.keys() == expected.keys()
@@ -70,7 +70,7 @@ def test_retrieval_matches_brute_force(pair: HeldoutPair, k: int) -> None:
 
 def test_counts_unlabelled_and_unknown_label_queries(pair: HeldoutPair) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        report = heldout_retrieval(g, q)
+        report = heldout_retrieval(g.store, q.store)
     assert report["queries_scored"] == pair.n_scored
     assert report["queries_unlabelled"] == pair.n_unlabelled
     assert report["unknown_labels"] == pair.unknown
@@ -86,11 +86,11 @@ def test_queries_use_the_gallery_reducer_and_nothing_is_written(pair: HeldoutPai
 
     before = snapshot(pair.gallery), snapshot(pair.queries)
     with opened(pair.gallery, pair.queries) as (g, q):
-        held = heldout_queries(g, q, {"red", "green", "blue"})
+        held = heldout_queries(g.store, q.store, {"red", "green", "blue"})
         _, raw = q.embeddings()
         own = q.reduced()
-        heldout_retrieval(g, q)
-        heldout_classification(g, q, "knn")
+        heldout_retrieval(g.store, q.store)
+        heldout_classification(g.store, q.store, "knn")
         fingerprint = g.reducer().fingerprint
         expected = g.reducer().transform(raw[np.isin(own.ids, held.ids)])
     assert held.vectors.shape == (pair.n_scored, 16) and own.vectors.shape[1] == 8
@@ -102,9 +102,9 @@ def test_queries_use_the_gallery_reducer_and_nothing_is_written(pair: HeldoutPai
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_approximate_kinds_report_recall_vs_exact(pair: HeldoutPair, kind: str) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        exact = heldout_retrieval(g, q, 5)
+        exact = heldout_retrieval(g.store, q.store, 5)
         options = {"nprobe": 10_000} if kind == "ivf" else {"ef_search": 200}
-        approx = heldout_retrieval(g, q, 5, kind, **options)
+        approx = heldout_retrieval(g.store, q.store, 5, kind, **options)
     # a tiny gallery searched exhaustively: the approximate index returns the exact neighbours
     assert approx["recall_vs_exact"] == pytest.approx(1.0)
     assert approx["map_at_5"] == pytest.approx(exact["map_at_5"]) and "recall_vs_exact" not in exact
@@ -121,9 +121,9 @@ def test_mismatched_backbone_is_refused_quoting_both(pair: HeldoutPair, tmp_path
     with opened(pair.gallery, copy) as (g, q):
         theirs, ours = str(getattr(q.manifest.embed, field))[:12], str(getattr(g.manifest.embed, field))[:12]
         with pytest.raises(BackboneMismatchError, match=f"{theirs}.*{ours}"):
-            heldout_retrieval(g, q)
+            heldout_retrieval(g.store, q.store)
         with pytest.raises(BackboneMismatchError, match="must come from the gallery's backbone"):
-            heldout_classification(g, q, "knn")
+            heldout_classification(g.store, q.store, "knn")
 
 
 def test_no_scorable_query_is_an_error(pair: HeldoutPair, tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_no_scorable_query_is_an_error(pair: HeldoutPair, tmp_path: Path) -> Non
         lib.add([tmp_path / "loose"], labels="none")
     with opened(pair.gallery, tmp_path / "odd.lookalike") as (g, q):
         with pytest.raises(InvalidParameterError, match=r"no query to score: 5 embedded images, 2 unlabelled, 3 .*purple"):
-            heldout_retrieval(g, q)
+            heldout_retrieval(g.store, q.store)
 
 
 def assert_metrics(report: dict, truth: np.ndarray, predicted: np.ndarray) -> None:
@@ -147,7 +147,7 @@ def assert_metrics(report: dict, truth: np.ndarray, predicted: np.ndarray) -> No
 
 def test_knn_classification_matches_sklearn(pair: HeldoutPair) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        report = heldout_classification(g, q, "knn")
+        report = heldout_classification(g.store, q.store, "knn")
         G, g_labels, Q, q_labels = reference_data(g, q)
     knn = KNeighborsClassifier(n_neighbors=10, metric="cosine", weights="distance", algorithm="brute")
     assert_metrics(report, q_labels, knn.fit(G, g_labels).predict(Q))
@@ -157,7 +157,7 @@ def test_knn_classification_matches_sklearn(pair: HeldoutPair) -> None:
 
 def test_plain_svm_matches_sklearn_svc_with_the_chosen_params(pair: HeldoutPair) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        report = heldout_classification(g, q, "svm", max_cv_samples=18, probabilities=False)
+        report = heldout_classification(g.store, q.store, "svm", max_cv_samples=18, probabilities=False)
         G, g_labels, Q, q_labels = reference_data(g, q)
     search, params = report["search"], report["params"]
     assert search["n_samples"] == 18 and params["C"] == search["C"] and params["gamma_factor"] == search["gamma_factor"]
@@ -170,7 +170,7 @@ def test_plain_svm_matches_sklearn_svc_with_the_chosen_params(pair: HeldoutPair)
 
 def test_calibrated_svm_is_trained_on_the_whole_gallery(pair: HeldoutPair) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        report = heldout_classification(g, q, "svm")
+        report = heldout_classification(g.store, q.store, "svm")
         G, g_labels, Q, q_labels = reference_data(g, q)
     assert report["search"]["n_samples"] == 36  # the gallery is smaller than max_cv_samples
     C, factor = report["search"]["C"], report["search"]["gamma_factor"]
@@ -181,7 +181,7 @@ def test_calibrated_svm_is_trained_on_the_whole_gallery(pair: HeldoutPair) -> No
 
 def test_fixed_params_skip_the_search(pair: HeldoutPair) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
-        report = heldout_classification(g, q, "logreg", {"logreg_C": 0.5})
+        report = heldout_classification(g.store, q.store, "logreg", {"logreg_C": 0.5})
         G, g_labels, Q, q_labels = reference_data(g, q)
     assert report["search"] is None and report["params"]["C"] == 0.5
     reference = VectorClassifier("logreg", logreg_C=(0.5,)).fit(G, g_labels)
@@ -203,11 +203,11 @@ def test_fixed_params_skip_the_search(pair: HeldoutPair) -> None:
 def test_classification_refuses_bad_arguments(pair: HeldoutPair, model, params, options, message) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
         with pytest.raises(InvalidParameterError, match=message):
-            heldout_classification(g, q, model, params, **options)
+            heldout_classification(g.store, q.store, model, params, **options)
 
 
 @pytest.mark.parametrize(("k", "kind"), [(0, "exact"), (True, "exact"), (5, "flat")], ids=["k0", "kbool", "kind"])
 def test_retrieval_refuses_bad_arguments(pair: HeldoutPair, k, kind) -> None:
     with opened(pair.gallery, pair.queries) as (g, q):
         with pytest.raises(InvalidParameterError, match="k must be|kind must be"):
-            heldout_retrieval(g, q, k, kind)
+            heldout_retrieval(g.store, q.store, k, kind)

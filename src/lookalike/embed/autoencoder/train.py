@@ -18,7 +18,6 @@ training settings or of other images is refused with :class:`~lookalike.errors.T
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ from lookalike.embed.autoencoder.model import (
 )
 from lookalike.errors import ImageError, InvalidParameterError, TrainingError
 from lookalike.progress import NoProgress, Progress
+from lookalike.store.images import first_paths
 
 MIN_IMAGES = 8
 """Fewest decodable images a training accepts (at least one goes to the validation split)."""
@@ -49,10 +49,6 @@ CHECKPOINT_FORMAT = "lookalike-autoencoder-checkpoint/1"
 RESUME_SETTINGS = ("seed", "val_fraction", "batch_size", "learning_rate", "augment")
 """Settings a resumed run must share with its checkpoint (epochs and patience may change)."""
 RECONSTRUCTIONS_NAME = "autoencoder-reconstructions.png"
-_IMAGES_SQL = (
-    "SELECT (SELECT f.path_bytes FROM files f WHERE f.image_id = i.id ORDER BY f.id LIMIT 1) "
-    "FROM images i WHERE i.status IN ('embedded', 'pending') ORDER BY i.id"
-)
 
 
 @dataclass(frozen=True)
@@ -345,12 +341,11 @@ def collect_images(
     At most ``config.max_images`` are decoded: a seeded random subset.
     """
     from lookalike.io.decode import load_model_input
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
-    with Library.open(folder, readonly=True) as library:
-        rows = library.catalog.query(_IMAGES_SQL)
+    with LibraryStore.open(folder, readonly=True) as library:
+        paths = first_paths(library.catalog, ("embedded", "pending"))
         max_pixels = library.manifest.ingest.max_pixels
-    paths = [Path(os.fsdecode(bytes(row[0]))) for row in rows if row[0] is not None]
     listed = len(paths)
     if listed > config.max_images:
         keep = np.sort(np.random.default_rng(config.seed).choice(listed, config.max_images, replace=False))

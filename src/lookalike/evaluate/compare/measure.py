@@ -17,15 +17,19 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lookalike.cluster.run import run_clustering
+from lookalike.cluster.runs import list_runs
 from lookalike.config import ClassifyConfig, ClusterConfig
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import Progress
+from lookalike.reduce.stored import reduce_config, refresh_reduced
+from lookalike.store import images
 
 if TYPE_CHECKING:
     import numpy as np
 
     from lookalike.evaluate.compare.run import CompareConfig
-    from lookalike.library import Library
+    from lookalike.store.library_store import LibraryStore
 
 SVM_CACHE_VERSION = 2
 """Part of the key of SVM results kept in a library's compare state; raise it when they change."""
@@ -104,26 +108,26 @@ class BackboneResult:
 
 
 def measure_library(
-    lib: Library, config: CompareConfig, state: dict[str, Any], result: BackboneResult, progress: Progress
+    store: LibraryStore, config: CompareConfig, state: dict[str, Any], result: BackboneResult, progress: Progress
 ) -> None:
-    """Reduce, then the retrieval, clustering, classification and index measures of ``lib``."""
+    """Reduce, then the retrieval, clustering, classification and index measures of ``store``."""
     from lookalike.classify.train import labelled_vectors
     from lookalike.evaluate.retrieval import evaluate_library_retrieval
 
-    fingerprint = _reduce(lib, config, state, result)
-    data = labelled_vectors(lib)
+    fingerprint = _reduce(store, config, state, result)
+    data = labelled_vectors(store)
     result.n_images = int(data.n_embedded)
     n_classes = len(set(data.labels.tolist()))
     progress.phase(f"measuring {result.backbone}", None)
     with _timed(result, "retrieval"):
         exact = evaluate_library_retrieval(
-            lib, config.k, kinds=("exact",), max_queries=max(result.n_images, 1), latency_queries=100,
+            store, config.k, kinds=("exact",), max_queries=max(result.n_images, 1), latency_queries=100,
             file_queries=0, seed=config.seed,
         )["kinds"]["exact"]  # fmt: skip
     result.precision_at_k, result.map_at_k = exact["precision_at_k"], exact["map_at_k"]
     result.details["retrieval"] = exact
     with _timed(result, "kmeans"):
-        scores = kmeans_scores(lib, n_classes, config.seed)
+        scores = kmeans_scores(store, n_classes, config.seed)
     result.nmi, result.silhouette = scores["nmi"], scores["silhouette"]
     result.details["kmeans"] = scores
     with _timed(result, "svm"):
@@ -135,22 +139,22 @@ def measure_library(
     result.svm_accuracy = svm["accuracy"]
     result.details["svm"] = {**svm, "reused": cached is not None}
     with _timed(result, "faiss_index"):
-        result.index_bytes = exact_index_bytes(lib)
+        result.index_bytes = exact_index_bytes(store)
 
 
-def _reduce(lib: Library, config: CompareConfig, state: dict[str, Any], result: BackboneResult) -> str:
+def _reduce(store: LibraryStore, config: CompareConfig, state: dict[str, Any], result: BackboneResult) -> str:
     """Fit PCA when the settings or the embedded images changed; returns the reducer fingerprint."""
     from lookalike.search.library_index import ids_digest
 
-    ids, embeddings = lib.embeddings()
+    ids, embeddings = store.embeddings()
     if len(ids) < 2:
-        raise InvalidParameterError(f"{lib.folder}: {len(ids)} image(s) embedded; compare needs at least 2")
+        raise InvalidParameterError(f"{store.folder}: {len(ids)} image(s) embedded; compare needs at least 2")
     wanted = config.reduce_config(len(ids), embeddings.shape[1])
     digest = ids_digest(ids)
-    refit = lib.reduce_config() != wanted or state.get("pca_fitted_on") != digest
+    refit = reduce_config(store) != wanted or state.get("pca_fitted_on") != digest
     with _timed(result, "pca"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        reducer = lib.reduce(wanted, refit=refit)
+        reducer = refresh_reduced(store, wanted, refit=refit)
     result.notes += [str(w.message) for w in caught]
     if config.pca and wanted.n_components != config.pca:
         result.notes.append(f"PCA {config.pca} clamped to {wanted.n_components} = min(images - 1, embedding dim)")
@@ -162,29 +166,29 @@ def _reduce(lib: Library, config: CompareConfig, state: dict[str, Any], result: 
     return str(reducer.fingerprint)
 
 
-def exact_index_bytes(lib: Library) -> int:
+def exact_index_bytes(store: LibraryStore) -> int:
     """Bring the library's exact FAISS index up to date; the size of its file in bytes."""
     from lookalike.search.library_index import index_path, update_index
 
-    record = update_index(lib, "exact")
-    return index_path(lib.folder, record.kind, record.reducer).stat().st_size
+    record = update_index(store, "exact")
+    return index_path(store.folder, record.kind, record.reducer).stat().st_size
 
 
-def embedded_count(lib: Library) -> int:
-    """Images of ``lib`` with a vector."""
-    return lib.catalog.count("SELECT COUNT(*) FROM images WHERE status = 'embedded'")
+def embedded_count(store: LibraryStore) -> int:
+    """Images of ``store`` with a vector."""
+    return images.embedded_count(store.catalog)
 
 
-def kmeans_scores(lib: Library, n_clusters: int, seed: int = 0) -> dict[str, Any]:
-    """NMI, ARI and silhouette of a K-Means run with ``n_clusters`` on ``lib``'s reduced vectors.
+def kmeans_scores(store: LibraryStore, n_clusters: int, seed: int = 0) -> dict[str, Any]:
+    """NMI, ARI and silhouette of a K-Means run with ``n_clusters`` on ``store``'s reduced vectors.
 
     A stored run with the same K and seed, built on the current PCA over the same number of
     images, is reused; otherwise a new run is stored. The scores are the run's own metrics
     (silhouette Euclidean, sampled above ``ClusterConfig.sample_size`` images).
     """
-    n_images = embedded_count(lib)
-    reused = _matching_run(lib, n_clusters, seed, n_images)
-    info = reused or lib.cluster(ClusterConfig(method="kmeans", n_clusters=n_clusters, seed=seed)).info
+    n_images = embedded_count(store)
+    reused = _matching_run(store, n_clusters, seed, n_images)
+    info = reused or run_clustering(store, ClusterConfig(method="kmeans", n_clusters=n_clusters, seed=seed)).info
     external = info.metrics.get("external") or {}
     return {
         "run": info.id,
@@ -197,8 +201,8 @@ def kmeans_scores(lib: Library, n_clusters: int, seed: int = 0) -> dict[str, Any
     }
 
 
-def _matching_run(lib: Library, n_clusters: int, seed: int, n_images: int) -> Any:
-    for info in reversed(lib.cluster_runs()):
+def _matching_run(store: LibraryStore, n_clusters: int, seed: int, n_images: int) -> Any:
+    for info in reversed(list_runs(store)):
         params = info.params
         if (not info.stale and info.method == "kmeans" and info.n_images == n_images
                 and params.get("n_clusters") == n_clusters and params.get("seed") == seed):  # fmt: skip

@@ -27,16 +27,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lookalike.evaluate.compare.measure import BackboneResult, embedded_count, measure_library
 from lookalike.config import AutoencoderConfig, ReduceConfig
+from lookalike.embed.indexing import add, open_or_create_store
 from lookalike.errors import InvalidParameterError, LookalikeError, UnknownBackboneError
+from lookalike.evaluate.compare.measure import BackboneResult, embedded_count, measure_library
 from lookalike.progress import NoProgress, Progress
+from lookalike.search.library_index import update_after_change
 from lookalike.store.atomic import write_bytes
-
-if TYPE_CHECKING:
-    from lookalike.library import Library
+from lookalike.store.library_store import LibraryStore
+from lookalike.store.status import read_status
 
 BASELINE = "pixels"
 IMAGES_DIR = "images"
@@ -251,31 +252,31 @@ def check_classes(counts: dict[str, int], config: CompareConfig) -> None:
 # -- one backbone -----------------------------------------------------------------------------------
 def compare_backbone(name: str, config: CompareConfig, work: Path, progress: Progress) -> BackboneResult:
     """Build or reuse ``name``'s library and measure it; errors end up in the row."""
-    from lookalike.library import Library
 
     folder = library_folder(work, name)
     result = BackboneResult(backbone=name, library=str(folder))
     try:
-        with Library.create(folder, backbone=name, exist_ok=True, crop_fraction=config.crop_fraction) as lib:
-            state = _read_state(lib.folder)
-            _index(lib, work / IMAGES_DIR, state, result, progress)
-            _write_state(lib.folder, state)  # the build's speed survives a failed or killed measure
-            measure_library(lib, config, state, result, progress)
-            _write_state(lib.folder, state)
+        with open_or_create_store(folder, backbone=name, crop_fraction=config.crop_fraction) as store:
+            state = _read_state(store.folder)
+            _index(store, work / IMAGES_DIR, state, result, progress)
+            _write_state(store.folder, state)  # the build's speed survives a failed or killed measure
+            measure_library(store, config, state, result, progress)
+            _write_state(store.folder, state)
     except LookalikeError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     return result
 
 
-def _index(lib: Library, images: Path, state: dict[str, Any], result: BackboneResult, progress: Progress) -> None:
+def _index(store: LibraryStore, images: Path, state: dict[str, Any], result: BackboneResult, progress: Progress) -> None:
     """Index ``images`` (incremental); the speed comes from this run or the one that built it."""
     started = time.perf_counter()
-    report = lib.add([images], labels="folder", progress=progress)
+    report = add(store, [images], labels="folder", progress=progress)
+    update_after_change(store)
     result.seconds["scan_embed"] = round(time.perf_counter() - started, 2)
     if report.embedded:
         state["build"] = {"images_per_second": round(report.images_per_second, 1), "embedded": report.embedded,
                           "seconds_embedding": round(report.seconds_embedding, 2), "when": _now()}  # fmt: skip
-        result.speed_source = "this run" if report.embedded == embedded_count(lib) else (
+        result.speed_source = "this run" if report.embedded == embedded_count(store) else (
             f"this run, which embedded {report.embedded} of the images (resumed)"
         )
     elif "build" in state:
@@ -283,10 +284,10 @@ def _index(lib: Library, images: Path, state: dict[str, Any], result: BackboneRe
     else:
         result.speed_source = "n/a (library built outside compare)"
     result.images_per_second = state.get("build", {}).get("images_per_second")
-    skipped = {reason: n for reason, n in lib.status().skipped_by_reason if not reason.startswith("hidden")}
+    skipped = {reason: n for reason, n in read_status(store).skipped_by_reason if not reason.startswith("hidden")}
     if skipped:  # the export's hidden record file is always listed as skipped: not worth a note
         result.notes.append(f"files skipped while indexing: {skipped} (`lookalike status --files`)")
-    result.dim = lib.manifest.embed.dim
+    result.dim = store.manifest.embed.dim
 
 
 # -- the autoencoder ------------------------------------------------------------------------------

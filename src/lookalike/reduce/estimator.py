@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.validation import as_matrix, check_dim, l2_normalize
 from lookalike.errors import InvalidParameterError
+from lookalike.validation import as_matrix, check_dim, l2_normalize
 
 FORMAT_VERSION = 1
 _CHUNK_ROWS = 8192

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.embed.phash import PHASH_METHODS, hamming_distance, hashes_to_bytes, phash, phash_many
 from lookalike.errors import InvalidParameterError
-from lookalike.index.phash import PHASH_METHODS, hamming_distance, hashes_to_bytes, phash, phash_many
 
 skdata = pytest.importorskip("skimage.data")
 PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "coins", "moon", "rocket", "hubble_deep_field", "brick"]
