@@ -87,6 +87,32 @@ def run_model(paths: list[Path], backbone: str) -> dict:
             "seconds_two_single_thread_streams": two_streams, "cpu_seconds": cpu}
 
 
+def run_model_int8(paths: list[Path], backbone: str) -> dict:
+    """int8 model-only, calibrated on the first 64 images, run by the runtime the gate table
+    names (OpenVINO when installed): what ``--precision int8`` would cost, gate or not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lookalike.embed.reduced_precision import load_reduced
+    from lookalike.embed.registry import get_spec, load_backbone, resolve_weights, weights_sha256
+    from lookalike.embed.runtime import cached_model_path
+    from lookalike.io.decode import load_model_input
+
+    spec = get_spec(backbone)
+    pixels = np.stack([load_model_input(p, size=spec.image_size, crop_fraction=spec.crop_fraction,
+                                        max_pixels=10**8) for p in paths])
+    load_backbone(backbone)
+    onnx_path = cached_model_path(spec, weights_sha256(resolve_weights(backbone)))
+    model = load_reduced(spec, onnx_path, weights_sha256(resolve_weights(backbone)), "int8", threads=1,
+                         calibration=pixels[:64])
+    chunks = [pixels[i : i + BATCH] for i in range(0, len(pixels), BATCH)]
+    model.embed(chunks[0])
+    start, cpu = time.perf_counter(), cpu_seconds()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(model.embed, chunks))
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
+            "runtime": type(model).__name__}
+
+
 def run_index(paths: list[Path], backbone: str, precision: str = "fp32") -> dict:
     from lookalike import Library
     from lookalike.embed.registry import load_backbone
@@ -141,8 +167,8 @@ def run_decode(paths: list[Path], backbone: str) -> dict:
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from lookalike.embed.registry import get_spec
     from lookalike.embed.phash import DEFAULT_PHASH, phash
+    from lookalike.embed.registry import get_spec
     from lookalike.io.decode import load_rgb, to_model_input
 
     spec = get_spec(backbone)
@@ -235,10 +261,10 @@ def cpu_seconds(children: bool = False) -> float:
     return total
 
 
-VARIANTS = {"model": run_model, "decode": run_decode, "index": run_index, "index_auto": run_index_auto,
+VARIANTS = {"model": run_model, "model_int8": run_model_int8, "decode": run_decode, "index": run_index, "index_auto": run_index_auto,
             "index_lite2_int8": run_index_lite2_int8, "pipeline": run_pipeline, "pytorch": run_pytorch}
 SET_VARIANTS = {
-    "small": ["model", "decode", "index", "index_auto", "index_lite2_int8", "pipeline", "pytorch"],
+    "small": ["model", "model_int8", "decode", "index", "index_auto", "index_lite2_int8", "pipeline", "pytorch"],
     "camera": ["decode", "index", "index_auto", "pytorch"],
 }
 
