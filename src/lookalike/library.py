@@ -34,7 +34,7 @@ from lookalike.store.vectors import RawVectors
 if TYPE_CHECKING:
     from lookalike.cluster.runs import ClusterRun, RunInfo
     from lookalike.config import ClusterConfig
-    from lookalike.embed.registry import Backbone
+    from lookalike.embed.base import Backbone
     from lookalike.index.live import LiveIndex
     from lookalike.reduce import Reducer
     from lookalike.search.duplicates import FileGroup

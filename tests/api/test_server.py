@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike import Library
-from lookalike.api.server import ApiSettings, create_app
+from lookalike.api.application import create_app
+from lookalike.api.server import ApiSettings
 from lookalike.errors import LibraryNotFoundError
 from tests.searchlib import add_cluster_run, brute_force, build, class_image, vector_of, write_labelled
 

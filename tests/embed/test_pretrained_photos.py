@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lookalike.embed.base import BackboneSpec
 from lookalike.embed.imagenet import imagenet_classes
 from lookalike.embed.pretrained import build_resnet50, read_state_dict
 from lookalike.embed.registry import (
-    BackboneSpec,
     get_entry,
     load_backbone,
     resolve_weights,

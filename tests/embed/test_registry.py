@@ -10,15 +10,8 @@ from pathlib import Path
 import pytest
 
 from lookalike.embed import registry, weights
-from lookalike.embed.registry import (
-    BackboneEntry,
-    BackboneSpec,
-    get_spec,
-    list_backbones,
-    load_backbone,
-    resolve_weights,
-    weights_sha256,
-)
+from lookalike.embed.base import BackboneEntry, BackboneSpec, weights_sha256
+from lookalike.embed.registry import get_spec, list_backbones, load_backbone, resolve_weights
 from lookalike.errors import (
     BackboneError,
     InvalidParameterError,

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from lookalike.embed import runtime
+from lookalike.embed.base import BackboneSpec, weights_sha256
 from lookalike.embed.pretrained import apply_state_dict, read_state_dict
-from lookalike.embed.registry import BackboneSpec, weights_sha256
 from lookalike.errors import BackboneError, ExportMismatchError, InvalidParameterError
 
 SPEC = BackboneSpec("tiny", 8, 24, 1.0, "(x - m) / s", True, "test", (120.0, 100.0, 80.0), (60.0, 50.0, 40.0))

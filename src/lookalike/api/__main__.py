@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lookalike.api.server import ApiSettings, create_app, require_server
+from lookalike.api.application import create_app, require_server
+from lookalike.api.server import ApiSettings
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from lookalike.cli.common import err, out, reports_errors
-from lookalike.evaluate.compare.run import CompareConfig
+from lookalike.evaluate.compare.settings import CompareConfig
 
 _D = CompareConfig(dataset="-")
 TABLE_WIDTH = 140

@@ -117,7 +117,7 @@ class DBSCAN:
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """``fit(X).labels_``."""
-        return self.fit(X).labels_
+        return np.asarray(self.fit(X).labels_)
 
 
 class HDBSCAN:
@@ -172,7 +172,7 @@ class HDBSCAN:
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """``fit(X).labels_``."""
-        return self.fit(X).labels_
+        return np.asarray(self.fit(X).labels_)
 
 
 def radius_graph(x: np.ndarray, eps: float, metric: str, *, max_edges: int) -> Any:

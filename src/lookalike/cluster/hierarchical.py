@@ -123,7 +123,7 @@ class Agglomerative:
             n_merges = int(np.searchsorted(self.linkage_[:, 2], float(distance_threshold), side="left"))
         else:
             n_merges = n_leaves - check_n_clusters(n_clusters, n_leaves, name="n_clusters (leaves)")
-        return cut_tree(self.linkage_, n_leaves, n_merges)[self.leaf_labels_]
+        return np.asarray(cut_tree(self.linkage_, n_leaves, n_merges)[self.leaf_labels_])
 
     def _check_settings(self, n_points: int) -> None:
         check_choice(self.linkage, "linkage", LINKAGES)
@@ -174,7 +174,7 @@ def _leaf_distances(centers: np.ndarray, sizes: np.ndarray, linkage: str, metric
             np.sqrt(dist, out=dist)
     np.maximum(dist, 0.0, out=dist)
     np.fill_diagonal(dist, np.inf)
-    return dist
+    return np.asarray(dist)
 
 
 def _nn_chain(dist: np.ndarray, sizes: np.ndarray, linkage: str) -> np.ndarray:
@@ -221,10 +221,10 @@ def _lance_williams(
     """Distances (m,) from the union of clusters a and b to every cluster."""
     sa, sb = sizes[a], sizes[b]
     if linkage == "complete":
-        return np.maximum(da, db)
+        return np.asarray(np.maximum(da, db))
     if linkage == "average":
-        return (sa * da + sb * db) / (sa + sb)
-    return ((sa + sizes) * da + (sb + sizes) * db - sizes * dab) / (sa + sb + sizes)
+        return np.asarray((sa * da + sb * db) / (sa + sb))
+    return np.asarray(((sa + sizes) * da + (sb + sizes) * db - sizes * dab) / (sa + sb + sizes))
 
 
 def _to_scipy(merges: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

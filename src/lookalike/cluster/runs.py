@@ -91,7 +91,7 @@ class ClusterRun:
 
     def members(self, cluster: int) -> np.ndarray:
         """Image ids (m,) currently in ``cluster``."""
-        return self.image_ids[self.labels == cluster]
+        return np.asarray(self.image_ids[self.labels == cluster])
 
     def cluster_of(self, image_id: int) -> int | None:
         """The image's cluster (-1 noise) or None when the run does not assign it."""

@@ -32,7 +32,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.asarray(logits, dtype=np.float64)
     shifted = shifted - shifted.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
 def top_k_classes(logits: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
+from lookalike.embed.base import Backbone
 from lookalike.embed.query import checked_backbone, library_pixels
-from lookalike.embed.registry import Backbone
 from lookalike.errors import BackboneMismatchError, InvalidParameterError, LibraryExistsError
 from lookalike.ingest.sync import LABEL_MODES, SyncReport, remove_paths, sync_roots
 from lookalike.progress import NoProgress, Progress

@@ -44,7 +44,7 @@ def phash(image: Any, method: str = DEFAULT_PHASH) -> int:
         raise InvalidParameterError(f"method must be one of {PHASH_METHODS}, got {method!r}")
     if method == "pillow-lanczos":
         from PIL import Image
-        from scipy.fft import dctn  # type: ignore[import-untyped]
+        from scipy.fft import dctn
 
         grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
         low = dctn(np.asarray(grey, dtype=np.float64), type=2, norm="ortho")[:HASH_SIDE, :HASH_SIDE].ravel()

@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-from lookalike.embed.registry import Backbone, BackboneSpec
+from lookalike.embed.base import Backbone, BackboneSpec
 
 ALGORITHM = "lookalike-pixels-v1: uint8 RGB (N, 32, 32, 3) -> float32 (N, 3072) = x / 255, C order"
 """Describes the computation; its SHA-256 stands in for a weights hash in library manifests."""

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lookalike.embed.registry import BackboneSpec
+from lookalike.embed.base import BackboneSpec
 from lookalike.errors import BackboneError, MissingDependencyError
 
 TorchParts = tuple[nn.Module, nn.Module | None]
@@ -33,7 +33,8 @@ class Pooled(nn.Module):
         self.attribute = attribute
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self.model, self.attribute)(x).mean(dim=(2, 3))
+        pooled: torch.Tensor = getattr(self.model, self.attribute)(x).mean(dim=(2, 3))
+        return pooled
 
 
 class EmbeddingNet(nn.Module):
@@ -113,7 +114,7 @@ def build_efficientnet_lite(spec: BackboneSpec, weights_path: Path) -> TorchPart
     which exports as constant Pad nodes.
     """
     try:
-        from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untyped]
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise MissingDependencyError("efficientnet-lite-pytorch", f"backbone {spec.name!r}") from exc
     native = EfficientNet.get_image_size(spec.name)

@@ -20,7 +20,7 @@ from lookalike.store.library_store import LibraryStore
 from lookalike.store.manifest import Manifest
 
 if TYPE_CHECKING:
-    from lookalike.embed.registry import Backbone
+    from lookalike.embed.base import Backbone
 
 Source = Path | bytes
 

@@ -47,7 +47,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        result: torch.Tensor = self.relu(out + identity)
+        return result
 
 
 def _stage(in_channels: int, width: int, blocks: int, stride: int) -> nn.Sequential:
@@ -91,4 +92,5 @@ class ResNet50(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images (N, 3, H, W) -> logits (N, num_classes)."""
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+        return logits

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.registry import Backbone, BackboneSpec, weights_sha256
+from lookalike.embed.base import Backbone, BackboneSpec, weights_sha256
 from lookalike.errors import BackboneError, ExportMismatchError
 
 EXPORT_FORMAT = 1
@@ -206,7 +206,7 @@ def check_parity(net: Any, onnx_path: Path, spec: BackboneSpec) -> float:
 def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
-    return np.sum(a64 * b64, axis=1) / np.maximum(norms, 1e-30)
+    return np.asarray(np.sum(a64 * b64, axis=1) / np.maximum(norms, 1e-30))
 
 
 def parity_images(size: int, count: int = 4, seed: int = 0) -> np.ndarray:
@@ -239,7 +239,7 @@ def parity_images(size: int, count: int = 4, seed: int = 0) -> np.ndarray:
 def make_session(path: Path, threads: int = 0) -> Any:
     """ONNX Runtime CPU session with all graph optimisations; ``threads`` intra-op (0 = default)."""
     try:
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort
     except ImportError as exc:
         from lookalike.errors import MissingDependencyError
 

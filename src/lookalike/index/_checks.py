@@ -57,7 +57,7 @@ def as_queries(queries: Any, dim: int) -> np.ndarray:
     if (norms == 0).any():
         row = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise InvalidParameterError(f"query {row} is the zero vector: it has no direction")
-    return arr / norms
+    return np.asarray(arr / norms)
 
 
 def as_ids(ids: Any, what: str = "ids", *, n: int | None = None, unique: bool = True) -> np.ndarray:
@@ -94,4 +94,4 @@ def mean_query(vectors: Any) -> np.ndarray:
     norm = float(np.linalg.norm(mean))
     if norm < 1e-6:
         raise InvalidParameterError("the query vectors cancel out: their mean is the zero vector")
-    return (mean / norm).astype(np.float32)
+    return np.asarray((mean / norm).astype(np.float32))

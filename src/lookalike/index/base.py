@@ -94,7 +94,7 @@ class VectorIndex(ABC):
         if len(stored) == 0:
             return np.zeros(ids.shape, dtype=bool)
         pos = np.minimum(np.searchsorted(stored, ids), len(stored) - 1)
-        return stored[pos] == ids
+        return np.asarray(stored[pos] == ids)
 
     def reconstruct(self, ids: Any) -> np.ndarray:
         """The stored vectors of these ids: (n, d) float32; an absent id raises."""

@@ -19,7 +19,7 @@ def id_map_view(raw: Any) -> np.ndarray:
     size = raw.id_map.size()
     if size == 0:
         return np.zeros(0, dtype=np.int64)
-    return faiss.rev_swig_ptr(raw.id_map.data(), size)
+    return np.asarray(faiss.rev_swig_ptr(raw.id_map.data(), size))
 
 
 def wraps(raw: Any, inner_type: str) -> bool:
@@ -56,7 +56,8 @@ class ExactIndex(VectorIndex):
     ) -> tuple[np.ndarray, np.ndarray]:
         faiss = import_faiss()
         params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        return self.index_.search(queries, k, params=params)
+        distances, labels = self.index_.search(queries, k, params=params)
+        return np.asarray(distances), np.asarray(labels)
 
     @classmethod
     def _recognizes(cls, raw: Any) -> bool:

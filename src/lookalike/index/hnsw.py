@@ -99,7 +99,7 @@ class HNSWIndex(VectorIndex):
 
     def _live_ids(self) -> np.ndarray:
         id_map = id_map_view(self.index_)
-        return id_map[id_map != TOMBSTONE].copy()
+        return np.asarray(id_map[id_map != TOMBSTONE].copy())
 
     def _knn(
         self, queries: np.ndarray, k: int, selector: Any, **options: int
@@ -116,9 +116,9 @@ class HNSWIndex(VectorIndex):
             keep_alive.append(selector)
         if selector is not None:
             params.sel = selector
-        result = self.index_.search(queries, k, params=params)
+        distances, labels = self.index_.search(queries, k, params=params)
         del keep_alive
-        return result
+        return np.asarray(distances), np.asarray(labels)
 
     def _sync_settings(self) -> None:
         import_faiss().downcast_index(self.index_.index).hnsw.efSearch = self.ef_search

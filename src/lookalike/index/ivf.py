@@ -79,14 +79,14 @@ class IVFIndex(VectorIndex):
         """The routing centroids: (K, d) float32."""
         self._check_fitted()
         quantizer = import_faiss().downcast_index(self.index_.quantizer)
-        return quantizer.reconstruct_n(0, self.index_.nlist)
+        return np.asarray(quantizer.reconstruct_n(0, self.index_.nlist))
 
     def assign(self, X: Any) -> np.ndarray:
         """The cluster (nearest centroid, squared L2) of each row of X (n, d): (n,) int64."""
         self._check_fitted()
         X = as_matrix(X, self.dim_, "vectors")
         _, labels = self.index_.quantizer.search(X, 1)
-        return labels[:, 0].astype(np.int64)
+        return np.asarray(labels[:, 0].astype(np.int64))
 
     def list_ids(self, cluster: int) -> np.ndarray:
         """Ids stored in one cluster's list: (size,) int64."""
@@ -131,14 +131,14 @@ class IVFIndex(VectorIndex):
                 "pass centroids from a clustering run or a smaller nlist"
             )
         if nlist == 1:  # one cluster: its centre is the mean (k-means would only warn about it)
-            return X.mean(axis=0, keepdims=True)
+            return np.asarray(X.mean(axis=0, keepdims=True))
         faiss = import_faiss()
         kmeans = faiss.Kmeans(
             X.shape[1], nlist, niter=KMEANS_ITERATIONS, seed=self.seed,
             max_points_per_centroid=KMEANS_POINTS_PER_CENTROID,
         )
         kmeans.train(X)
-        return kmeans.centroids
+        return np.asarray(kmeans.centroids)
 
     def _checked_assignments(self, assignments: Any, n: int) -> np.ndarray:
         labels = np.asarray(assignments)
@@ -176,11 +176,11 @@ class IVFIndex(VectorIndex):
             ptr = invlists.get_codes(cluster)
             raw = faiss.rev_swig_ptr(ptr, size * invlists.code_size).copy()
             invlists.release_codes(cluster, ptr)
-            return raw.view(np.float32).reshape(size, self.dim_)
+            return np.asarray(raw.view(np.float32).reshape(size, self.dim_))
         ptr = invlists.get_ids(cluster)
         out = faiss.rev_swig_ptr(ptr, size).copy()
         invlists.release_ids(cluster, ptr)
-        return out
+        return np.asarray(out)
 
     def _knn(
         self, queries: np.ndarray, k: int, selector: Any, **options: int
@@ -190,7 +190,8 @@ class IVFIndex(VectorIndex):
         params.nprobe = min(int(options.get("nprobe", self.nprobe)), self.index_.nlist)
         if selector is not None:
             params.sel = selector
-        return self.index_.search(queries, k, params=params)
+        distances, labels = self.index_.search(queries, k, params=params)
+        return np.asarray(distances), np.asarray(labels)
 
     def _sync_settings(self) -> None:
         self.index_.nprobe = min(self.nprobe, self.index_.nlist)

@@ -53,7 +53,7 @@ def _nearest(quantizer: Any, X: np.ndarray) -> np.ndarray:
     if len(X) == 0:
         return np.zeros(0, dtype=np.int64)
     _, labels = quantizer.search(X, 1)
-    return labels[:, 0].astype(np.int64)
+    return np.asarray(labels[:, 0].astype(np.int64))
 
 
 def cluster_max_distances(X: Any, centroids: Any, labels: Any = None) -> np.ndarray:
@@ -206,7 +206,7 @@ class MatchCalibrator:
         if self.method == "isotonic":
             self.x_, self.y_ = isotonic_fit(sims, same * 1.0)
         else:
-            from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+            from sklearn.linear_model import LogisticRegression
 
             model = LogisticRegression().fit(sims[:, None], same)
             self.coef_ = float(model.coef_[0, 0])
@@ -224,7 +224,7 @@ class MatchCalibrator:
             proba = np.interp(sims, self.x_, self.y_)  # constant beyond the end knots ("clip")
         else:
             proba = 1.0 / (1.0 + np.exp(-(self.coef_ * sims + self.intercept_)))
-        return np.clip(proba, 0.0, 1.0).astype(np.float32)
+        return np.asarray(np.clip(proba, 0.0, 1.0).astype(np.float32))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fitted state as named arrays (for ``np.savez``)."""

@@ -38,6 +38,6 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 def load_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
     """Read a ``.npy`` file, memory-mapped read-only by default."""
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return np.asarray(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
     except (OSError, ValueError, EOFError) as exc:
         raise LibraryFormatError(f"{path}: unreadable ({exc})") from exc

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lookalike.errors import LibraryFormatError
 
@@ -372,6 +373,6 @@ class Catalog:
     def count(self, sql: str, params: Sequence[object] = ()) -> int:
         return int(self._db.execute(sql, params).fetchone()[0])
 
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Read-only SQL for reports (status, listings)."""
         return self._db.execute(sql, params).fetchall()

@@ -74,7 +74,7 @@ class RawVectors:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return committed_rows + block.shape[0]
+        return int(committed_rows + block.shape[0])
 
     def truncate(self, generation: int, committed_rows: int) -> None:
         """Drop uncommitted trailing rows left by a killed writer."""

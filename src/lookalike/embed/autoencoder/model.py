@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.registry import BackboneEntry, BackboneSpec
+from lookalike.embed.base import BackboneEntry, BackboneSpec
 from lookalike.errors import BackboneError, InvalidParameterError, WeightsUnavailableError
 
 FAMILY = "autoencoder"
@@ -148,7 +148,7 @@ def write_encoder(path: Path, encoder_state: dict[str, Any], arch: Architecture,
 
     ``info`` (JSON-able: epochs, losses, source library) is recorded in ``__meta__`` too.
     """
-    from lookalike.embed.registry import weights_sha256
+    from lookalike.embed.base import weights_sha256
     from lookalike.store.atomic import atomic_path
 
     meta = {"format": ENCODER_FORMAT, "architecture": asdict(arch), "info": info}

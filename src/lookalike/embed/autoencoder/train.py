@@ -147,7 +147,7 @@ class AutoencoderTrainer:
         result = torch.cat(outputs).numpy()
         if encode_only:
             return result.astype(np.float32)
-        return np.clip(np.rint(result.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(np.rint(result.transpose(0, 2, 3, 1) * 255), 0, 255).astype(np.uint8))
 
     def _check_images(self, images: np.ndarray) -> None:
         size = self.config.image_size
@@ -251,7 +251,7 @@ def _train_epoch(run: _Run, data: Any, train_idx: np.ndarray, progress: Progress
             x = augment_batch(x, run.generator)
         loss = F.mse_loss(run.model(x), x)
         run.optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         run.optimizer.step()
         total, count = total + loss.item() * len(index), count + len(index)
         progress.advance(len(index))

@@ -28,7 +28,7 @@ from lookalike.store import images
 if TYPE_CHECKING:
     import numpy as np
 
-    from lookalike.evaluate.compare.run import CompareConfig
+    from lookalike.evaluate.compare.settings import CompareConfig
     from lookalike.store.library_store import LibraryStore
 
 SVM_CACHE_VERSION = 2

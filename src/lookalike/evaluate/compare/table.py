@@ -58,7 +58,7 @@ def _fmt(value: float | None) -> str:
 
 def settings_line(report: CompareReport) -> str:
     """One line naming the images and the settings every row shares."""
-    from lookalike.evaluate.compare.run import describe_subset
+    from lookalike.evaluate.compare.settings import describe_subset
 
     c = report.config
     pca = f"PCA {c.pca}" if c.pca else "PCA all components"

