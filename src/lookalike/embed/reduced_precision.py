@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.embed.registry import Backbone, BackboneSpec, weights_sha256
+from lookalike.embed.base import Backbone, BackboneSpec, weights_sha256
 from lookalike.errors import BackboneError, MissingDependencyError
 
 QUANT_FORMAT = 1

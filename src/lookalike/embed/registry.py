@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lookalike.embed.base import (
     DEFAULT_BACKBONE,
@@ -23,12 +24,16 @@ from lookalike.embed.base import (
     Backbone,
     BackboneEntry,
     BackboneSpec,
+    weights_sha256,
 )
 from lookalike.errors import (
     BackboneError,
     InvalidParameterError,
     UnknownBackboneError,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _REGISTRY: dict[str, BackboneEntry] = {}
 _FAMILIES: dict[str, Callable[[str], BackboneEntry]] = {}
@@ -123,12 +128,16 @@ def load_backbone(
             raise InvalidParameterError(f"backbone {name!r} runs at fp32 only, got precision={precision!r}")
         backbone: Backbone = target(entry.spec)
         return backbone
-    from lookalike.embed.runtime import load_exported
+    from lookalike.embed.runtime import ensure_exported, load_exported
 
     path = resolve_weights(name, weights)
-    return load_exported(
-        entry.spec, target, path, threads=threads, cache_dir=cache_dir, precision=precision, calibration=calibration
-    )
+    if precision == "fp32":
+        return load_exported(entry.spec, target, path, threads=threads, cache_dir=cache_dir)
+    from lookalike.embed.reduced_precision import load_reduced
+
+    weights_sha = weights_sha256(path)
+    onnx_path = ensure_exported(entry.spec, target, path, weights_sha, cache_dir)
+    return load_reduced(entry.spec, onnx_path, weights_sha, precision, threads=threads, calibration=calibration)
 
 
 def _lazy(module: str, function: str) -> Callable[[], Path]:

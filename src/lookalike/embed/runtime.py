@@ -62,23 +62,11 @@ def cached_model_path(spec: BackboneSpec, weights_sha: str, cache_dir: Path | No
 
 
 def load_exported(
-    spec: BackboneSpec,
-    build: Builder,
-    weights_path: Path,
-    *,
-    threads: int = 0,
-    cache_dir: Path | None = None,
-    precision: str = "fp32",
-    calibration: np.ndarray | None = None,
-) -> Backbone:
-    """The backbone built by ``build(spec, weights_path)``, exported (once) and run by ONNX Runtime
-    (fp32) or at a reduced precision (:mod:`lookalike.embed.reduced_precision`)."""
+    spec: BackboneSpec, build: Builder, weights_path: Path, *, threads: int = 0, cache_dir: Path | None = None
+) -> OnnxBackbone:
+    """The backbone built by ``build(spec, weights_path)``, exported (once) and run by ONNX Runtime."""
     weights_sha = weights_sha256(weights_path)
     onnx_path = ensure_exported(spec, build, weights_path, weights_sha, cache_dir)
-    if precision != "fp32":
-        from lookalike.embed.reduced_precision import load_reduced
-
-        return load_reduced(spec, onnx_path, weights_sha, precision, threads=threads, calibration=calibration)
     return OnnxBackbone(spec, weights_sha, make_session(onnx_path, threads))
 
 
