@@ -109,16 +109,16 @@ def measure_backbone(name: str, precisions: list[str], tolerance: float, stop_on
     runtimes = ["openvino", "onnxruntime"] if openvino_available() else ["onnxruntime"]
     reduced = [p for p in precisions if p == "int8" or (p == "bf16" and runs_natively("bf16", cpu_flags()))]
     for dataset, limit in DATASETS.items():
+        failed = [p for p in reduced if p in rows and _worst(rows[p], rows["fp32"]) > tolerance]
+        if stop_on_fail and reduced and failed == reduced:
+            break  # every reduced precision already failed: the gate's verdict is in
         pixels, labels = model_inputs(dataset, limit, spec.image_size, CROP[dataset] or spec.crop_fraction)
         print(f"{name} {dataset}: {len(pixels)} images", file=sys.stderr, flush=True)
         rows["fp32"]["scores"][dataset] = scores(embed_all(fp32, pixels), labels)
         if "images_per_second" not in rows["fp32"]:
             rows["fp32"]["images_per_second"] = speed(fp32, pixels)
-        failed = [p for p in reduced if p in rows and _worst(rows[p], rows["fp32"]) > tolerance]
-        if stop_on_fail and failed == reduced and reduced:
-            break
         for precision in reduced:
-            if stop_on_fail and precision in failed:
+            if precision in failed:
                 continue
             # scores from the first runtime (both run the same quantized graph); speed from each
             options = runtimes if precision == "int8" else ["openvino"]
