@@ -68,14 +68,15 @@ class ExtractConfig:
     Attributes
     ----------
     batch_size : images per inference call.
-    decode_workers : threads decoding images while the model runs.
+    decode_workers : threads decoding images while the model runs (0: one per core; the
+        decoders release the GIL, and on camera photos decoding, not the model, sets the pace).
     streams : inference batches run at once (each on its own runtime threads).
     threads : runtime threads per stream (0: the machine's cores divided by ``streams``).
     commit_every : images embedded between catalog commits (bounds work lost to a kill).
     """
 
     batch_size: int = 32
-    decode_workers: int = 2
+    decode_workers: int = 0
     streams: int = 2
     threads: int = 0
     commit_every: int = 256
@@ -84,9 +85,13 @@ class ExtractConfig:
         """Threads each inference stream's runtime session uses."""
         return self.threads or max(1, (os.cpu_count() or 1) // self.streams)
 
+    def decode_threads(self) -> int:
+        """Threads decoding images."""
+        return self.decode_workers or max(1, os.cpu_count() or 1)
+
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(self.decode_workers >= 1, f"decode_workers must be >= 1, got {self.decode_workers}")
+        _require(self.decode_workers >= 0, f"decode_workers must be >= 0, got {self.decode_workers}")
         _require(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
         _require(self.streams >= 1, f"streams must be >= 1, got {self.streams}")
         _require(self.commit_every >= 1, f"commit_every must be >= 1, got {self.commit_every}")

@@ -20,7 +20,8 @@
     ├── BackboneError
     │   ├── UnknownBackboneError
     │   ├── WeightsUnavailableError               weights neither local nor downloadable
-    │   └── ExportMismatchError                   exported model disagrees with PyTorch
+    │   ├── ExportMismatchError                   exported model disagrees with PyTorch
+    │   └── PrecisionError                        a precision refused by its gate or another library's
     ├── VectorIndexError                          a vector index is empty, unbuilt or unreadable
     ├── TrainingError                             too few images, incompatible checkpoint
     ├── ClusterError                              a Ray cluster unreachable, or a job that stalls
@@ -120,6 +121,10 @@ class WeightsUnavailableError(BackboneError):
 
 class ExportMismatchError(BackboneError):
     """The exported runtime model disagrees with the PyTorch model."""
+
+
+class PrecisionError(BackboneError, InvalidParameterError):
+    """A reduced precision failed its retrieval gate, or differs from the library's own."""
 
 
 class DatasetError(LookalikeError):

@@ -64,8 +64,12 @@ class Library:
         exist_ok: bool = False,
         crop_fraction: float | str | None = None,
         augment: str | None = None,
+        precision: str = "fp32",
     ) -> Library:
         """Create a library folder built with ``backbone`` (or open it if ``exist_ok``).
+
+        ``precision`` is ``fp32``, ``bf16``, ``int8`` or ``auto`` (the fastest that passed its
+        retrieval gate on this CPU; see ``lookalike.embed.precision``); it is fixed per library.
 
         ``crop_fraction`` overrides the backbone's centre crop (the share of the shorter side
         kept, in (0, 1]); 1.0 keeps the whole image, which suits tiny images such as 28 px
@@ -78,12 +82,13 @@ class Library:
         if (folder / MANIFEST_NAME).exists():
             if not exist_ok:
                 raise LibraryExistsError(f"{folder}: a library already exists here")
-            lib = cls.open(folder, backbone=backbone, weights=weights)
+            lib = cls.open(folder, backbone=backbone, weights=weights, precision=precision)
             lib.check_crop_fraction(crop_fraction)
             lib.check_augment(augment)
             return lib
         store = indexing.create_store(
-            folder, backbone=backbone, weights=weights, ingest=ingest, crop_fraction=crop_fraction, augment=augment
+            folder, backbone=backbone, weights=weights, ingest=ingest, crop_fraction=crop_fraction, augment=augment,
+            precision=precision,
         )
         return cls(store)
 
@@ -95,9 +100,13 @@ class Library:
         backbone: str | None = None,
         weights: PathLike | None = None,
         readonly: bool = False,
+        precision: str | None = None,
     ) -> Library:
-        """Open an existing library; ``backbone``, when given, must be the one it was built with."""
-        store = indexing.open_store(Path(path).expanduser(), backbone=backbone, weights=weights, readonly=readonly)
+        """Open an existing library; ``backbone`` and ``precision`` (other than ``auto``), when
+        given, must be the ones it was built with."""
+        store = indexing.open_store(
+            Path(path).expanduser(), backbone=backbone, weights=weights, readonly=readonly, precision=precision
+        )
         return cls(store)
 
     def check_crop_fraction(self, crop_fraction: float | str | None) -> None:

@@ -32,8 +32,9 @@ def index(
     crop_fraction: Annotated[str | None, typer.Option(help="Centre crop of a new library: share of the shorter side kept (default 'auto': 1.0 when the images are smaller than the model input, else the backbone's crop).")] = None,
     augment: Annotated[str | None, typer.Option(help="Test-time views averaged into each vector of a new library: none, flip (2x embedding time, flip invariant), flip-zoom (4x).")] = None,
     labels: Annotated[str, typer.Option(help="'folder': label = first-level subfolder name; 'none'.")] = "none",
+    precision: Annotated[str | None, typer.Option(help="Numeric precision of a new library: fp32, bf16, int8, or auto (the fastest that passed its retrieval gate on this CPU); default fp32. Fixed per library.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per inference batch.")] = ExtractConfig.batch_size,
-    workers: Annotated[int, typer.Option(help="Decoding threads.")] = ExtractConfig.decode_workers,
+    workers: Annotated[int, typer.Option(help="Decoding threads (0: one per core).")] = ExtractConfig.decode_workers,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = ExtractConfig.threads,
     commit_every: Annotated[int, typer.Option(help="Images embedded between commits (work a kill can lose).")] = ExtractConfig.commit_every,
     max_pixels: Annotated[int | None, typer.Option(help=f"Skip images with more pixels (decompression bombs); default {IngestConfig.max_pixels:,}.")] = None,
@@ -56,7 +57,7 @@ def index(
     )
     ingest = _ingest_overrides(max_pixels=max_pixels, include_hidden=include_hidden)
     if (library / "lookalike.toml").exists():
-        lib = Library.open(library, backbone=backbone, weights=weights)
+        lib = Library.open(library, backbone=backbone, weights=weights, precision=precision)
         lib.check_ingest(ingest)
         lib.check_crop_fraction(crop)
         lib.check_augment(augment)
@@ -69,6 +70,7 @@ def index(
             ingest=replace(IngestConfig(), **ingest),
             crop_fraction=crop,
             augment=augment,
+            precision=precision or "fp32",
         )
     with lib:
         bar = RichProgress() if progress else NoProgress()

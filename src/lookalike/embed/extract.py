@@ -199,7 +199,7 @@ def extract(
     vectors.truncate(writer.generation, writer.rows)
     progress.phase("embedding", len(pending))
     started = time.perf_counter()
-    stream = decoded(pending, decode, config.decode_workers, ahead=config.batch_size * (config.streams + 2))
+    stream = decoded(pending, decode, config.decode_threads(), ahead=config.batch_size * (config.streams + 2))
     for group, embedded in batches(stream, embed, config.batch_size, config.streams):
         writer.write(group, embedded)
         report.embedded += embedded[0].shape[0]

@@ -8,10 +8,13 @@ vector indexes afterwards belongs to the search stage (the facade calls it).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from lookalike.config import EmbedConfig, ExtractConfig, IngestConfig
 from lookalike.embed.base import Backbone
@@ -19,6 +22,7 @@ from lookalike.embed.query import checked_backbone, pending_decoder
 from lookalike.errors import BackboneMismatchError, InvalidParameterError, LibraryExistsError
 from lookalike.ingest.sync import LABEL_MODES, SyncReport, remove_paths, sync_roots
 from lookalike.progress import NoProgress, Progress
+from lookalike.store.catalog import PendingImage
 from lookalike.store.library_store import LibraryStore
 from lookalike.store.manifest import MANIFEST_NAME, EmbedRecord, Manifest, now
 
@@ -52,16 +56,18 @@ def create_store(
     ingest: IngestConfig | None = None,
     crop_fraction: float | str | None = None,
     augment: str | None = None,
+    precision: str = "fp32",
 ) -> LibraryStore:
-    """Create a new library folder built with ``backbone`` (the folder must be new or empty).
+    """Create a new library folder built with ``backbone`` at ``precision`` (the folder must be new or empty).
 
     ``augment``: test-time views averaged into every vector (``lookalike.embed.augment``);
     ``crop_fraction="auto"``: chosen from the scanned image sizes at the first :func:`add`
-    (``lookalike.embed.crop``).
+    (``lookalike.embed.crop``); ``precision="auto"`` is resolved here (``lookalike.embed.precision``).
     """
     from lookalike.embed.augment import DEFAULT_AUGMENT, check_augment
     from lookalike.embed.crop import DEFAULT_CROP
     from lookalike.embed.phash import DEFAULT_PHASH
+    from lookalike.embed.precision import resolve_precision
     from lookalike.embed.registry import load_backbone
     from lookalike.io.decode import DEFAULT_RESIZE
 
@@ -72,6 +78,7 @@ def create_store(
         raise LibraryExistsError(f"{folder}: a library already exists here")
     if folder.exists() and any(folder.iterdir()):
         raise LibraryExistsError(f"{folder}: folder exists and is not empty; choose a new path")
+    chosen = resolve_precision(backbone, precision)
     model = load_backbone(backbone, weights=weights)
     spec = model.spec
     record = EmbedRecord(
@@ -86,6 +93,7 @@ def create_store(
         resize=DEFAULT_RESIZE,
         phash=DEFAULT_PHASH,
         augment=augment or DEFAULT_AUGMENT,
+        precision=chosen,
     )
     stamp = now()
     sections = {"crop": {"mode": "auto", "backbone_crop": spec.crop_fraction}} if crop_fraction == "auto" else {}
@@ -94,10 +102,21 @@ def create_store(
 
 
 def open_store(
-    folder: Path, *, backbone: str | None = None, weights: PathLike | None = None, readonly: bool = False
+    folder: Path,
+    *,
+    backbone: str | None = None,
+    weights: PathLike | None = None,
+    readonly: bool = False,
+    precision: str | None = None,
 ) -> LibraryStore:
-    """Open an existing library; ``backbone``, when given, must be the one it was built with."""
+    """Open an existing library; ``backbone`` and ``precision`` (other than ``auto``), when
+    given, must be the ones it was built with."""
     store = LibraryStore.open(folder, readonly=readonly, weights=str(weights) if weights else None)
+    try:
+        check_precision_matches(folder, store.manifest.embed.precision, precision)
+    except InvalidParameterError:
+        store.close()
+        raise
     built = store.manifest.embed.backbone
     if backbone is not None and backbone != built:
         store.close()
@@ -123,6 +142,21 @@ def open_or_create_store(
         store.close()
         raise
     return store
+
+
+def check_precision_matches(folder: Path, built: str, requested: str | None) -> None:
+    """Refuse a requested precision other than the library's (None and ``auto`` accept any)."""
+    if requested in (None, "auto", built):
+        return
+    from lookalike.embed.precision import CHOICES
+    from lookalike.errors import PrecisionError
+
+    if requested not in CHOICES:
+        raise InvalidParameterError(f"precision must be one of {', '.join(CHOICES)}, got {requested!r}")
+    raise PrecisionError(
+        f"{folder} was built at precision {built}, not {requested}; its vectors would not compare with "
+        f"new ones: reopen it with --precision {built} (or auto), or use another --library path"
+    )
 
 
 def check_crop_fraction_value(crop_fraction: float | str | None) -> None:
@@ -207,7 +241,7 @@ def add(
     with ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
         loading = pool.submit(_prepare_embedding, store, config.runtime_threads())  # during the scan
         sync = sync_roots(store.catalog, roots, store.manifest.ingest, progress.advance)
-        backbone = loading.result()
+        backbone = loading.result()  # None: an int8 library calibrates on its first images
     resolve_auto_crop(store)
     return _embed_pending(store, sync, backbone, config, progress, ray)
 
@@ -235,18 +269,24 @@ def _roots(store: LibraryStore, paths: list[PathLike] | None, labels: str) -> li
     return roots
 
 
-def _prepare_embedding(store: LibraryStore, threads: int) -> Backbone:
+def _prepare_embedding(store: LibraryStore, threads: int) -> Backbone | None:
     """The loaded backbone, with OpenCV (imported lazily by decoding) imported too: run
     while the scan reads files, so embedding starts without a pause."""
     import cv2  # noqa: F401
 
+    embed = store.manifest.embed
+    if embed.precision == "int8" and embed.calibration_sha256 is None:
+        return None
     return checked_backbone(store, threads=threads)
 
 
 def _embed_pending(
-    store: LibraryStore, sync: SyncReport, backbone: Backbone, config: ExtractConfig, progress: Progress,
+    store: LibraryStore, sync: SyncReport, backbone: Backbone | None, config: ExtractConfig, progress: Progress,
     ray: str | RayConfig | None,
 ) -> IndexReport:
+    decode = pending_decoder(store.manifest)
+    if backbone is None:
+        backbone = _calibrate(store, decode, config.runtime_threads())
     if ray is not None:
         from lookalike.embed.distributed import RayConfig, extract_on_ray
 
@@ -255,8 +295,21 @@ def _embed_pending(
     else:
         from lookalike.embed.extract import extract
 
-        decode = pending_decoder(store.manifest)
         report = extract(store.catalog, store.vectors, decode, backbone.embed_with_classes, config, progress)
     store.compact()
     store.touch_manifest()
     return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds, dict(report.by_worker))
+
+
+def _calibrate(store: LibraryStore, decode: Callable[[PendingImage], tuple[np.ndarray, int]], threads: int) -> Backbone:
+    """Store the first pending images as this int8 library's calibration; its backbone."""
+    from dataclasses import replace
+
+    from lookalike.embed.calibration import draw_calibration, save_calibration
+
+    embed = store.manifest.embed
+    images = draw_calibration(store.catalog.pending_images(), decode, embed.image_size)
+    fingerprint = save_calibration(store.folder, images)
+    store.manifest = replace(store.manifest, embed=replace(embed, calibration_sha256=fingerprint))
+    store.touch_manifest()
+    return checked_backbone(store, threads=threads)

@@ -66,7 +66,15 @@ def checked_backbone(store: LibraryStore, threads: int = 0) -> Backbone:
         from lookalike.embed.registry import load_backbone
 
         embed = store.manifest.embed
-        model = load_backbone(embed.backbone, weights=store.weights or embed.weights_path, threads=threads)
+        calibration = None
+        if embed.precision == "int8":
+            from lookalike.embed.calibration import load_calibration
+
+            calibration = load_calibration(store.folder, embed.calibration_sha256)
+        model = load_backbone(
+            embed.backbone, weights=store.weights or embed.weights_path, threads=threads,
+            precision=embed.precision, calibration=calibration,
+        )  # fmt: skip
         if model.weights_sha256 != embed.weights_sha256:
             raise BackboneMismatchError(
                 f"{store.folder} was built with {embed.backbone} weights sha256 "

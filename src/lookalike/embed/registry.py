@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lookalike.embed.base import (
     DEFAULT_BACKBONE,
@@ -23,12 +24,16 @@ from lookalike.embed.base import (
     Backbone,
     BackboneEntry,
     BackboneSpec,
+    weights_sha256,
 )
 from lookalike.errors import (
     BackboneError,
     InvalidParameterError,
     UnknownBackboneError,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _REGISTRY: dict[str, BackboneEntry] = {}
 _FAMILIES: dict[str, Callable[[str], BackboneEntry]] = {}
@@ -97,6 +102,8 @@ def load_backbone(
     weights: str | Path | None = None,
     threads: int = 0,
     cache_dir: Path | None = None,
+    precision: str = "fp32",
+    calibration: np.ndarray | None = None,
 ) -> Backbone:
     """Build backbone ``name`` ready to embed.
 
@@ -107,6 +114,9 @@ def load_backbone(
     threads : ONNX Runtime intra-op threads; 0 lets the runtime decide.
     cache_dir : where exported ONNX models are cached (default ``$LOOKALIKE_CACHE`` or
         ``~/.cache/lookalike``; models go to its ``onnx/`` subfolder).
+    precision : ``fp32``, ``bf16`` or ``int8`` (see :mod:`lookalike.embed.precision`; this does
+        not check the gate: :class:`~lookalike.library.Library` does when a library is created).
+    calibration : uint8 images ``(n, S, S, 3)`` that calibrate int8 quantization.
     """
     import importlib
 
@@ -124,12 +134,20 @@ def load_backbone(
     if entry.kind == "native":
         if weights is not None:
             raise InvalidParameterError(f"backbone {name!r} takes no weights file, got weights={weights!r}")
+        if precision != "fp32":
+            raise InvalidParameterError(f"backbone {name!r} runs at fp32 only, got precision={precision!r}")
         backbone: Backbone = target(entry.spec)
         return backbone
-    from lookalike.embed.runtime import load_exported
+    from lookalike.embed.runtime import ensure_exported, load_exported
 
     path = resolve_weights(name, weights)
-    return load_exported(entry.spec, target, path, threads=threads, cache_dir=cache_dir)
+    if precision == "fp32":
+        return load_exported(entry.spec, target, path, threads=threads, cache_dir=cache_dir)
+    from lookalike.embed.reduced_precision import load_reduced
+
+    weights_sha = weights_sha256(path)
+    onnx_path = ensure_exported(entry.spec, target, path, weights_sha, cache_dir)
+    return load_reduced(entry.spec, onnx_path, weights_sha, precision, threads=threads, calibration=calibration)
 
 
 def _lazy(module: str, function: str) -> Callable[[], Path]:

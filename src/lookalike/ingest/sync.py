@@ -10,10 +10,12 @@ not finish scanning.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,27 +74,36 @@ def _scan_root(
     report: SyncReport,
     on_file: ProgressHook | None,
 ) -> None:
-    """Walk one root, writing file rows in batches; ``known`` keeps the paths not seen."""
-    batch: list[tuple[FoundFile, FileRow | None, Inspection]] = []
-    for found in walk([root], follow_symlinks=config.follow_symlinks, include_hidden=config.include_hidden):
-        old = known.pop(encode_path(found.path), None)
-        unchanged = (
-            old is not None
-            and old.image_id is not None
-            and found.problem is None
-            and (old.size, old.mtime_ns) == (found.size, found.mtime_ns)
-        )
-        if unchanged:
-            report.unchanged_files += 1
-        else:
-            inspection = inspect_file(found, max_pixels=config.max_pixels)
-            batch.append((found, old, inspection))
-        if len(batch) >= COMMIT_EVERY:
-            _write_batch(catalog, root, root_id, labels, batch, report)
-            batch = []
-        if on_file is not None:
-            on_file(1)
-    _write_batch(catalog, root, root_id, labels, batch, report)
+    """Walk one root, writing file rows in batches; ``known`` keeps the paths not seen.
+
+    New and changed files are read, hashed and their headers parsed by one thread per core
+    (hashing and reading release the GIL), so the scan of large photos keeps every core busy.
+    """
+    todo: list[tuple[FoundFile, FileRow | None]] = []
+
+    def flush() -> None:
+        inspections = pool.map(lambda item: inspect_file(item[0], max_pixels=config.max_pixels), todo)
+        _write_batch(catalog, root, root_id, labels, [(f, o, i) for (f, o), i in zip(todo, inspections)], report)
+        todo.clear()
+
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="inspect") as pool:
+        for found in walk([root], follow_symlinks=config.follow_symlinks, include_hidden=config.include_hidden):
+            old = known.pop(encode_path(found.path), None)
+            unchanged = (
+                old is not None
+                and old.image_id is not None
+                and found.problem is None
+                and (old.size, old.mtime_ns) == (found.size, found.mtime_ns)
+            )
+            if unchanged:
+                report.unchanged_files += 1
+            else:
+                todo.append((found, old))
+            if len(todo) >= COMMIT_EVERY:
+                flush()
+            if on_file is not None:
+                on_file(1)
+        flush()
 
 
 def _write_batch(

@@ -18,6 +18,7 @@
     resize = "opencv-area-linear"
     phash = "opencv-area"
     augment = "flip"
+    precision = "fp32"
 
     [ingest]
     max_pixels = 100000000
@@ -64,6 +65,12 @@ class EmbedRecord:
     augment: str = "none"
     """Test-time views averaged into each vector (``lookalike.embed.augment.AUGMENTS``); libraries
     written before this field existed used the image alone."""
+    precision: str = "fp32"
+    """Numeric precision of the backbone (``lookalike.embed.precision.PRECISIONS``); libraries
+    written before this field existed ran at fp32."""
+    calibration_sha256: str | None = None
+    """int8 only: fingerprint of the calibration images in ``calibration.npy`` (set when the
+    first images are indexed)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,212 @@
+"""Run an exported backbone at a reduced precision: int8 (static QDQ quantization) or bf16.
+
+int8: ONNX Runtime's static quantization writes a QDQ model from the fp32 export and a
+calibration batch (uint8 images ``(n, S, S, 3)``, e.g. the first images of the library being
+indexed). The preprocessing at the graph's start and the pooled embedding and logits at its end
+stay in float, so vectors keep their resolution. Quantized models are cached beside the fp32
+export as ``<export stem>-int8-<calibration sha[:12]>.onnx``, keyed by the weights (through the
+export's name) and the calibration fingerprint, with a sidecar recording the model's SHA-256,
+written atomically under a lock like the exports.
+
+bf16: OpenVINO compiles the fp32 export with the inference precision hint ``bf16``.
+
+Which runtime runs a precision is data (the gate table's ``runtime``): OpenVINO when it is
+installed and the table says it is faster, else ONNX Runtime (int8 only). OpenVINO and the
+quantization tools are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.embed.base import Backbone, BackboneSpec, weights_sha256
+from lookalike.errors import BackboneError, MissingDependencyError
+
+QUANT_FORMAT = 1
+"""Bump when the quantization recipe changes, so old cached int8 models are not reused."""
+CALIBRATION_BATCH = 8
+
+
+def calibration_fingerprint(images: np.ndarray) -> str:
+    """Hex SHA-256 of a calibration batch's shape and pixels (and the recipe version)."""
+    digest = hashlib.sha256(f"q{QUANT_FORMAT}:{images.shape}".encode())
+    digest.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def quantized_path(onnx_path: Path, fingerprint: str) -> Path:
+    """Where the int8 model of ``onnx_path`` calibrated on ``fingerprint`` is cached."""
+    return onnx_path.with_name(f"{onnx_path.stem}-int8-{fingerprint[:12]}.onnx")
+
+
+def ensure_quantized(onnx_path: Path, calibration: np.ndarray) -> Path:
+    """Path of a valid cached int8 model of ``onnx_path``, quantizing first when needed."""
+    from lookalike.embed.runtime import _exclusive, _write_atomic
+
+    fingerprint = calibration_fingerprint(calibration)
+    target = quantized_path(onnx_path, fingerprint)
+    sidecar = target.with_suffix(".json")
+    with _exclusive(target.with_suffix(".lock")):
+        if _valid(target, sidecar, fingerprint):
+            return target
+        handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".onnx.tmp")
+        os.close(handle)
+        tmp = Path(tmp_name)
+        try:
+            quantize_int8(onnx_path, tmp, calibration)
+            record = {"calibration_sha256": fingerprint, "format": QUANT_FORMAT, "source": onnx_path.name,
+                      "images": int(len(calibration)), "onnx_sha256": weights_sha256(tmp)}  # fmt: skip
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write_atomic(sidecar, json.dumps(record, indent=2))
+    return target
+
+
+def _valid(target: Path, sidecar: Path, fingerprint: str) -> bool:
+    try:
+        record = json.loads(sidecar.read_text("utf-8"))
+        return record.get("calibration_sha256") == fingerprint and record.get("onnx_sha256") == weights_sha256(target)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def quantize_int8(onnx_path: Path, target: Path, calibration: np.ndarray) -> None:
+    """Static QDQ quantization of ``onnx_path`` into ``target`` (uint8 activations, int8
+    per-channel weights), calibrated on ``calibration`` ``(n, S, S, 3)`` uint8 by min-max."""
+    try:
+        import onnx
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:
+        raise MissingDependencyError("onnxruntime", "int8 quantization") from exc
+    if len(calibration) == 0:
+        raise BackboneError(f"{onnx_path.name}: int8 quantization needs at least one calibration image")
+
+    class Batches(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            step = CALIBRATION_BATCH
+            self._batches = iter([{"images": calibration[i : i + step]} for i in range(0, len(calibration), step)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    prepared = target.with_name(target.name + ".pre.onnx")
+    try:
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=False)
+        model = onnx.load(str(prepared), load_external_data=False)
+        quantize_static(
+            str(prepared), str(target), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+            nodes_to_exclude=float_nodes(model), op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        )  # fmt: skip
+    except MissingDependencyError:
+        raise
+    except Exception as exc:  # the quantizer raises many types on graphs it cannot handle
+        raise BackboneError(f"int8 quantization of {onnx_path.name} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def float_nodes(model: Any) -> list[str]:
+    """Names of the nodes that stay float: the one making ``embedding`` and everything after it."""
+    producers = {output: node for node in model.graph.node for output in node.output}
+    keep: set[str] = set()
+    frontier = {"embedding"}
+    while frontier:
+        name = frontier.pop()
+        for node in model.graph.node:
+            if (name in node.output or name in node.input) and node.name not in keep:
+                if name in node.input or producers.get(name) is node:
+                    keep.add(node.name)
+                    frontier.update(o for o in node.output if name in node.input)
+    return sorted(keep)
+
+
+def openvino_available() -> bool:
+    """Whether the ``openvino`` package can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+class OpenVinoBackbone(Backbone):
+    """A backbone compiled by OpenVINO for the CPU, at the given inference precision.
+
+    One infer request per calling thread, so several inference streams may call :meth:`embed`
+    at once.
+    """
+
+    def __init__(self, spec: BackboneSpec, weights_sha: str, model_path: Path, precision: str, threads: int) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise MissingDependencyError("openvino", f"running {spec.name} at {precision}",
+                                         "pip install 'lookalike[openvino]'") from exc  # fmt: skip
+        self.spec = spec
+        self.weights_sha256 = weights_sha
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
+                                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}  # fmt: skip
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._compiled = ov.Core().compile_model(str(model_path), "CPU", config)
+        except Exception as exc:  # openvino raises RuntimeError subclasses of its own
+            raise BackboneError(f"{model_path}: OpenVINO cannot compile the model ({exc})") from exc
+        self._outputs = {o.get_any_name(): o for o in self._compiled.outputs}
+        self._local = threading.local()
+
+    def _request(self) -> Any:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        return request
+
+    def _run(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        result = self._request().infer({"images": batch})
+        return [np.array(result[self._outputs[name]], dtype=np.float32) for name in names]
+
+    def _embed(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(["embedding"], batch)[0]
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        if not self.spec.has_classifier:
+            return super()._logits(batch)
+        return self._run(["logits"], batch)[0]
+
+    def _embed_and_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embedding, logits = self._run(["embedding", "logits"], batch)
+        return embedding, logits
+
+
+def load_reduced(
+    spec: BackboneSpec, onnx_path: Path, weights_sha: str, precision: str, *, threads: int,
+    calibration: np.ndarray | None, runtime: str | None = None,
+) -> Backbone:  # fmt: skip
+    """The exported backbone at ``precision`` (``bf16`` or ``int8``) run by ``runtime`` (default:
+    the gate table's choice for this backbone and precision)."""
+    from lookalike.embed.precision import PRECISIONS, gate_results
+    from lookalike.embed.runtime import OnnxBackbone, make_session
+
+    if precision not in PRECISIONS:
+        raise BackboneError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if runtime is None:
+        row = gate_results(spec.name).get(precision)
+        runtime = row.runtime if row else "openvino"
+
+    model_path = onnx_path
+    if precision == "int8":
+        if calibration is None:
+            raise BackboneError(f"{spec.name} at int8 needs a calibration batch of images")
+        model_path = ensure_quantized(onnx_path, calibration)
+    if precision == "bf16" or (runtime == "openvino" and openvino_available()):
+        return OpenVinoBackbone(spec, weights_sha, model_path, precision, threads)
+    return OnnxBackbone(spec, weights_sha, make_session(model_path, threads))
