@@ -74,7 +74,7 @@ def ensure_quantized(onnx_path: Path, calibration: np.ndarray) -> Path:
 def _valid(target: Path, sidecar: Path, fingerprint: str) -> bool:
     try:
         record = json.loads(sidecar.read_text("utf-8"))
-        return record.get("calibration_sha256") == fingerprint and record.get("onnx_sha256") == weights_sha256(target)
+        return bool(record.get("calibration_sha256") == fingerprint and record.get("onnx_sha256") == weights_sha256(target))
     except (OSError, ValueError, AttributeError):
         return False
 
