@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,25 +78,32 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         nearest = Path(lib.search(query, 1).hits[0].path)
         expected = f"{nearest.parent.name}/{nearest.name}"
         folder = lib.folder
-    port = free_port()
-    log = (tmp / "app.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from lookalike.cli.main import main; main()", "app", "--library", str(folder),
-         "--port", str(port), "--host", "127.0.0.1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, START_TIMEOUT)
+    with running_app(folder, tmp / "app.log") as url:
         yield url, query, expected
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+
+
+@contextmanager
+def running_app(folder: Path, log_path: Path) -> Iterator[str]:
+    """``lookalike app`` on ``folder`` in its own process group; yields its URL once healthy, and
+    stops the whole group afterwards (SIGTERM, then SIGKILL after 20 s)."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from lookalike.cli.main import main; main()", "app", "--library", str(folder),
+             "--port", str(port), "--host", "127.0.0.1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
-        log.close()
+            wait_healthy(url, process, START_TIMEOUT)
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=20)
 
 
 @pytest.fixture

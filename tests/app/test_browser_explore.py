@@ -5,10 +5,6 @@ box or a browser console error; screenshots of every page go to the test's tmp_p
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +16,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from lookalike import Library
 from lookalike.app.actions_panel import ACTIONS as ACTION_FIELDS
 from lookalike.config import ClusterConfig
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT, free_port, wait_healthy
+from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.searchlib import build
 
 UI_TIMEOUT_MS = 120_000  # generous: the browser tests share a loaded machine
@@ -39,25 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     with build(tmp, per_class=PER_CLASS) as lib:
         lib.cluster(ClusterConfig(n_clusters=3))
         folder = lib.folder
-    port = free_port()
-    log = (tmp / "app.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from lookalike.cli.main import main; main()", "app", "--library", str(folder),
-         "--port", str(port), "--host", "127.0.0.1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, START_TIMEOUT)
+    with running_app(folder, tmp / "app.log") as url:
         yield url, folder
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture
