@@ -17,7 +17,6 @@ with K = 10) and times, from the browser:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -29,6 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from json_out import emit
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -140,11 +141,7 @@ def main() -> None:
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from json_out import emit
 
 
 def write_input(path: Path, lib, vectors: np.ndarray) -> None:
@@ -84,11 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     args = parser.parse_args()
     result = {"python": sys.version.split()[0], "machine": platform.machine(), **run(args.n, args.seed)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

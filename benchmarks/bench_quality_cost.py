@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_out import emit
+
 VARIANTS = {
     "plain": {"backbone": "efficientnet-lite0"},
     "flip": {"backbone": "efficientnet-lite0", "augment": "flip"},
@@ -79,11 +81,7 @@ def main() -> None:
         entry["cpu_vs_plain"] = round(entry["cpu_ms_per_image"] / base["cpu_ms_per_image"], 2)
     report = {"images": args.images, "variants": results,
               "target": "default indexing time <= 2x plain", "max_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out, indent=1)
 
 
 if __name__ == "__main__":
