@@ -79,3 +79,12 @@ def pytest_unconfigure(config):
     for root in _PRIVATE_CACHE:
         shutil.rmtree(root, ignore_errors=True)  # symlinks are removed, never followed
     _PRIVATE_CACHE.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (``item.report_call.failed``: fixtures can see
+    whether their test failed, e.g. to save what a browser showed)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)

@@ -19,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from lookalike.classify.train import train
 from lookalike.config import ClusterConfig
+from tests.app.app_runs import settle, watch
 from tests.searchlib import build, class_image
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -113,6 +114,7 @@ def page(served: tuple[str, Path, str]) -> Iterator[object]:
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1100})
             tab.set_default_timeout(UI_TIMEOUT_MS)
+            watch(tab)
             tab.goto(served[0], wait_until="domcontentloaded")
             yield tab
         finally:
@@ -142,8 +144,10 @@ FIRST_POINT_JS = """() => {
 
 def open_page(page: object, name: str) -> None:
     page.get_by_text("Upload an image or pick one from the library").wait_for()
+    settle(page, UI_TIMEOUT_MS / 1000)
     page.locator("[data-testid=stSidebar]").get_by_text(name, exact=True).click()
     page.get_by_role("heading", name=name).wait_for()
+    settle(page, UI_TIMEOUT_MS / 1000)
 
 
 def test_cluster_analysis_scatter_renders(page: object, tmp_path: Path) -> None:

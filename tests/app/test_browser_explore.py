@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Page, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import Locator, Page, sync_playwright
 
 from lookalike import Library
 from lookalike.app.actions_panel import ACTIONS as ACTION_FIELDS
 from lookalike.config import ClusterConfig
+from tests.app.app_runs import settle, watch
 from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.searchlib import build
 
@@ -40,26 +40,56 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 @pytest.fixture
-def page(served: tuple[str, Path]) -> Iterator[Page]:
-    """A browser tab; after the test, no console error and no Streamlit exception box may be left."""
+def page(served: tuple[str, Path], request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Page]:
+    """A browser tab; after the test, no console error and no Streamlit exception box may be left.
+    When the test fails, what the page showed goes to the log (its text) and to tmp_path (a screenshot)."""
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1100})
             tab.set_default_timeout(UI_TIMEOUT_MS)
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            watch(tab)
+            tab.on(
+                "console", lambda m: errors.append(f"{m.text} ({m.location.get('url')})") if m.type == "error" else None
+            )
             tab.on("pageerror", lambda e: errors.append(str(e)))
             yield tab
+            call = getattr(request.node, "report_call", None)
+            if call is not None and call.failed:
+                tab.screenshot(path=str(tmp_path / "failed.png"))
+                print(f"--- the page at failure ({tab.url}) ---\n{tab.locator('body').inner_text()[:4000]}")
             assert tab.locator("[data-testid=stException]").count() == 0, "a Streamlit exception box is shown"
-            assert errors == [], errors
+            assert [e for e in errors if not superseded_media(e)] == [], errors
         finally:
             browser.close()
 
 
+def superseded_media(error: str) -> bool:
+    """A 404 for one of Streamlit's media files: a rerun replaced the image while the tab was still
+    fetching the old one (Streamlit drops a run's media when the next run replaces them)."""
+    return "status of 404" in error and "/media/" in error
+
+
 def open_url(page: Page, served: tuple[str, Path], slug: str, heading: str) -> None:
+    """Open a page by its URL and wait until it has finished loading (as a user would, before clicking)."""
     page.goto(f"{served[0]}/?page={slug}", wait_until="domcontentloaded")
     page.get_by_role("heading", name=heading).wait_for()
+    settled(page)
+
+
+def settled(page: Page) -> None:
+    settle(page, UI_TIMEOUT_MS / 1000)
+
+
+def choose(page: Page, combobox: Locator, option: Locator) -> None:
+    """Pick ``option`` in a select box. Scrolled into view first: the dropdown closes on any scroll,
+    including the one a click makes to reach a box below the fold."""
+    combobox.scroll_into_view_if_needed()
+    settled(page)
+    combobox.click()
+    option.click()
+    settled(page)
 
 
 def shoot(page: Page, path: Path) -> None:
@@ -126,23 +156,18 @@ def act(page: Page, panel: str, action: str, target: str) -> None:
     """In the "Act on these files" panel whose title contains ``panel``: pick ``action``, type
     ``target``, turn the dry run off and run; wait for the result."""
     box = page.locator("[data-testid=stExpander]").filter(has_text=panel)
-    page.locator("[data-testid=stMain] [data-testid=stImage] img").first.wait_for()  # the grid above has settled
+    settled(page)
     box.locator("summary").evaluate("e => e.click()")  # a DOM click: no overlay can intercept it
     box.get_by_role("button", name="Run").wait_for()
     if action != "Export a CSV of paths":
-        for attempt in range(3):  # a rerun can close the dropdown under the click: open it again
-            box.get_by_role("combobox").click()
-            try:
-                page.get_by_role("option", name=action).click(timeout=15_000)
-                break
-            except PlaywrightTimeout:
-                if attempt == 2:
-                    raise
+        choose(page, box.get_by_role("combobox"), page.get_by_role("option", name=action))
         box.get_by_text(ACTION_FIELDS[action]).wait_for()
     field = box.locator("[data-testid=stTextInputField]")
     field.fill(target)
     field.press("Enter")
+    settled(page)
     box.get_by_text("Dry run (show what would happen").click()
+    settled(page)
     box.get_by_role("button", name="Run").click()
     box.locator("[data-testid=stAlertContentSuccess]").wait_for()
 
@@ -210,7 +235,9 @@ def test_cluster_pages_through_all_members_and_outliers(served: tuple[str, Path]
         shoot(page, tmp_path / f"cluster-page-{number}.png")
         if number < pages:
             page.get_by_role("button", name="Next ▶").last.click()
+            settled(page)
     page.get_by_role("button", name="Outliers first").click()
+    settled(page)
     page.get_by_text(f"page 1 of {pages}").wait_for()
     wait_for_grid(page, names[::-1][:24])  # the farthest member first
     shoot(page, tmp_path / "cluster-outliers.png")
@@ -222,7 +249,8 @@ def test_similar_from_a_grid_runs_that_search(served: tuple[str, Path], page: Pa
     files = first_files(served[1])
     page.get_by_text(f"{short(files[first])} · ").first.wait_for()
     page.get_by_role("button", name="Similar").first.click()
-    page.get_by_role("heading", name="Search").wait_for()
+    page.get_by_role("heading", name="Search", exact=True).wait_for()
+    settled(page)
     page.get_by_text(f"8 results for {short(files[first])}").wait_for()
     with Library.open(served[1], readonly=True) as lib:
         hits = lib.search(first, 8).hits
@@ -240,8 +268,11 @@ def test_quarantine_a_cluster_then_undo_restores_the_bytes(
     cluster = members(folder, 2)
     before = {files[i]: Path(files[i]).read_bytes() for i, _ in cluster}
     open_url(page, served, "clusters", "Cluster Analysis")
-    page.get_by_role("combobox", name="Cluster", exact=True).click()
-    page.get_by_role("option").filter(has_text="2: ").click()
+    choose(
+        page,
+        page.get_by_role("combobox", name="Cluster", exact=True),
+        page.get_by_role("option").filter(has_text="2: "),
+    )
     page.get_by_text(f"Cluster 2: {len(cluster)} images").wait_for()
     jail = tmp_path / "quarantine"
     act(page, f"Act on these {len(cluster)} files (cluster 2", "Move into a quarantine folder (undo on the Actions page)",
@@ -250,7 +281,8 @@ def test_quarantine_a_cluster_then_undo_restores_the_bytes(
     assert sorted(p.name for p in jail.rglob("*.png")) == sorted(Path(p).name for p in before)
     shoot(page, tmp_path / "quarantined.png")
     page.locator("[data-testid=stSidebar]").get_by_text("Actions", exact=True).click()
-    page.get_by_role("heading", name="Actions").wait_for()
+    page.get_by_role("heading", name="Actions", exact=True).wait_for()
+    settled(page)
     assert "page=actions" in page.url
     page.get_by_role("button", name="Undo").first.click()
     page.get_by_text("Undid action").wait_for()
