@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from playwright.sync_api import Page, WebSocket
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -29,6 +29,7 @@ class AppRuns:
     running: bool = False
     pending: bool = False  # a rerun asked for by the tab and not yet started
     last_event: float = 0.0
+    fragments: list[str] = field(default_factory=list)  # per rerun asked for: the fragment's id, "" for the whole app
 
     def attach(self, page: Page) -> AppRuns:
         page.on("websocket", self._watch)
@@ -52,7 +53,9 @@ class AppRuns:
     def _sent(self, payload: bytes | str) -> None:
         if isinstance(payload, str):
             return
-        if BackMsg.FromString(payload).WhichOneof("type") == "rerun_script":
+        message = BackMsg.FromString(payload)
+        if message.WhichOneof("type") == "rerun_script":
+            self.fragments.append(message.rerun_script.fragment_id)
             self.pending = True
             self.last_event = time.monotonic()
 
@@ -77,6 +80,11 @@ _WATCHED: weakref.WeakKeyDictionary[Page, AppRuns] = weakref.WeakKeyDictionary()
 def watch(page: Page) -> None:
     """Follow the app's runs in ``page`` (call before the first ``goto``)."""
     _WATCHED[page] = AppRuns().attach(page)
+
+
+def rerun_scopes(page: Page) -> list[str]:
+    """For every rerun the tab asked for so far: the id of the fragment it reran, "" for the whole app."""
+    return list(_WATCHED[page].fragments)
 
 
 def settle(page: Page, timeout_s: float) -> None:

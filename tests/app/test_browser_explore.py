@@ -15,7 +15,7 @@ from playwright.sync_api import Locator, Page, sync_playwright
 from lookalike import Library
 from lookalike.app.actions_panel import ACTIONS as ACTION_FIELDS
 from lookalike.config import ClusterConfig
-from tests.app.app_runs import settle, watch
+from tests.app.app_runs import rerun_scopes, settle, watch
 from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.searchlib import build
 
@@ -236,6 +236,7 @@ def test_cluster_pages_through_all_members_and_outliers(served: tuple[str, Path]
         if number < pages:
             page.get_by_role("button", name="Next ▶").last.click()
             settled(page)
+            assert rerun_scopes(page)[-1] != "", "turning a page reran the whole page (the map too)"
     page.get_by_role("button", name="Outliers first").click()
     settled(page)
     page.get_by_text(f"page 1 of {pages}").wait_for()

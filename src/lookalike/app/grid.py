@@ -1,7 +1,9 @@
 """The one thumbnail grid of the app: a selection, a cluster, a search result or a duplicate group.
 
 Paged and sortable; each thumbnail shows path, label, cluster and distance to the cluster centre,
-and has a "Similar" button that opens the Search page on that library image.
+and has a "Similar" button that opens the Search page on that library image. The grid is a Streamlit
+fragment: turning a page or sorting reruns the grid alone, not the page around it (on a 60k-image
+library, not the map).
 """
 
 from __future__ import annotations
@@ -28,13 +30,23 @@ SORT_LABELS = {
 """Columns a grid can be sorted by, with their names on screen."""
 SIMILAR_SOURCE = "More like a library image"
 """The Search page's query source that "Similar" selects."""
+_SIMILAR_ASKED = "similar_asked"
 
 
-def open_similar(image_id: int) -> None:
-    """Button callback: show the Search page with the images nearest to library image ``image_id``."""
-    st.session_state["page"] = "Search"
-    st.session_state["search_source"] = SIMILAR_SOURCE
-    st.session_state["search_similar"] = int(image_id)
+def _ask_similar(image_id: int) -> None:
+    """"Similar" was pressed: rerun the whole app, which opens the Search page (see :func:`open_similar`)."""
+    st.session_state[_SIMILAR_ASKED] = int(image_id)
+    st.rerun(scope="app")
+
+
+def open_similar() -> None:
+    """When "Similar" was pressed, switch to the Search page on that library image. Called before the
+    page picker is drawn (a widget's value can only be set before it is drawn in a run)."""
+    image_id = st.session_state.pop(_SIMILAR_ASKED, None)
+    if image_id is not None:
+        st.session_state["page"] = "Search"
+        st.session_state["search_source"] = SIMILAR_SOURCE
+        st.session_state["search_similar"] = int(image_id)
 
 
 def _turn(key: str, step: int, pages: int) -> None:
@@ -91,19 +103,33 @@ def grid(lib: Library, table: pd.DataFrame, key: str, *, sort: str | None = None
     if table.empty:
         st.caption("No images.")
         return
-    ordered = _ordered(table, key, sort, descending)
-    page, pages = _page(len(ordered), key)
-    start = (page - 1) * PAGE_SIZE
-    chunk = ordered.iloc[start : start + PAGE_SIZE]
-    st.caption(f"Images {start + 1:,}–{start + len(chunk):,} of {len(ordered):,} · page {page:,} of {pages:,}")
-    rows = list(chunk.itertuples(index=False))
-    for first in range(0, len(rows), COLUMNS):
-        for offset, (column, row) in enumerate(zip(st.columns(COLUMNS), rows[first : first + COLUMNS])):
-            with column:
-                data = thumbnail_of(lib, int(row.image_id), str(row.path))
-                if data is None:
-                    st.caption(f"(cannot show {short_name(str(row.path))})")
-                else:
-                    st.image(data, caption=caption(row), width="stretch")
-                st.button("Similar", key=f"{key}_similar_{start + first + offset}", on_click=open_similar,
-                          args=(int(row.image_id),), help="Search the library for images like this one")  # fmt: skip
+    _paged_grid(str(lib.folder), table, key, sort, descending)
+
+
+@st.fragment
+def _paged_grid(folder: str, table: pd.DataFrame, key: str, sort: str | None, descending: bool) -> None:
+    """The grid's widgets and one page of thumbnails; reruns alone when they change. It opens the
+    library itself: the page's :class:`Library` is closed when a fragment reruns."""
+    from lookalike.library import Library
+
+    with Library.open(folder, readonly=True) as lib:
+        ordered = _ordered(table, key, sort, descending)
+        page, pages = _page(len(ordered), key)
+        start = (page - 1) * PAGE_SIZE
+        chunk = ordered.iloc[start : start + PAGE_SIZE]
+        st.caption(f"Images {start + 1:,}–{start + len(chunk):,} of {len(ordered):,} · page {page:,} of {pages:,}")
+        rows = list(chunk.itertuples(index=False))
+        for first in range(0, len(rows), COLUMNS):
+            for offset, (column, row) in enumerate(zip(st.columns(COLUMNS), rows[first : first + COLUMNS])):
+                with column:
+                    _thumbnail(lib, row, f"{key}_similar_{start + first + offset}")
+
+
+def _thumbnail(lib: Library, row: Any, button_key: str) -> None:
+    data = thumbnail_of(lib, int(row.image_id), str(row.path))
+    if data is None:
+        st.caption(f"(cannot show {short_name(str(row.path))})")
+    else:
+        st.image(data, caption=caption(row), width="stretch")
+    if st.button("Similar", key=button_key, help="Search the library for images like this one"):
+        _ask_similar(int(row.image_id))

@@ -11,7 +11,7 @@ import sys
 
 import streamlit as st
 
-from lookalike.app import actions_page, classify_page, cluster_page, common, duplicates_page, search_page, sidebar
+from lookalike.app import actions_page, classify_page, cluster_page, common, duplicates_page, grid, search_page, sidebar
 from lookalike.errors import LookalikeError
 
 PAGES = {
@@ -51,6 +51,7 @@ def main() -> None:
         return
     with lib:
         _page_from_url()
+        grid.open_similar()
         page = st.sidebar.radio("Page", list(PAGES), key="page")
         st.query_params["page"] = SLUGS[page]
         with common.friendly_errors():
