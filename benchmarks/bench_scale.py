@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=1000, help="Gaussian groups of the synthetic data")
     parser.add_argument("--chunk", type=int, default=500_000, help="rows generated / added / scanned at a time")
     parser.add_argument("--nlist", type=int, default=0, help="coarse clusters (0 = automatic)")
-    parser.add_argument("--pq-bytes", type=int, default=32)
+    parser.add_argument("--pq-bytes", type=int, default=64)
     parser.add_argument("--opq", action="store_true", help="OPQ rotation before PQ")
     parser.add_argument("--tune-queries", type=int, default=500)
     parser.add_argument("--cold-queries", type=int, default=200)

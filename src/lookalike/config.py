@@ -151,7 +151,7 @@ class IndexConfig:
     exact_max: int = 20_000
     hnsw_max: int = 250_000
     ondisk_min: int = 2_000_000
-    pq_bytes: int = 32
+    pq_bytes: int = 64
     ondisk_nprobe: int = 16
     rerank: int = 400
     nlist: int = 0

@@ -54,7 +54,7 @@ TRAIN_POINTS_PER_CENTROID = 64
 NLIST_MAX = 2048
 """Coarse clusters at most: assigning n vectors costs n * nlist * d flops, and at 10M vectors
 2048 lists (4,900 vectors each) keep building to minutes on two cores; the lists' length costs
-little at search time (the codes are 32 bytes)."""
+little at search time (the codes are 64 bytes)."""
 KMEANS_ITERATIONS = 10
 """Iterations of the coarse k-means and of each PQ sub-quantizer's k-means (FAISS: 10 and 25)."""
 _SETTINGS_SUFFIX = ".json"
@@ -85,7 +85,7 @@ class OnDiskIndex(VectorIndex):
     search_options = frozenset({"nprobe", "rerank"})
 
     def __init__(
-        self, nlist: int = 0, pq_bytes: int = 32, opq: bool = False, nprobe: int = 16, rerank: int = 400,
+        self, nlist: int = 0, pq_bytes: int = 64, opq: bool = False, nprobe: int = 16, rerank: int = 400,
         shard_rows: int = 500_000, workdir: str | Path | None = None, seed: int = 0,
     ) -> None:
         super().__init__()
@@ -143,7 +143,7 @@ class OnDiskIndex(VectorIndex):
 
     def _reset_changes(self, id_map: IdMap) -> None:
         self._map = id_map
-        self._pending = _empty_copy(self._template)
+        self._pending = _without_table(_empty_copy(self._template))
         self._pending_ids: list[np.ndarray] = []
         self._shards: list[tuple[Path, Any]] = []
         self._tombstones = np.zeros(0, np.int64)
@@ -174,8 +174,9 @@ class OnDiskIndex(VectorIndex):
         faiss = import_faiss()
         path = self._store.path.with_name(f"{self._store.path.name}.shard-{new_tag()}.faiss")
         faiss.write_index(self._pending, str(path))
-        self._shards.append((path, faiss.read_index(str(path), faiss.IO_FLAG_MMAP)))
-        self._pending = _empty_copy(self._template)
+        shard = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_SKIP_PRECOMPUTE_TABLE)
+        self._shards.append((path, shard))
+        self._pending = _without_table(_empty_copy(self._template))
         self._pending_ids = []
 
     def _remove(self, ids: np.ndarray) -> None:
@@ -418,6 +419,17 @@ def _empty_copy(index: Any) -> Any:
         ivf.own_invlists = own
         ivf.ntotal = index.ntotal = ntotal
     return copy
+
+
+def _without_table(index: Any) -> Any:
+    """``index`` without its IVF-PQ precomputed table (nlist x bytes x 256 floats: 134 MB at 2048
+    lists and 64 bytes), which only speeds up search and leaves results unchanged. The adding buffer
+    and the shards go without it: one table per shard made a build's memory grow with n (5 GB at 10M)."""
+    ivf = import_faiss().downcast_index(import_faiss().extract_index_ivf(index))
+    if hasattr(ivf, "precomputed_table"):
+        ivf.use_precomputed_table = 0
+        ivf.precomputed_table.clear()
+    return index
 
 
 def _merge_into(template: Any, sources: list[Any], lists_file: Path, drop: np.ndarray | None) -> Any:
