@@ -9,7 +9,10 @@ with K = 10) and times, from the browser:
 - ``hover_s``: from moving onto a point to its thumbnail loaded;
 - ``selection_s``: from releasing a box over the left quarter of the map to the selection's grid
   heading and its first page of thumbnails loaded;
-- ``grid_page_s``: from "Next" to the next page of thumbnails loaded.
+- ``grid_page_s``: from "Next" to the next page of thumbnails loaded;
+- ``export_s``: from "Run" in the selection's action panel (export a CSV of its paths, dry run
+  off) to its success message; ``exported`` rows in that CSV;
+- ``similar_s``: from "Similar" under the selection's first thumbnail to the Search page's results.
 
     python benchmarks/bench_app.py --out bench-results/app.json [--library L] [--images 3000]
 """
@@ -76,7 +79,7 @@ def start_app(library: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"the app did not start within 120 s on {url}")
 
 
-def measure(url: str) -> dict[str, Any]:
+def measure(url: str, scratch: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     out: dict[str, Any] = {}
@@ -121,8 +124,34 @@ def measure(url: str) -> dict[str, Any]:
         )  # fmt: skip
         page.wait_for_function(IMAGES_LOADED, arg=24, timeout=TIMEOUT_MS)
         out["grid_page_s"] = time.perf_counter() - started
+        out.update(export_selection(page, scratch / "selection.csv"))
+        started = time.perf_counter()
+        page.get_by_role("button", name="Similar").first.click()
+        page.get_by_text(" results for ").first.wait_for()
+        page.wait_for_function(IMAGES_LOADED, arg=1, timeout=TIMEOUT_MS)
+        out["similar_s"] = time.perf_counter() - started
         browser.close()
     return out
+
+
+def export_selection(page: Any, csv_path: Path) -> dict[str, Any]:
+    """Export the map selection's paths to ``csv_path`` from its action panel; time the run."""
+    box = page.locator("[data-testid=stExpander]").filter(has_text="images selected on the map")
+    box.locator("summary").evaluate("e => e.click()")
+    box.get_by_role("button", name="Run").wait_for()
+    field = box.locator("[data-testid=stTextInputField]")
+    field.fill(str(csv_path))
+    field.press("Enter")
+    page.wait_for_timeout(1500)  # the rerun the text field starts
+    box.get_by_text("Dry run (show what would happen").click()
+    page.wait_for_timeout(1500)
+    started = time.perf_counter()
+    box.get_by_role("button", name="Run").click()
+    box.locator("[data-testid=stAlertContentSuccess]").wait_for()
+    elapsed = time.perf_counter() - started
+    with open(csv_path) as handle:
+        rows = sum(1 for _ in handle) - 1
+    return {"export_s": elapsed, "exported": rows}
 
 
 def main() -> None:
@@ -136,7 +165,7 @@ def main() -> None:
         process, url = start_app(library)
         try:
             result = {"library": str(library), "python": platform.python_version(), "cpus": os.cpu_count(),
-                      "load_before": os.getloadavg()[0], **measure(url)}  # fmt: skip
+                      "load_before": os.getloadavg()[0], **measure(url, Path(tmp))}  # fmt: skip
             result["load_after"] = os.getloadavg()[0]
         finally:
             os.killpg(process.pid, signal.SIGTERM)
