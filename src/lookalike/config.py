@@ -137,7 +137,8 @@ class IndexConfig:
         float32 in RAM: 4 GB at 4M x 256).
     pq_bytes : ``ondisk`` bytes per vector in its lists.
     ondisk_nprobe : ``ondisk`` lists searched per query by default.
-    rerank : ``ondisk`` candidates re-scored exactly per query by default.
+    rerank : ``ondisk`` candidates re-scored exactly per query by default; 0 = 400 below 5M
+        vectors, 800 from there.
     nlist : IVF clusters; 0 picks ``4 * sqrt(n)`` (ignored when centroids are given).
     nprobe : IVF clusters searched per query by default (1 = only the query's cluster).
     hnsw_m : HNSW neighbours per node (more = better recall, more memory).
@@ -153,7 +154,7 @@ class IndexConfig:
     ondisk_min: int = 2_000_000
     pq_bytes: int = 64
     ondisk_nprobe: int = 16
-    rerank: int = 400
+    rerank: int = 0
     nlist: int = 0
     nprobe: int = 16
     hnsw_m: int = 32
@@ -169,7 +170,7 @@ class IndexConfig:
         _require(self.ondisk_min >= self.hnsw_max, f"ondisk_min must be >= hnsw_max, got {self.ondisk_min}")
         _require(self.pq_bytes >= 1, f"pq_bytes must be >= 1, got {self.pq_bytes}")
         _require(self.ondisk_nprobe >= 1, f"ondisk_nprobe must be >= 1, got {self.ondisk_nprobe}")
-        _require(self.rerank >= 1, f"rerank must be >= 1, got {self.rerank}")
+        _require(self.rerank >= 0, f"rerank must be >= 0 (0 = by collection size), got {self.rerank}")
         _require(self.nlist >= 0, f"nlist must be >= 0, got {self.nlist}")
         _require(self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}")
         _require(self.hnsw_m >= 2, f"hnsw_m must be >= 2, got {self.hnsw_m}")

@@ -199,6 +199,20 @@ def test_row_store_releases_the_pages_its_reads_mapped(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again, X[[8, 16]].astype(np.float16).astype(np.float32))  # still readable
 
 
+def test_rerank_zero_grows_with_the_collection(big, tmp_path, monkeypatch):
+    import lookalike.index.ondisk as ondisk_module
+
+    index = build(big, tmp_path, rerank=0)
+    depths: list[int] = []
+    real = index._candidates
+    monkeypatch.setattr(index, "_candidates", lambda q, depth, *rest: depths.append(depth) or real(q, depth, *rest))
+    index.knn(big.Q[:1], 10)
+    monkeypatch.setattr(ondisk_module, "DENSE_ROWS", len(big.X))  # this collection counts as dense now
+    index.knn(big.Q[:1], 10)
+    index.knn(big.Q[:1], 10, None, rerank=123)  # an explicit depth wins
+    assert depths == [400, 800, 123]
+
+
 def test_row_store_appends_after_a_partial_row(tmp_path):
     store = RowStore(tmp_path / "rows.f16", 4)
     store.append(np.eye(4, dtype=np.float32)[:2])
