@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -170,33 +169,6 @@ def test_shards_hold_no_precomputed_table_and_answer_as_the_saved_index(big, tmp
     index.save(tmp_path / "ondisk.faiss")
     saved = load_index(tmp_path / "ondisk.faiss").knn(big.Q, 10)
     np.testing.assert_array_equal(unsaved[1], saved[1])
-
-
-def mapped_kb(path: Path) -> int:
-    """Resident kB of this process's mappings of ``path`` (from /proc/self/smaps)."""
-    total, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's header line: address range, mode, ..., path
-            inside = line.endswith(str(path))
-        elif inside and line.startswith("Rss:"):
-            total += int(line.split()[1])
-    return total
-
-
-@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
-def test_row_store_releases_the_pages_its_reads_mapped(tmp_path, monkeypatch):
-    import lookalike.index._rows as rows_module
-
-    store = RowStore(tmp_path / "rows.f16", 256)  # 512 B rows: 8 per 4 KB page
-    X = np.random.default_rng(0).standard_normal((8000, 256)).astype(np.float32)
-    store.append(X)
-    monkeypatch.setattr(rows_module, "RELEASE_ROWS", 1000)
-    got = store.read(np.arange(0, 8000, 8)[:999])  # one row per page: 999 pages mapped
-    assert mapped_kb(store.path) >= 999 * 4
-    np.testing.assert_array_equal(got, X[np.arange(0, 8000, 8)[:999]].astype(np.float16).astype(np.float32))
-    again = store.read(np.array([8, 16]))  # the 1,000th row read releases them
-    assert mapped_kb(store.path) == 0
-    np.testing.assert_array_equal(again, X[[8, 16]].astype(np.float16).astype(np.float32))  # still readable
 
 
 def test_rerank_zero_grows_with_the_collection(big, tmp_path, monkeypatch):
