@@ -243,3 +243,16 @@ def test_duplicates_exact_near_and_semantic(lib, tmp_path):
     assert all(0 <= link.score <= 1 and link.reason for link in group.links)
     exact_only = lib.duplicates(near_bits=None, min_similarity=None)
     assert [sorted(p.rsplit("/", 1)[1] for p in g.paths) for g in exact_only] == [sorted([original.name, "copy.png"])]
+
+
+def test_a_reader_without_a_stored_index_uses_the_stored_reduced_vectors(lib, monkeypatch):
+    """A read-only app has no stored search index to open; it must not reduce every vector again
+    for each search (3.5 s at 60k), and must answer as brute force over the stored vectors."""
+    import lookalike.reduce.stored as stored
+
+    lib.reduced()  # the stored reduced vectors are current; no search index was ever built
+    with Library.open(lib.folder, readonly=True) as reader:
+        monkeypatch.setattr(stored, "transform_all", lambda *a: pytest.fail("reduced every vector again"))
+        own = int(reader.reduced().ids[3])
+        result = reader.search(own, k=9)
+        assert ids_of(result) == brute_force(reader, vector_of(reader, own), 9, exclude=(own,))[0]

@@ -310,11 +310,20 @@ def _overlaid(store: LibraryStore, kind: str, reducer: Any) -> LiveIndex:
             path = None
         else:
             return LiveIndex.overlay(index, path, ids_now, embeddings, reducer)
-    from lookalike.reduce.stored import transform_all
-
     chosen = "exact" if kind == "auto" else kind
-    built = _build(chosen, config, ids_now, transform_all(reducer, embeddings))
+    built = _build(chosen, config, ids_now, _reduced(store, reducer, ids_now, embeddings))
     return LiveIndex(built, chosen, None, None, np.zeros(0, np.int64))
+
+
+def _reduced(store: LibraryStore, reducer: Any, ids: np.ndarray, embeddings: Any) -> np.ndarray:
+    """The reduced vectors of ``ids``: the library's stored ones when they are current (a read-only
+    app at 60k spent 3.5 s per search reducing every vector again), else computed."""
+    from lookalike.reduce.stored import reduced_vectors, transform_all
+
+    stored = reduced_vectors(store)
+    if stored.reducer_fingerprint == reducer.fingerprint and np.array_equal(stored.ids, ids):
+        return np.asarray(stored.vectors, dtype=np.float32)
+    return transform_all(reducer, embeddings)
 
 
 def _stored_file(folder: Path, chosen: str, fingerprint: str, kind: str) -> Path | None:

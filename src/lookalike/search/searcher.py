@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import sparse
 
 from lookalike.cluster.runs import NOISE, UNASSIGNED, ClusterRun, read_run
 from lookalike.embed.query import embed_source, library_pixels
@@ -371,6 +372,8 @@ def _run_span(run: ClusterRun, live: LiveIndex) -> ClusterSpan | None:
     numbers, labels = np.unique(clusters, return_inverse=True)
     sums = np.zeros((len(numbers), live.dim))
     for start in range(0, len(ids), 16384):
-        np.add.at(sums, labels[start : start + 16384], live.reconstruct(ids[start : start + 16384]))
+        block = labels[start : start + 16384]
+        members = sparse.csr_matrix((np.ones(len(block)), (block, np.arange(len(block)))), (len(numbers), len(block)))
+        sums += members @ live.reconstruct(ids[start : start + 16384])  # np.add.at took 1.5 s at 60k
     centroids = (sums / np.bincount(labels)[:, None]).astype(np.float32)
     return ClusterSpan(centroids, ids, labels, live.reconstruct)
