@@ -39,7 +39,7 @@ import numpy as np
 
 from lookalike.config import ExtractConfig
 from lookalike.embed.base import Backbone, BackboneSpec
-from lookalike.embed.extract import Decoded, Embedded, ExtractReport, RowWriter, decode_one, embed_group
+from lookalike.embed.extract import Decoded, Embedded, ExtractReport, RowWriter, decode_one, embed_group, start_run
 from lookalike.embed.query import pending_decoder
 from lookalike.errors import BackboneError, ClusterError, InvalidParameterError, MissingDependencyError
 from lookalike.progress import Progress
@@ -242,11 +242,7 @@ def extract_on_ray(
     ``config.commit_every`` the driver's commit interval, as in a local run.
     """
     require_ray()
-    pending = catalog.pending_images()
-    report = ExtractReport()
-    writer = RowWriter(catalog, vectors, config.commit_every)
-    vectors.truncate(writer.generation, writer.rows)
-    progress.phase("embedding", len(pending))
+    pending, report, writer = start_run(catalog, vectors, config, progress)
     started = time.perf_counter()
     if pending:
         with connected(ray_config.address):

@@ -184,6 +184,18 @@ class RowWriter:
         self._ids, self._blocks, self._skips, self._classes, self._hashes = [], [], [], [], []
 
 
+def start_run(
+    catalog: Catalog, vectors: RawVectors, config: ExtractConfig, progress: Progress
+) -> tuple[list[PendingImage], ExtractReport, RowWriter]:
+    """The pending images, an empty report and the writer of a run, local or on Ray. Rows a killed
+    run wrote past the last commit are cut off first, so a resumed run appends after committed rows."""
+    pending = catalog.pending_images()
+    writer = RowWriter(catalog, vectors, config.commit_every)
+    vectors.truncate(writer.generation, writer.rows)
+    progress.phase("embedding", len(pending))
+    return pending, ExtractReport(), writer
+
+
 def extract(
     catalog: Catalog,
     vectors: RawVectors,
@@ -193,11 +205,7 @@ def extract(
     progress: Progress,
 ) -> ExtractReport:
     """Embed every pending image of ``catalog``; see the module docstring for the pipeline."""
-    pending = catalog.pending_images()
-    report = ExtractReport()
-    writer = RowWriter(catalog, vectors, config.commit_every)
-    vectors.truncate(writer.generation, writer.rows)
-    progress.phase("embedding", len(pending))
+    pending, report, writer = start_run(catalog, vectors, config, progress)
     started = time.perf_counter()
     stream = decoded(pending, decode, config.decode_threads(), ahead=config.batch_size * (config.streams + 2))
     for group, embedded in batches(stream, embed, config.batch_size, config.streams):
