@@ -110,6 +110,20 @@ def test_confidence_matches_a_hand_computation():
     np.testing.assert_allclose(search(ivf, [0.8, 0.6], 2)[0].confidences, [0.2, 0.0], atol=1e-6)
 
 
+@pytest.mark.parametrize("nprobe", [1, 3, 16])
+def test_ivf_search_scores_confidence_in_the_cluster_its_coarse_search_found(nprobe, data):
+    index = IVFIndex(nlist=16, nprobe=nprobe).fit(data.X, data.ids)
+    radii = index.cluster_radii()
+    for batch in (data.Q, data.Q[:1]):
+        routed = search(index, batch, 10)
+        given = search(index, batch, 10, clusters=radii)  # the plain search, radii assigning the queries
+        sims, labels = index.knn(batch, 10)
+        for res, ref, row_ids in zip(routed, given, labels):
+            np.testing.assert_array_equal(res.ids, row_ids)
+            np.testing.assert_array_equal(res.ids, ref.ids)
+            np.testing.assert_allclose(res.confidences, ref.confidences, atol=1e-6)
+
+
 def test_cluster_max_distances_match_a_loop(data):
     rng = np.random.default_rng(2)
     centroids = rng.standard_normal((7, data.X.shape[1])).astype(np.float32)
@@ -181,13 +195,14 @@ def test_single_queries_match_batched_rows_and_restore_the_thread_count(kind, in
 
     before = faiss.omp_get_max_threads()
     used = []
-    real_knn = type(indexes[kind])._knn
+    searched_by = "_routed_knn" if kind == "ivf" else "_knn"  # ivf also returns the query's cluster
+    real_knn = getattr(type(indexes[kind]), searched_by)
 
     def spying_knn(self, *args, **kwargs):
         used.append(faiss.omp_get_max_threads())
         return real_knn(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(indexes[kind]), "_knn", spying_knn)
+    monkeypatch.setattr(type(indexes[kind]), searched_by, spying_knn)
     batched = search(indexes[kind], data.Q[:5], 10)
     singles = [search(indexes[kind], q, 10)[0] for q in data.Q[:5]]
     assert used == [before] + [1] * 5 and faiss.omp_get_max_threads() == before

@@ -128,7 +128,7 @@ class VectorIndex(ABC):
         """:meth:`knn` with ``options`` already returned by :meth:`check_options`."""
         if len(queries) != 1:
             return self._knn(queries, k, selector, **options)
-        return _on_one_thread(self._knn, queries, k, selector, **options)
+        return on_one_thread(self._knn, queries, k, selector, **options)
 
     def check_options(self, **options: int | None) -> dict[str, int]:
         """The given (not None) search options, refusing those this kind does not have."""
@@ -257,7 +257,7 @@ def one_omp_thread() -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _on_one_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+def on_one_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)`` with FAISS on one OpenMP thread (cheaper than ``one_omp_thread``)."""
     faiss = import_faiss()
     before = faiss.omp_get_max_threads()
@@ -272,7 +272,7 @@ def _on_one_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 def single_thread_search(raw: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`search_raw` on one OpenMP thread (for one or a few queries)."""
-    return _on_one_thread(search_raw, raw, queries, k)
+    return on_one_thread(search_raw, raw, queries, k)
 
 
 def search_raw(raw: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:

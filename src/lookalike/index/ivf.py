@@ -21,7 +21,7 @@ from lookalike._faiss import import_faiss
 from lookalike.config import IndexConfig
 from lookalike.errors import InvalidParameterError
 from lookalike.index._checks import as_matrix, as_unit_matrix
-from lookalike.index.base import VectorIndex, default_nlist, register, search_raw
+from lookalike.index.base import VectorIndex, default_nlist, on_one_thread, register, search_raw
 from lookalike.index.scores import ClusterRadii
 
 KMEANS_ITERATIONS = 10
@@ -182,6 +182,32 @@ class IVFIndex(VectorIndex):
         out = faiss.rev_swig_ptr(ptr, size).copy()
         invlists.release_ids(cluster, ptr)
         return np.asarray(out)
+
+    def routed_knn(
+        self, queries: np.ndarray, k: int, options: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`knn_checked` without a selector that also returns each query's own cluster
+        (m,): the nearest probed centroid, found by the one coarse search FAISS needs anyway,
+        so a confidence score costs no second centroid search."""
+        if len(queries) != 1:
+            return self._routed_knn(queries, k, **options)
+        return on_one_thread(self._routed_knn, queries, k, **options)
+
+    def _routed_knn(self, queries: np.ndarray, k: int, **options: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        faiss = import_faiss()
+        nprobe = min(int(options.get("nprobe", self.nprobe)), self.index_.nlist)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        m = len(queries)
+        centroid_d = np.empty((m, nprobe), dtype=np.float32)
+        probes = np.empty((m, nprobe), dtype=np.int64)
+        self.index_.quantizer.search_c(m, faiss.swig_ptr(queries), nprobe, faiss.swig_ptr(centroid_d), faiss.swig_ptr(probes))
+        scores = np.empty((m, k), dtype=np.float32)
+        labels = np.empty((m, k), dtype=np.int64)
+        self.index_.search_preassigned_c(
+            m, faiss.swig_ptr(queries), k, faiss.swig_ptr(probes), faiss.swig_ptr(centroid_d),
+            faiss.swig_ptr(scores), faiss.swig_ptr(labels), False, self._plain_params(nprobe),
+        )  # fmt: skip
+        return scores, labels, probes[:, 0].copy()
 
     def _knn(
         self, queries: np.ndarray, k: int, selector: Any, **options: int

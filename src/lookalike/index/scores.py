@@ -105,9 +105,11 @@ class ClusterRadii:
         """The cluster of each query (m, d): nearest centroid, (m,) int64."""
         return _nearest(self._quantizer, as_matrix(queries, self.centroids.shape[1], "queries"))
 
-    def confidence(self, queries: np.ndarray, distances: np.ndarray) -> np.ndarray:
-        """``clip(1 - d / max_d[cluster(query)], 0, 1)`` for distances (m, r) of queries (m, d)."""
-        return _confidence(self.max_distances[self.assign(queries)].astype(np.float64)[:, None], distances)
+    def confidence(self, queries: np.ndarray, distances: np.ndarray, clusters: np.ndarray | None = None) -> np.ndarray:
+        """``clip(1 - d / max_d[cluster(query)], 0, 1)`` for distances (m, r) of queries (m, d);
+        ``clusters`` (m,) are the queries' clusters when already known."""
+        own = self.assign(queries) if clusters is None else clusters
+        return _confidence(self.max_distances[own].astype(np.float64)[:, None], distances)
 
 
 class ClusterSpan:
@@ -144,18 +146,20 @@ class ClusterSpan:
         """The cluster of each query (m, d): nearest centroid, (m,) int64."""
         return _nearest(self._quantizer, as_matrix(queries, self.centroids.shape[1], "queries"))
 
-    def max_distances(self, queries: np.ndarray) -> np.ndarray:
+    def max_distances(self, queries: np.ndarray, clusters: np.ndarray | None = None) -> np.ndarray:
         """Per unit query (m, d), the largest squared distance to a member of its cluster: (m,)."""
         out = np.zeros(len(queries), dtype=np.float64)
-        for row, cluster in enumerate(self.assign(queries).tolist()):
+        own = self.assign(queries) if clusters is None else clusters
+        for row, cluster in enumerate(own.tolist()):
             members = self._members(cluster)
             if len(members):
                 out[row] = max(0.0, 2.0 - 2.0 * float((members @ queries[row]).min()))
         return out
 
-    def confidence(self, queries: np.ndarray, distances: np.ndarray) -> np.ndarray:
-        """``clip(1 - d / max_d(query), 0, 1)`` for distances (m, r) of unit queries (m, d)."""
-        return _confidence(self.max_distances(queries)[:, None], distances)
+    def confidence(self, queries: np.ndarray, distances: np.ndarray, clusters: np.ndarray | None = None) -> np.ndarray:
+        """``clip(1 - d / max_d(query), 0, 1)`` for distances (m, r) of unit queries (m, d);
+        ``clusters`` (m,) are the queries' clusters when already known."""
+        return _confidence(self.max_distances(queries, clusters)[:, None], distances)
 
     def _members(self, cluster: int) -> np.ndarray:
         if cluster not in self._cache:

@@ -32,6 +32,7 @@ from lookalike.index._checks import (
     mean_query,
 )
 from lookalike.index.base import VectorIndex
+from lookalike.index.ivf import IVFIndex
 from lookalike.index.scores import ClusterRadii, ClusterSpan, MatchCalibrator, labelled_pairs
 
 _ZERO, _ONE, _MINUS_ONE, _TWO, _MINUS_TWO = (np.float32(v) for v in (0.0, 1.0, -1.0, 2.0, -2.0))
@@ -95,9 +96,10 @@ def search(
     Q = as_queries(queries, index.dim)
     options = index.check_options(nprobe=nprobe, ef_search=ef_search)
     if allowed_ids is None and exclude_ids is None:  # the common case, kept short: no selector
+        if clusters is None and isinstance(index, IVFIndex):  # its coarse search finds the query's cluster
+            sims, labels, own = index.routed_knn(Q, min(k, n_stored), options)
+            return _results(Q, sims, labels, index.cluster_radii(), calibrator, own)
         sims, labels = index.knn_checked(Q, min(k, n_stored), None, options)
-        if clusters is None and hasattr(index, "cluster_radii"):
-            clusters = index.cluster_radii()
         return _results(Q, sims, labels, clusters, calibrator)
     allowed = None if allowed_ids is None else np.unique(as_ids(allowed_ids, "allowed_ids", unique=False))
     excluded = None if exclude_ids is None else np.unique(as_ids(exclude_ids, "exclude_ids", unique=False))
@@ -174,8 +176,10 @@ def _results(
     labels: np.ndarray,
     clusters: ClusterRadii | ClusterSpan | None,
     calibrator: MatchCalibrator | None,
+    own_clusters: np.ndarray | None = None,
 ) -> list[Neighbors]:
-    """Scored Neighbors per query from FAISS-style (m, k) arrays with -1 padding."""
+    """Scored Neighbors per query from FAISS-style (m, k) arrays with -1 padding;
+    ``own_clusters`` (m,) are the queries' clusters when the search already found them."""
     # -1 pads the end of a row (results come best first), so the last column tells completeness
     last = labels[:, -1] if labels.shape[1] else labels[:, :0]
     complete = (int(last[0]) >= 0) if len(last) == 1 else bool(np.all(last >= 0))
@@ -188,7 +192,7 @@ def _results(
     np.maximum(similarity, _MINUS_ONE, out=similarity)  # clipped to [-1, 1]; NaN stays NaN
     distance = similarity * _MINUS_TWO  # 2 - 2 * similarity, exactly, hence >= 0
     distance += _TWO
-    confidence = None if clusters is None else clusters.confidence(Q, distance)
+    confidence = None if clusters is None else clusters.confidence(Q, distance, own_clusters)
     probability = None if calibrator is None else calibrator.predict_proba(similarity)
     out = []
     for i in range(len(Q)):
