@@ -22,7 +22,12 @@ FOLDER = Path(os.environ.get("LOOKALIKE_BENCH_BODIES", "."))
 MODE = os.environ.get("LOOKALIKE_BENCH_MODE", "fresh")
 BODIES = [p.read_bytes() for p in sorted(FOLDER.glob("*.body"))]
 BOUNDARY = (FOLDER / "boundary.txt").read_text().strip() if (FOLDER / "boundary.txt").exists() else ""
-COUNTER = itertools.count()  # gevent: one OS thread, so a plain counter is safe
+NEXT_FILE = FOLDER / "next.txt"
+"""Where a run ends: the next run goes on from there, so that an upload comes back only after
+every other body was sent (more than the server's query cache holds)."""
+START = int(NEXT_FILE.read_text() or 0) if MODE == "fresh" and NEXT_FILE.exists() else 0
+COUNTER = itertools.count(START)  # gevent: one OS thread, so a plain counter is safe
+SENT = [START]
 WRAPPED = [0]
 
 
@@ -32,7 +37,8 @@ class SearchUser(FastHttpUser):
     @task
     def search(self) -> None:
         n = 0 if MODE == "repeat" else next(COUNTER)
-        if n >= len(BODIES):
+        SENT[0] = n + 1
+        if n - START >= len(BODIES):  # this run itself came back to a body it sent
             WRAPPED[0] += 1
         headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
         with self.client.post("/search", data=BODIES[n % len(BODIES)], headers=headers,
@@ -44,3 +50,5 @@ class SearchUser(FastHttpUser):
 @events.quitting.add_listener
 def report_reuse(environment, **_: object) -> None:
     (FOLDER / f"reused-{os.getpid()}.txt").write_text(str(WRAPPED[0]))
+    if MODE == "fresh":
+        NEXT_FILE.write_text(str(SENT[0] % max(1, len(BODIES))))

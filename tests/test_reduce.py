@@ -96,6 +96,12 @@ def test_fingerprint_is_stable_and_tracks_state() -> None:
     assert Reducer(8).fit(x.copy()).fingerprint == first
     assert Reducer(8).fit(x[:-1]).fingerprint != first
     assert Reducer(8, whiten=True).fit(x).fingerprint != first
+    refitted = Reducer(8).fit(x)
+    assert refitted.fingerprint == first  # remembered from here on ...
+    refitted.fit(x[:-1])
+    assert refitted.fingerprint == Reducer(8).fit(x[:-1]).fingerprint  # ... until the state changes
+    refitted.whiten = True
+    assert refitted.fingerprint == Reducer(8, whiten=True).fit(x[:-1]).fingerprint
 
 
 def test_fit_does_not_copy_the_whole_matrix() -> None:

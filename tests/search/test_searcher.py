@@ -77,6 +77,14 @@ def test_a_new_image_is_embedded_with_the_library_backbone_and_pca(lib, tmp_path
     assert result.seconds["decode"] > 0 and result.seconds["embed"] > 0
 
 
+def test_a_result_as_a_dict_is_what_dataclasses_asdict_gives(lib):
+    from dataclasses import asdict
+
+    result = lib.search(3, k=5)
+    assert len(result.hits) == 5
+    assert result.to_dict() == asdict(result)
+
+
 def test_several_queries_search_with_their_mean(lib):
     ids = [int(i) for i in lib.reduced().ids[:3]]
     mean = np.mean([vector_of(lib, i) for i in ids], axis=0)
