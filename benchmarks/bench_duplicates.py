@@ -6,9 +6,14 @@ sets with the default backbone, and scores every pair of images by each method: 
 tier (pHash, plain and with flips/turns), semantic tier (plain and with mirrored vectors) and
 their union, and imagehash's phash, dhash, whash, average_hash and crop_resistant_hash (the
 last on a subset: it takes ~1 s per image). The union without mirrored vectors (the default)
-is also run through `Library.duplicates`: groups as a user sees them, the edit each link names. Thresholds are chosen on a TUNE set made from other
-photos (the loosest with precision >= 0.95) and reported on the REPORT set, with each method's
-whole precision/recall curve.
+is also run through `Library.duplicates`: groups as a user sees them, the edit each link names. The
+union also has the near+semantic links (pHash within a looser distance AND cosine above a lower
+one, :func:`lookalike.index.duplicates.confirmed_pairs`). Thresholds are chosen on a TUNE set made
+from other photos, as large as the REPORT set (false pairs grow with the square of the images,
+true ones linearly, so a smaller TUNE set picks thresholds too loose for the REPORT set): for
+each method the one with the best recall at precision >= 0.95; for the union the four with the
+best recall of the groups shown at precision >= 0.95 of those groups (lookalike's defaults,
+lookalike.config). They are reported on the REPORT set, with each method's whole curve.
 
     flock /tmp/lookalike-cpu.lock python benchmarks/bench_duplicates.py --out bench-results/duplicates.json
 """
@@ -35,6 +40,10 @@ from lookalike.index.dihedral import TRANSFORMS, transform_hashes  # noqa: E402
 TARGET_PRECISION = 0.95
 NEAR_BITS = list(range(0, 21))
 COSINES = [round(0.50 + 0.01 * i, 2) for i in range(50)]
+UNION_BITS = range(0, 13)
+UNION_COSINES = [c for c in COSINES if c >= 0.8]
+CONFIRM_BITS = (None, 14, 16, 18, 20)  # None: no near+semantic links
+CONFIRM_COSINES = (0.7, 0.75, 0.8, 0.85, 0.9)
 IMAGEHASH = ("phash", "dhash", "whash", "average_hash")
 
 
@@ -59,22 +68,24 @@ def write_set(folder: Path, originals: list[Image.Image], unrelated: list[Image.
 
 
 def pools(cache: Path, args: argparse.Namespace) -> dict[str, tuple[list[Image.Image], list[Image.Image]]]:
-    """{'tune': (originals, unrelated), 'report': (...)} from disjoint photos, seeded."""
+    """{'tune': (originals, unrelated), 'report': (...)} from disjoint photos, seeded; the REPORT
+    photos come first, so they do not depend on the size of the TUNE set."""
     rng = random.Random(args.seed)
     tux = tux_pool(export("tuxpaint", cache / "tuxpaint"))
     dogs = export("dogs-vs-cats", cache / "dogs-vs-cats", limit=2000)
     rng.shuffle(tux)
     rng.shuffle(dogs)
     sk = skimage_photos()
-    half_t, half_d = args.tune // 2, args.tune - args.tune // 2
-    tune = [*tux[:half_t], *dogs[:half_d]]
-    tux, dogs = tux[half_t:], dogs[half_d:]
-    tune_unrelated = [*tux[: args.tune // 2], *dogs[: args.tune - args.tune // 2]]
-    tux, dogs = tux[args.tune // 2 :], dogs[args.tune - args.tune // 2 :]
-    n_tux = (args.originals - len(sk)) // 2
-    report = [*tux[:n_tux], *dogs[: args.originals - len(sk) - n_tux]]
-    tux, dogs = tux[n_tux:], dogs[args.originals - len(sk) - n_tux :]
-    report_unrelated = [*tux[: args.unrelated // 2], *dogs[: args.unrelated - args.unrelated // 2]]
+
+    def take(count: int) -> list[Path]:
+        nonlocal tux, dogs
+        n_tux = count // 2
+        taken = [*tux[:n_tux], *dogs[: count - n_tux]]
+        tux, dogs = tux[n_tux:], dogs[count - n_tux :]
+        return taken
+
+    report, report_unrelated = take(args.originals - len(sk)), take(args.unrelated)
+    tune, tune_unrelated = take(args.tune), take(args.tune)
     load = lambda paths: [Image.open(p) for p in paths]  # noqa: E731
     return {"tune": (load(tune), load(tune_unrelated)), "report": (sk + load(report), load(report_unrelated))}
 
@@ -182,17 +193,60 @@ def choose(pairs: tuple, truth: Truth, thresholds: list[float]) -> tuple[float, 
     return best["threshold"], curve
 
 
-def choose_union(near: tuple, sem: tuple, truth: Truth) -> tuple[int, float]:
-    """(near bits, cosine) of the union with the best recall at precision >= TARGET, counted on
-    the groups a user sees (a false link merges two groups: stricter than counting pairs)."""
-    best, best_recall = (0, 0.99), -1.0
-    for bits in range(0, 15):
-        near_set = predicted_at(near, truth.n, -bits)
-        for cos in COSINES:
-            result = truth.evaluate_groups(np.union1d(near_set, predicted_at(sem, truth.n, cos)))
-            if result["precision"] >= TARGET_PRECISION and result["recall"] > best_recall:
-                best, best_recall = (bits, cos), result["recall"]
+def union_keys(near: tuple, near_cos: np.ndarray, sem: tuple, n: int, chosen: tuple) -> np.ndarray:
+    """Keys of the pairs the union links at ``chosen`` = (near bits, cosine, near+semantic bits or
+    None, near+semantic cosine): near pairs, semantic pairs, and near pairs within the looser bits
+    whose cosine (``near_cos``, aligned with ``near``) reaches the lower one."""
+    bits, cos, both_bits, both_cos = chosen
+    keys = np.union1d(predicted_at(near, n, -bits), predicted_at(sem, n, cos))
+    if both_bits is not None:
+        keys = np.union1d(keys, both_keys(near, near_cos, n, both_bits, both_cos))
+    return keys
+
+
+def both_keys(near: tuple, near_cos: np.ndarray, n: int, both_bits: int, both_cos: float) -> np.ndarray:
+    """Keys of the near+semantic pairs: within ``both_bits`` and of cosine >= ``both_cos``."""
+    i, j, score = near
+    keep = (score >= -both_bits - 1e-6) & (near_cos >= both_cos - 1e-6)
+    return np.unique(i[keep].astype(np.int64) * n + j[keep])
+
+
+def choose_union(
+    near: tuple, near_cos: np.ndarray, sem: tuple, truth: Truth, confirm: tuple = CONFIRM_BITS, groups: bool = True
+) -> tuple:
+    """(near bits, cosine, near+semantic bits, near+semantic cosine) of the union with the best
+    recall at precision >= TARGET, counted on the groups a user sees (a false link merges two
+    groups: stricter than counting pairs), or with ``groups=False`` on the pairs linked;
+    ``confirm`` = (None,) leaves near+semantic out."""
+    score = truth.evaluate_groups if groups else truth.evaluate
+    n = truth.n
+    near_at = {bits: predicted_at(near, n, -bits) for bits in UNION_BITS}
+    sem_at = {cos: predicted_at(sem, n, cos) for cos in UNION_COSINES}
+    best, best_recall = (0, 0.99, None, None), -1.0
+    for both_bits in confirm:
+        for both_cos in (None,) if both_bits is None else CONFIRM_COSINES:
+            both = np.zeros(0, np.int64) if both_bits is None else both_keys(near, near_cos, n, both_bits, both_cos)
+            for bits in UNION_BITS:
+                start = np.union1d(near_at[bits], both)
+                for cos in UNION_COSINES:
+                    if both_cos is not None and both_cos >= cos:
+                        continue
+                    result = score(np.union1d(start, sem_at[cos]))
+                    if result["precision"] >= TARGET_PRECISION and result["recall"] > best_recall:
+                        best, best_recall = (bits, cos, both_bits, both_cos), result["recall"]
     return best
+
+
+def near_cosines(near: tuple, data: dict, mirror: bool) -> np.ndarray:
+    """The cosine of each near pair (with ``mirror``, the larger of plain and mirrored)."""
+    i, j, _ = near
+    vectors = data["vectors"]
+    cos = np.einsum("ij,ij->i", vectors[i], vectors[j])
+    if mirror:
+        mirrored = data["mirrored"]
+        cos = np.maximum(cos, np.einsum("ij,ij->i", mirrored[i], vectors[j]))
+        cos = np.maximum(cos, np.einsum("ij,ij->i", vectors[i], mirrored[j]))
+    return cos
 
 
 def restrict(pairs: tuple, keep: np.ndarray) -> tuple:
@@ -221,19 +275,26 @@ def index_set(folder: Path, records: list[dict], library: Path) -> dict:
         lib.add([folder])
         timing["index_seconds"] = time.perf_counter() - start
         reduced = lib.reduced()
-        image_row = {int(i): row_of[Path(p).name] for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
-        rows = np.array([image_row[int(i)] for i in reduced.ids])
-        vectors = np.zeros((len(records), reduced.vectors.shape[1]), np.float32)
-        vectors[rows] = reduced.vectors
+        files = lib.store.catalog.query("SELECT image_id, path FROM files")
+        vectors = by_record(files, row_of, reduced.ids, reduced.vectors)
         start = time.perf_counter()
         ids, flipped = mirrored_vectors(lib.store, reduced.ids)
         timing["mirror_seconds"] = time.perf_counter() - start
-        mirrored = np.zeros_like(vectors)
-        mirrored[[image_row[int(i)] for i in ids]] = flipped
-        image_ids, phashes = images.phashes(lib.store.catalog)
-        hashes = np.zeros(len(records), np.uint64)
-        hashes[[image_row[int(i)] for i in image_ids]] = phashes
+        mirrored = by_record(files, row_of, ids, flipped)
+        hashes = by_record(files, row_of, *images.phashes(lib.store.catalog))
     return {"vectors": vectors, "mirrored": mirrored, "hashes": hashes, "timing": timing}
+
+
+def by_record(files: list, row_of: dict[str, int], ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` of images ``ids`` in record order: every file of an image gets its value (files
+    of identical content, such as a symmetric photo and its flip, are one image)."""
+    rows_of: dict[int, list[int]] = {}
+    for image_id, path in files:
+        rows_of.setdefault(int(image_id), []).append(row_of[Path(path).name])
+    out = np.zeros((len(row_of), *values.shape[1:]), values.dtype)
+    for image_id, value in zip(ids.tolist(), values):
+        out[rows_of[int(image_id)]] = value
+    return out
 
 
 def records_of(folder: Path) -> list[dict]:
@@ -258,12 +319,9 @@ def reopen_set(library: Path, records: list[dict]) -> dict:
     row_of = {r["file"]: k for k, r in enumerate(records)}
     with Library.open(library) as lib:
         reduced = lib.reduced()
-        image_row = {int(i): row_of[Path(p).name] for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
-        vectors = np.zeros((len(records), reduced.vectors.shape[1]), np.float32)
-        vectors[[image_row[int(i)] for i in reduced.ids]] = reduced.vectors
-        image_ids, phashes = images.phashes(lib.store.catalog)
-    hashes = np.zeros(len(records), np.uint64)
-    hashes[[image_row[int(i)] for i in image_ids]] = phashes
+        files = lib.store.catalog.query("SELECT image_id, path FROM files")
+        vectors = by_record(files, row_of, reduced.ids, reduced.vectors)
+        hashes = by_record(files, row_of, *images.phashes(lib.store.catalog))
     return {"vectors": vectors, "mirrored": None, "hashes": hashes, "timing": {}}
 
 
@@ -300,14 +358,16 @@ def crop_resistant_scores(folder: Path, records: list[dict]) -> tuple:
     return candidates(lambda s, e: -best[s:e].astype(np.float32), len(records), -max(NEAR_BITS))
 
 
-def library_run(lib_path: Path, records: list[dict], truth: Truth, bits: int, cos: float, mirror: bool) -> dict:
+def library_run(lib_path: Path, records: list[dict], truth: Truth, chosen: tuple, mirror: bool) -> dict:
     """`Library.duplicates` itself at the chosen thresholds: pairs found, edit labels, time."""
     from lookalike.library import Library
 
+    bits, cos, both_bits, both_cos = chosen
     row_of = {r["file"]: k for k, r in enumerate(records)}
     with Library.open(lib_path) as lib:
         start = time.perf_counter()
-        groups = lib.duplicates(near_bits=bits, min_similarity=cos, kind="exact", mirror=mirror)
+        groups = lib.duplicates(near_bits=bits, min_similarity=cos, confirm_bits=both_bits,
+                                confirm_similarity=cos if both_cos is None else both_cos, kind="exact", mirror=mirror)
         seconds = time.perf_counter() - start
     predicted, labels = [], {}
     for group in groups:  # what a user sees: every two files of a group are duplicates
@@ -340,17 +400,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=int, default=300, help="photos edited in the REPORT set")
     parser.add_argument("--unrelated", type=int, default=300, help="unrelated photos in the REPORT set")
-    parser.add_argument("--tune", type=int, default=100, help="photos edited (and unrelated) in the TUNE set")
+    parser.add_argument("--tune", type=int, default=300, help="photos edited (and unrelated) in the TUNE set")
     parser.add_argument("--crop-resistant", type=int, default=16, help="groups (and unrelated) for crop_resistant_hash")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the sets and their libraries in this new folder (for --reuse) instead of a temporary one")
     parser.add_argument("--reuse", type=Path, default=None,
                         help="a folder with tune/, report/ and their .lookalike libraries from an earlier run "
                         "(no mirrored vectors then)")
     args = parser.parse_args()
     result: dict = {"settings": vars(args) | {"out": str(args.out)}, "edits": list(EDITS)}
     with tempfile.TemporaryDirectory(prefix="bench-duplicates-") as tmp:
-        work = args.reuse or Path(tmp)
+        work = args.reuse or args.work or Path(tmp)
         sets = {"tune": None, "report": None} if args.reuse else pools(work / "datasets", args)
         per_set = {}
         for name, photos in sets.items():
@@ -361,7 +423,7 @@ def main() -> None:
                 records = write_set(work / name, *photos)
                 data = index_set(work / name, records, work / f"{name}.lookalike")
             scores = scores_of(data) | imagehash_scores(work / name, records)
-            per_set[name] = (records, Truth(records), scores, data["timing"])
+            per_set[name] = (records, Truth(records), scores, data["timing"], data)
             print(f"{name}: {len(records)} images, {data['timing']}", file=sys.stderr)
         result["report"] = report(per_set, work, args)
     text = json.dumps(result, indent=1, default=str)
@@ -376,31 +438,40 @@ def thresholds_of(method: str) -> list[float]:
 
 
 def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
-    tune_records, tune_truth, tune_scores, _ = per_set["tune"]
-    records, truth, scores, timing = per_set["report"]
+    tune_records, tune_truth, tune_scores, _, tune_data = per_set["tune"]
+    records, truth, scores, timing, data = per_set["report"]
     out: dict = {"images": truth.n, "tune_images": tune_truth.n, "timing": timing, "methods": {}}
     for method, pairs in scores.items():
         chosen, _ = choose(tune_scores[method], tune_truth, thresholds_of(method))
         _, curve = choose(pairs, truth, thresholds_of(method))
         at = next(c for c in curve if c["threshold"] == chosen)
         out["methods"][method] = {"threshold_from_tune": chosen, **at, "curve": [
-            {k: c[k] for k in ("threshold", "precision", "recall", "predicted_pairs")} for c in curve]}
+            {k: c[k] for k in ("threshold", "precision", "recall", "predicted_pairs", "recall_per_edit")} for c in curve]}
+    near = scores["near+transforms"]
     for mirror in (False, True):
         sem = "semantic+mirror" if mirror else "semantic"
         if sem not in scores:
             continue
-        bits, cos = choose_union(tune_scores["near+transforms"], tune_scores[sem], tune_truth)
-        union = np.union1d(predicted_at(scores["near+transforms"], truth.n, -bits), predicted_at(scores[sem], truth.n, cos))
-        name = f"lookalike (near+transforms | {sem})"
-        out["methods"][name] = {"threshold_from_tune": [bits, cos], **truth.evaluate(union),
-                                "as_groups": truth.evaluate_groups(union)}
-        if not mirror:  # the default configuration, through Library.duplicates itself
-            out["methods"][name]["library_run"] = library_run(work / "report.lookalike", records, truth, bits, cos, mirror)
-    out["union_curve"] = [  # groups as shown, near+transforms | semantic, on the REPORT set
-        {"near_bits": bits, "cosine": cos, **{k: v for k, v in truth.evaluate_groups(np.union1d(
-            predicted_at(scores["near+transforms"], truth.n, -bits), predicted_at(scores["semantic"], truth.n, cos)
-        )).items() if k != "recall_per_edit"}}
-        for bits in (0, 4, 6, 8, 10, 12) for cos in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+        tune_cos = near_cosines(tune_scores["near+transforms"], tune_data, mirror)
+        near_cos = near_cosines(near, data, mirror)
+        variants = [(CONFIRM_BITS, True, ""), ((None,), True, ", without near+semantic")]
+        if not mirror:
+            variants.append((CONFIRM_BITS, False, ", chosen on pairs"))
+        for confirm, groups, suffix in variants:
+            chosen = choose_union(tune_scores["near+transforms"], tune_cos, tune_scores[sem], tune_truth, confirm, groups)
+            union = union_keys(near, near_cos, scores[sem], truth.n, chosen)
+            name = f"lookalike (near+transforms | {sem}{' | near+semantic' if chosen[2] is not None else ''}){suffix}"
+            out["methods"][name] = {"threshold_from_tune": list(chosen), **truth.evaluate(union),
+                                    "as_groups": truth.evaluate_groups(union)}
+            if not mirror:  # through Library.duplicates itself
+                out["methods"][name]["library_run"] = library_run(work / "report.lookalike", records, truth, chosen, mirror)
+    out["union_curve"] = [  # groups as shown, near+transforms | semantic (| near+semantic), on the REPORT set
+        {"near_bits": bits, "cosine": cos, "near+semantic": [both_bits, both_cos], **{
+            k: v for k, v in truth.evaluate_groups(union_keys(near, near_cosines(near, data, False), scores["semantic"], truth.n,
+                                                              (bits, cos, both_bits, both_cos))).items()
+            if k != "recall_per_edit"}}
+        for both_bits, both_cos in ((None, None), (14, 0.8), (16, 0.8), (18, 0.75), (18, 0.8), (18, 0.85), (20, 0.8))
+        for bits in (0, 4, 6, 8, 10, 12) for cos in (0.8, 0.85, 0.9, 0.95)
     ]
     out["crop_resistant_subset"] = crop_subset(per_set["report"], work, args, out)
     return out
@@ -408,7 +479,7 @@ def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
 
 def crop_subset(report_set: tuple, work: Path, args: argparse.Namespace, out: dict) -> dict:
     """crop_resistant_hash and every other method on the same subset (first groups, first unrelated)."""
-    records, truth, scores, _ = report_set
+    records, truth, scores, _, data = report_set
     k = args.crop_resistant
     keep = np.array([i for i, r in enumerate(records) if -k <= r["group"] < k])
     sub_records = [records[i] for i in keep]
@@ -421,12 +492,13 @@ def crop_subset(report_set: tuple, work: Path, args: argparse.Namespace, out: di
     for method, pairs in scores.items():
         chosen = out["methods"][method]["threshold_from_tune"]
         subset["methods"][method] = sub_truth.evaluate(predicted_at(restrict(pairs, keep), sub_truth.n, chosen))
+    near = scores["near+transforms"]
     for name, entry in out["methods"].items():
         if name.startswith("lookalike ("):
-            bits, cos = entry["threshold_from_tune"]
             sem = "semantic+mirror" if "mirror" in name else "semantic"
-            union = predicted_at(restrict(scores["near+transforms"], keep), sub_truth.n, -bits)
-            union = np.union1d(union, predicted_at(restrict(scores[sem], keep), sub_truth.n, cos))
+            near_cos = near_cosines(near, data, sem == "semantic+mirror")
+            sub_near, sub_cos = restrict(near, keep), restrict((near[0], near[1], near_cos), keep)[2]
+            union = union_keys(sub_near, sub_cos, restrict(scores[sem], keep), sub_truth.n, tuple(entry["threshold_from_tune"]))
             subset["methods"][name] = sub_truth.evaluate(union)
     return subset
 

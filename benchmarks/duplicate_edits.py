@@ -105,7 +105,7 @@ def export(dataset: str, folder: Path, limit: int | None = None) -> list[Path]:
     if not folder.exists():
         command = [sys.executable, "-m", "lookalike.cli.main", "dataset", "export", dataset, str(folder)]
         subprocess.run(command + (["--limit", str(limit)] if limit else []), check=True, capture_output=True)
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))  # not the export's record
 
 
 def tux_pool(files: list[Path]) -> list[Path]:

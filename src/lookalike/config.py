@@ -115,11 +115,23 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str) -> T:
 
 INDEX_KINDS = ("auto", "exact", "ivf", "hnsw", "ondisk")
 DUPLICATE_NEAR_BITS = 6
-"""Near duplicates: largest pHash distance (of 64 bits), the near threshold of the union tuned on
-benchmarks/bench_duplicates.py's tune set (README, "Duplicates")."""
-DUPLICATE_MIN_SIMILARITY = 0.95
-"""Semantic duplicates: smallest cosine of reduced vectors. The tune set's choice (0.75) loses
-precision on the 3x larger report set (0.87 for pairs); 0.95 keeps it at 0.976."""
+"""Near duplicates: largest pHash distance (of 64 bits). The four DUPLICATE_* thresholds are the
+point of benchmarks/bench_duplicates.py's TUNE curve (4,800 images: 300 photos edited 7 ways at
+2 strengths, 300 unrelated) with the best recall of the groups shown at precision >= 0.95 of
+those groups; README, "Duplicates", gives what they score on the separate REPORT set."""
+DUPLICATE_MIN_SIMILARITY = 0.99
+"""Semantic duplicates: smallest cosine of reduced vectors, from the same TUNE curve. Lower
+values find more crops but also link look-alike pictures, and each false link merges two groups:
+on the REPORT set, with the other defaults, 0.95 finds 0.19 of the crops with groups 0.929
+precise (0.99: 0.08, 0.945); 0.88 with 8 near bits, the best on TUNE counted by pairs, finds
+0.47 at pair precision 0.957 but group precision 0.849."""
+DUPLICATE_CONFIRM_BITS = 14
+"""Near+semantic duplicates: largest pHash distance of a pair whose cosine is at least
+DUPLICATE_CONFIRM_SIMILARITY (from the same TUNE curve; 16 to 20 bits find more pictures with
+text written over them but link more look-alike drawings, such as b and d)."""
+DUPLICATE_CONFIRM_SIMILARITY = 0.9
+"""Near+semantic duplicates: smallest cosine of a pair whose pHashes differ in at most
+DUPLICATE_CONFIRM_BITS (from the same TUNE curve)."""
 
 
 @dataclass(frozen=True)

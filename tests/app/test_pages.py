@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lookalike import Library
-from lookalike.config import ClusterConfig, ReduceConfig
+from lookalike.config import DUPLICATE_NEAR_BITS, ClusterConfig, ReduceConfig
 from tests.searchlib import build, class_image, write_labelled
 
 MAIN = Path(__file__).resolve().parents[2] / "src" / "lookalike" / "app" / "main.py"
@@ -179,7 +179,7 @@ def test_cluster_page_3d_by_label(full_library: Path) -> None:
 def test_duplicates_page_lists_groups_with_reasons(full_library: Path) -> None:
     at = run_page(full_library, "Duplicates", dup_sim=0.80)
     with Library.open(full_library, readonly=True) as lib:
-        groups = lib.duplicates(near_bits=8, min_similarity=0.80)
+        groups = lib.duplicates(near_bits=DUPLICATE_NEAR_BITS, min_similarity=0.80)
     assert groups, "the seeded library should have near duplicates at these settings"
     assert f"{len(groups)} groups" in texts(at)
     assert groups[0].links[0].reason in texts(at)
@@ -322,7 +322,7 @@ def test_palette_never_repeats_and_noise_is_grey() -> None:
 def test_duplicates_keep_this_one_marks_the_others_for_actions(full_library: Path) -> None:
     at = run_page(full_library, "Duplicates", dup_sim=0.80)
     with Library.open(full_library, readonly=True) as lib:
-        groups = lib.duplicates(near_bits=8, min_similarity=0.80)
+        groups = lib.duplicates(near_bits=DUPLICATE_NEAR_BITS, min_similarity=0.80)
     total = sum(len(g.paths) for g in groups)
     assert [e.label for e in at.expander if e.label.startswith("Act on")] == [
         f"Act on these {total - len(groups):,} files (all but one file of {len(groups)} duplicate groups)"

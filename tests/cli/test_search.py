@@ -87,7 +87,7 @@ def test_duplicates_lists_groups_with_reasons(library, tmp_path):
     assert "group 1" in result.output and "again.png" in result.output and "exact: identical content" in result.output
     groups = json.loads(run("duplicates", "--library", library, "--min-similarity", "0.9", "--json").output)
     assert any("again.png" in " ".join(g["paths"]) for g in groups)
-    assert {link["kind"] for g in groups for link in g["links"]} <= {"exact", "near", "semantic"}
+    assert {link["kind"] for g in groups for link in g["links"]} <= {"exact", "near", "semantic", "near+semantic"}
 
 
 def test_evaluate_retrieval_matches_brute_force(library):
@@ -150,7 +150,8 @@ def test_search_reads_a_library_another_process_is_writing(library, tmp_path):
     ("option", "value", "message"),
     [("--near-bits", "64", "[0, 64)"), ("--near-bits", "-1", "[0, 64)"),
      ("--min-similarity", "1.5", "[-1, 1]"), ("--min-similarity", "-1.01", "[-1, 1]"),
-     ("--min-similarity", "nan", "[-1, 1]")],
+     ("--min-similarity", "nan", "[-1, 1]"), ("--confirm-bits", "64", "[0, 64)"),
+     ("--confirm-similarity", "1.5", "[-1, 1]"), ("--confirm-similarity", "nan", "[-1, 1]")],
 )
 def test_duplicate_thresholds_out_of_range_are_one_line_errors(library, option, value, message):
     result = run("duplicates", "--library", library, option, value)
@@ -163,5 +164,6 @@ def test_duplicate_thresholds_at_their_limits_are_accepted(library):
     with Library.open(library) as lib:
         all_images = {p for g in lib.duplicates(near_bits=63, exact=False, min_similarity=None) for p in g.paths}
         assert len(all_images) == 36  # 63 of 64 bits: every picture near every other
-        assert lib.duplicates(near_bits=0, min_similarity=1.0, exact=False) == []  # no two alike
+        assert lib.duplicates(near_bits=0, min_similarity=1.0, confirm_bits=None, exact=False) == []  # no two alike
+        assert lib.duplicates(near_bits=0, min_similarity=1.0, confirm_bits=0, confirm_similarity=1.0, exact=False) == []
         assert len({p for g in lib.duplicates(near_bits=None, min_similarity=-1.0, exact=False) for p in g.paths}) == 36

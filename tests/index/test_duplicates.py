@@ -10,8 +10,10 @@ import pytest
 
 from lookalike.errors import InvalidParameterError
 from lookalike.index import ExactIndex, duplicates
+from lookalike.index.dihedral import QUERY_TRANSFORMS, transform_hashes
 from lookalike.index.duplicates import (
     DuplicatePair,
+    confirmed_pairs,
     find_duplicates,
     group_pairs,
     identical_pairs,
@@ -52,6 +54,45 @@ def test_phash_pairs_equal_brute_force_hamming(threshold, flat_max, monkeypatch)
     assert {(p.a, p.b, round((1 - p.score) * 64)) for p in found} == brute_hash_pairs(ids, hashes, threshold)
     assert all(p.reason == f"perceptual hash distance {round((1 - p.score) * 64)}/64" for p in found)
     assert len(found) > 0
+
+
+def turned_copies(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Planted hashes where every 10th is also a flipped or turned copy (predicted hash, 0..15 bits off)."""
+    ids, hashes = planted_hashes(n, seed)
+    rng = np.random.default_rng(seed)
+    for k, i in enumerate(range(2, n, 10)):
+        turned = transform_hashes(hashes[i - 2 : i - 1], QUERY_TRANSFORMS[k % len(QUERY_TRANSFORMS)])[0]
+        hashes[i] = flip_bits(int(turned), int(rng.integers(0, 16)), rng)
+    return ids, hashes
+
+
+@pytest.mark.parametrize("threshold", [0, 8, 14, 20], ids=lambda t: f"t{t}")
+def test_confirmed_pairs_are_the_candidates_phash_pairs_links_at_that_distance(threshold):
+    ids, hashes = turned_copies(400)
+    i, j = np.triu_indices(len(ids), k=1)
+    sims = np.round(np.random.default_rng(2).uniform(0, 1, len(i)), 2)
+    candidates = [DuplicatePair(int(ids[a]), int(ids[b]), f"cosine {c:.2f}", float(c)) for a, b, c in zip(i, j, sims)]
+    found = confirmed_pairs(candidates, ids, hashes, threshold, transforms=QUERY_TRANSFORMS)
+    reference = phash_pairs(ids, hashes, threshold, transforms=QUERY_TRANSFORMS)  # tested against brute force
+    assert {(p.a, p.b) for p in found} == {(p.a, p.b) for p in reference}
+    assert len(found) > 0
+    by_pair = {(p.a, p.b): p for p in reference}
+    score_of = {(p.a, p.b): p.score for p in candidates}
+    for pair in found:
+        near = by_pair[(pair.a, pair.b)]
+        assert pair.edit == near.edit
+        assert pair.reason == f"{near.reason} and cosine {score_of[(pair.a, pair.b)]:.2f}"
+        assert pair.score == score_of[(pair.a, pair.b)]  # the candidate's score is kept
+
+
+def test_confirmed_pairs_drop_items_without_a_hash_and_refuse_a_bad_distance():
+    hashes = np.array([0, 1, 2**64 - 1], dtype=np.uint64)  # 1 and 64 bits from the first
+    candidates = [DuplicatePair(1, 2, "cosine 0.80", 0.8), DuplicatePair(1, 9, "cosine 0.90", 0.9),
+                  DuplicatePair(1, 3, "cosine 0.85", 0.85)]
+    assert [(p.a, p.b) for p in confirmed_pairs(candidates, [1, 2, 3], hashes, 1)] == [(1, 2)]
+    assert confirmed_pairs([], [1, 2, 3], hashes, 1) == []
+    with pytest.raises(InvalidParameterError, match=r"max_distance must be in \[0, 64\), got 64"):
+        confirmed_pairs(candidates, [1, 2, 3], hashes, 64)
 
 
 def test_identical_content_groups_become_stars():

@@ -5,10 +5,17 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from lookalike.config import (
+    DUPLICATE_CONFIRM_BITS,
+    DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_MIN_SIMILARITY,
+    DUPLICATE_NEAR_BITS,
+)
 from lookalike.index.duplicates import DuplicatePair
 from lookalike.library import Library
 from lookalike.search.duplicates import infer_edit
@@ -108,3 +115,123 @@ def test_cli_prints_the_edit(library) -> None:
     assert result.exit_code == 0, result.output
     flat = result.output.replace("\n", " ")
     assert "after flip horizontal (flip)" in flat and "(rotation)" in flat and "(re-encode)" in flat
+
+
+def watermarked(image: Image.Image) -> Image.Image:
+    """``image`` with "SAMPLE" written across its middle, half transparent (a stock-photo watermark)."""
+    from PIL import ImageDraw, ImageFont
+
+    out = image.copy()
+    font = ImageFont.load_default(size=max(10, out.height // 6))
+    ImageDraw.Draw(out, "RGBA").text((out.width * 0.05, out.height * 0.4), "SAMPLE", fill=(255, 255, 255, 170),
+                                     font=font, stroke_width=2, stroke_fill=(0, 0, 0, 170))
+    return out
+
+
+def text_folder(root: Path, names: tuple[str, ...], marked: str, side: int = 320) -> None:
+    """Real photos (longer side ``side``) and a watermarked copy of ``marked`` as marked_text.png."""
+    data = pytest.importorskip("skimage.data")
+    root.mkdir()
+    for name in names:
+        image = Image.fromarray(getattr(data, name)()).convert("RGB")
+        scale = side / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+        image.save(root / f"{name}.png")
+        if name == marked:
+            watermarked(image).save(root / f"{name}_text.png")
+
+
+def test_near_semantic_links_a_watermarked_copy_neither_tier_links_alone(tmp_path) -> None:
+    text_folder(tmp_path / "photos", ("astronaut", "camera", "coffee", "coins", "rocket", "brick"), "coins")
+    loose = {"confirm_bits": 20, "confirm_similarity": 0.45}
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        lib.add([tmp_path / "photos"])
+        strict = {"near_bits": 0, "min_similarity": 0.999, "kind": "exact"}
+        alone = links_by_file(lib.duplicates(**strict, confirm_bits=None))
+        both = links_by_file(lib.duplicates(**strict, **loose))
+        no_near = links_by_file(lib.duplicates(near_bits=None, min_similarity=0.999, **loose))
+        hash_only = links_by_file(lib.duplicates(near_bits=20, min_similarity=None))
+        cosine_only = links_by_file(lib.duplicates(near_bits=None, min_similarity=0.45))
+    pair = frozenset(("coins.png", "coins_text.png"))
+    assert pair not in alone and pair not in no_near  # the rule needs both kinds of evidence
+    assert set(both) == {pair}  # and links no two different photos
+    [link] = both[pair]
+    assert link.kind == "near+semantic" and link.edit is None
+    assert link.reason.startswith("perceptual hash distance ") and " and cosine " in link.reason
+    # what each piece of evidence alone would have linked at those thresholds: different photos
+    assert set(hash_only) - {pair} and set(cosine_only) - {pair}
+
+
+def brute_force_links(lib: Library, near_bits: int, min_similarity: float, both: tuple[int, float]) -> set:
+    """Image-name pairs the three rules link, from every pair's distance and cosine (n x n)."""
+    from lookalike.index.dihedral import TRANSFORMS, transform_hashes
+    from lookalike.store import images
+
+    reduced = lib.reduced()
+    name_of = {int(i): Path(p).name for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
+    cosine = reduced.vectors @ reduced.vectors.T
+    ids, hashes = images.phashes(lib.store.catalog)
+    assert (ids == reduced.ids).all()
+    distance = np.full(cosine.shape, 64)
+    for transform in TRANSFORMS:
+        moved = transform_hashes(hashes, transform)
+        d = np.bitwise_count(moved[:, None] ^ hashes[None, :]).astype(int)
+        distance = np.minimum(distance, np.minimum(d, d.T))
+    linked = (distance <= near_bits) | (cosine >= min_similarity - 1e-6)
+    linked |= (distance <= both[0]) & (cosine >= both[1] - 1e-6)
+    i, j = np.nonzero(np.triu(linked, k=1))
+    return {frozenset((name_of[int(ids[a])], name_of[int(ids[b])])) for a, b in zip(i, j)}
+
+
+@pytest.mark.parametrize(("near_bits", "min_similarity", "both"), [
+    (DUPLICATE_NEAR_BITS, DUPLICATE_MIN_SIMILARITY, (DUPLICATE_CONFIRM_BITS, DUPLICATE_CONFIRM_SIMILARITY)),
+    (10, 0.9, (24, 0.2)),
+    (2, 0.95, (24, 0.3)),
+], ids=["defaults", "loose", "mostly-near+semantic"])
+def test_library_links_are_the_brute_force_union_of_the_three_rules(tmp_path, near_bits, min_similarity, both) -> None:
+    names = ("astronaut", "camera", "coffee", "coins", "rocket", "brick", "grass", "moon")
+    text_folder(tmp_path / "photos", names, "coins")
+    for name in ("brick", "astronaut"):  # more edits: a watermark, a flip
+        watermarked(Image.open(tmp_path / "photos" / f"{name}.png")).save(tmp_path / "photos" / f"{name}_text.png")
+    Image.open(tmp_path / "photos" / "camera.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(
+        tmp_path / "photos" / "camera_flip.png")
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        lib.add([tmp_path / "photos"])
+        groups = lib.duplicates(near_bits=near_bits, min_similarity=min_similarity, confirm_bits=both[0],
+                                confirm_similarity=both[1], kind="exact", exact=False)
+        expected = brute_force_links(lib, near_bits, min_similarity, both)
+    found = links_by_file(groups)
+    assert set(found) == expected
+    kinds = [sorted(link.kind for link in links) for links in found.values()]
+    assert all(k == ["near+semantic"] or "near+semantic" not in k for k in kinds)  # only where neither tier links
+    assert ["near+semantic"] in kinds  # every setting here has such a pair
+
+
+def captioned(image: Image.Image) -> Image.Image:
+    """``image`` with a small caption in its lower left corner."""
+    from PIL import ImageDraw, ImageFont
+
+    out = image.copy()
+    font = ImageFont.load_default(size=max(8, out.height // 14))
+    ImageDraw.Draw(out, "RGBA").text((out.width * 0.05, out.height * 0.85), "© holiday 2024", fill=(255, 255, 255, 230),
+                                     font=font, stroke_width=1, stroke_fill=(0, 0, 0, 230))
+    return out
+
+
+@pytest.mark.slow
+def test_default_backbone_and_thresholds_group_captioned_photos_and_nothing_unrelated(tmp_path) -> None:
+    """The shipped defaults with the default backbone: every real photo with a caption written over
+    it is grouped with its original, and no group holds two different photos."""
+    names = ("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "brick", "grass", "gravel", "page",
+             "clock", "moon", "retina", "immunohistochemistry", "hubble_deep_field", "text")
+    text_folder(tmp_path / "photos", names, "coins")
+    for name in names:
+        captioned(Image.open(tmp_path / "photos" / f"{name}.png")).save(tmp_path / "photos" / f"{name}_caption.png")
+    with Library.create(tmp_path / "lib.lookalike") as lib:
+        lib.add([tmp_path / "photos"])
+        groups = lib.duplicates()
+    photo_of = [{Path(p).stem.split("_")[0] for p in group.paths} for group in groups]
+    assert all(len(photos) == 1 for photos in photo_of), photo_of  # nothing unrelated
+    grouped = {frozenset(Path(p).name for p in group.paths) for group in groups}
+    missed = [n for n in names if not any({f"{n}.png", f"{n}_caption.png"} <= g for g in grouped)]
+    assert not missed

@@ -10,6 +10,7 @@ import streamlit as st
 from lookalike.app import actions_panel
 from lookalike.app.common import short_name, thumbnail
 from lookalike.app.grid import grid
+from lookalike.config import DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -23,8 +24,8 @@ def render(lib: Library) -> None:
     st.header("Duplicates")
     left, mid, right = st.columns(3)
     exact = left.checkbox("Exact (same content)", value=True, key="dup_exact")
-    near = mid.slider("Near: max perceptual-hash bits", 0, 16, 8, key="dup_bits")
-    semantic = right.slider("Semantic: min similarity", 0.80, 1.0, 0.95, 0.01, key="dup_sim")
+    near = mid.slider("Near: max perceptual-hash bits", 0, 16, DUPLICATE_NEAR_BITS, key="dup_bits")
+    semantic = right.slider("Semantic: min similarity", 0.80, 1.0, DUPLICATE_MIN_SIMILARITY, 0.01, key="dup_sim")
     use_near = st.checkbox("Near duplicates (perceptual hash)", value=True, key="dup_use_near")
     use_semantic = st.checkbox("Semantic duplicates (embedding similarity)", value=True, key="dup_use_sem")
     groups = lib.duplicates(

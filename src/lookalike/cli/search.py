@@ -18,7 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from lookalike.cli.common import err, out, reports_errors
-from lookalike.config import DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS, INDEX_KINDS
+from lookalike.config import (
+    DUPLICATE_CONFIRM_BITS,
+    DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_MIN_SIMILARITY,
+    DUPLICATE_NEAR_BITS,
+    INDEX_KINDS,
+)
 from lookalike.errors import MissingDependencyError
 
 LibraryOption = Annotated[
@@ -161,9 +167,12 @@ def duplicates(
     library: LibraryOption = Path("library.lookalike"),
     near_bits: Annotated[int, typer.Option(help="Near duplicates: perceptual hashes differing in at most this many of 64 bits.")] = DUPLICATE_NEAR_BITS,
     min_similarity: Annotated[float, typer.Option(help="Semantic duplicates: cosine similarity at least this.")] = DUPLICATE_MIN_SIMILARITY,
+    confirm_bits: Annotated[int, typer.Option(help="Near+semantic duplicates: perceptual hashes differing in at most this many bits...")] = DUPLICATE_CONFIRM_BITS,
+    confirm_similarity: Annotated[float, typer.Option(help="...and cosine similarity at least this (e.g. text written over a picture).")] = DUPLICATE_CONFIRM_SIMILARITY,
     exact: Annotated[bool, typer.Option("--exact/--no-exact", help="Files with identical content.")] = True,
     near: Annotated[bool, typer.Option("--near/--no-near", help="Perceptual-hash near duplicates.")] = True,
     semantic: Annotated[bool, typer.Option("--semantic/--no-semantic", help="Embedding near duplicates.")] = True,
+    confirm: Annotated[bool, typer.Option("--confirm/--no-confirm", help="Near+semantic duplicates: both kinds of evidence, each looser (needs --near and --semantic).")] = True,
     transforms: Annotated[bool, typer.Option("--transforms/--no-transforms", help="Near duplicates also when flipped or turned by 90°/180°.")] = True,
     mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Semantic duplicates also against each image's mirror image (one more embedding pass).")] = False,
     kind: KindOption = "auto",
@@ -176,7 +185,8 @@ def duplicates(
     with opened(library) as lib:
         groups = lib.duplicates(
             exact=exact, near_bits=near_bits if near else None,
-            min_similarity=min_similarity if semantic else None, kind=kind, transforms=transforms, mirror=mirror,
+            min_similarity=min_similarity if semantic else None, confirm_bits=confirm_bits if confirm else None,
+            confirm_similarity=confirm_similarity, kind=kind, transforms=transforms, mirror=mirror,
         )
     if as_json:
         out.print_json(json.dumps([{**asdict(g), "kinds": g.kinds} for g in groups]))

@@ -109,6 +109,51 @@ def phash_pairs(
 _INVERSE = {"rotate-90": "rotate-270", "rotate-270": "rotate-90"}
 
 
+def confirmed_pairs(
+    candidates: Sequence[DuplicatePair], ids: Any, hashes: Any, max_distance: int,
+    *, transforms: Sequence[str] = ("identity",),
+) -> list[DuplicatePair]:
+    """The ``candidates`` whose pHashes also differ in at most ``max_distance`` bits.
+
+    Two pieces of evidence, each too weak alone, that agree: candidates are pairs of items with
+    a cosine too low for a semantic duplicate (their ``score``), and the hash distance allowed is
+    too large for a near duplicate. A picture with text written over it is such a pair: the
+    text moves the pHash of a plain picture by 14 to 20 bits while the vectors stay close, and
+    two different pictures are rarely close both ways (see ``DUPLICATE_CONFIRM_BITS``).
+
+    ids (n,) and hashes (n,) uint64 aligned; candidates naming an item without a hash are
+    dropped. The distance is the smallest over ``transforms`` (as in :func:`phash_pairs`, either
+    way round); the pair keeps its score and names the transform that matched.
+    """
+    if not 0 <= max_distance < HASH_BITS:
+        raise InvalidParameterError(f"max_distance must be in [0, {HASH_BITS}), got {max_distance}")
+    ids = as_ids(ids, n=len(hashes_to_bytes(hashes)))
+    row_of = {item: row for row, item in enumerate(ids.tolist())}
+    kept = [p for p in candidates if p.a in row_of and p.b in row_of]
+    if not kept:
+        return []
+    a = np.array([row_of[p.a] for p in kept])
+    b = np.array([row_of[p.b] for p in kept])
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    best = np.full(len(kept), HASH_BITS + 1, dtype=np.int64)
+    name = np.full(len(kept), "identity", dtype=object)
+    for transform in transforms:  # in order: the first transform wins ties, as in phash_pairs
+        moved = hashes if transform == "identity" else transform_hashes(hashes, transform)
+        forward = np.bitwise_count(moved[a] ^ hashes[b]).astype(np.int64)  # a turned into b
+        backward = np.bitwise_count(hashes[a] ^ moved[b]).astype(np.int64)  # b turned into a
+        for distance, named in ((forward, transform), (backward, _INVERSE.get(transform, transform))):
+            better = distance < best
+            best[better], name[better] = distance[better], named
+    pairs = []
+    for pair, d, named in zip(kept, best.tolist(), name.tolist()):
+        if d > max_distance:
+            continue
+        after = "" if named == "identity" else f" after {named.replace('-', ' ')}"
+        reason = f"perceptual hash distance {d}/64{after} and {pair.reason}"
+        pairs.append(DuplicatePair(pair.a, pair.b, reason, pair.score, EDIT_OF.get(named, pair.edit)))
+    return pairs
+
+
 def _range_pairs(index: Any, queries: np.ndarray, max_distance: int) -> Iterable[tuple[int, int, int]]:
     """(query row, stored row, distance) of every stored code within ``max_distance`` of a query."""
     for start in range(0, len(queries), QUERY_BATCH):

@@ -1,6 +1,6 @@
 """Duplicate files of a library, grouped, each link with its reason and score.
 
-Three sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates`):
+Four sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates`):
 
 - exact: files with the same content hash (the catalog stores one image per distinct content,
   so these are the files sharing an image);
@@ -11,12 +11,20 @@ Three sources, each without an n x n matrix (see :mod:`lookalike.index.duplicate
 - semantic: images whose reduced vectors have cosine similarity >= ``min_similarity``, found
   by k-NN on the library's vector index; with ``mirror``, each image's mirrored vector is
   searched too (:mod:`lookalike.search.flipped`: one more embedding pass), so flipped copies
-  pass at the similarity of unedited ones.
+  pass at the similarity of unedited ones;
+- near+semantic: images whose cosine is at least ``confirm_similarity`` (found by the same k-NN
+  search) and whose pHashes, after the same transforms, differ in at most ``confirm_bits``:
+  each piece of evidence too weak alone, both together rarely wrong. Text written over a
+  picture is found this way (:func:`lookalike.index.duplicates.confirmed_pairs`). Runs when the
+  near and semantic tiers both do.
 
 Each link names the edit its evidence points to: "flip" or "rotation" (the transform that
 matched), "re-encode" (hashes within a few bits, same size), "resize" (same aspect ratio, other
 size) or "crop" (other aspect ratio, not turned); None when nothing singles one out (colour
 changes, overlaid text, or a different photo of the same thing).
+
+The default thresholds (:mod:`lookalike.config`) come from benchmarks/bench_duplicates.py: the
+ones with the best recall at precision >= 0.95 of the groups shown, on its TUNE set.
 
 Items are files: near and semantic links join the first file of each image, exact links join
 every file of an image to its first one; connected files form one group.
@@ -29,10 +37,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookalike.config import DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS
+from lookalike.config import (
+    DUPLICATE_CONFIRM_BITS,
+    DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_MIN_SIMILARITY,
+    DUPLICATE_NEAR_BITS,
+)
+from lookalike.embed.phash import HASH_BITS
 from lookalike.errors import InvalidParameterError
 from lookalike.index.dihedral import QUERY_TRANSFORMS
-from lookalike.index.duplicates import DuplicatePair, group_pairs, identical_pairs, phash_pairs, semantic_pairs
+from lookalike.index.duplicates import (
+    DuplicatePair,
+    confirmed_pairs,
+    group_pairs,
+    identical_pairs,
+    phash_pairs,
+    semantic_pairs,
+)
 from lookalike.store import images
 
 if TYPE_CHECKING:
@@ -70,11 +91,19 @@ def find_library_duplicates(
     exact: bool = True,
     near_bits: int | None = DUPLICATE_NEAR_BITS,
     min_similarity: float | None = DUPLICATE_MIN_SIMILARITY,
+    confirm_bits: int | None = DUPLICATE_CONFIRM_BITS,
+    confirm_similarity: float = DUPLICATE_CONFIRM_SIMILARITY,
     kind: str = "auto",
     transforms: bool = True,
     mirror: bool = False,
 ) -> list[FileGroup]:
-    """Duplicate groups of ``store``'s files, largest first. ``None`` turns a source off."""
+    """Duplicate groups of ``store``'s files, largest first. ``None`` turns a source off (the
+    near+semantic links need ``near_bits``, ``min_similarity`` and ``confirm_bits``)."""
+    if confirm_bits is not None and not 0 <= confirm_bits < HASH_BITS:
+        raise InvalidParameterError(f"confirm_bits must be in [0, {HASH_BITS}), got {confirm_bits}")
+    for name, value in (("min_similarity", min_similarity), ("confirm_similarity", confirm_similarity)):
+        if value is not None and not -1.0 <= value <= 1.0:
+            raise InvalidParameterError(f"{name} must be in [-1, 1], got {value}")
     file_ids, image_of, path_of = _embedded_files(store)
     sizes = images.sizes(store.catalog)
     first_file = _first_file_per_image(file_ids, image_of)
@@ -98,12 +127,18 @@ def find_library_duplicates(
 
     if exact:
         take(identical_pairs(file_ids, image_of.tolist()), "exact", per_image=False)
+    queried = QUERY_TRANSFORMS if transforms else ("identity",)
     if near_bits is not None:
         image_ids, hashes = _phashes(store)
-        queried = QUERY_TRANSFORMS if transforms else ("identity",)
         take(phash_pairs(image_ids, hashes, near_bits, transforms=queried), "near", per_image=True)
     if min_similarity is not None:
-        take(_semantic(store, kind, min_similarity, mirror), "semantic", per_image=True)
+        both_bits = confirm_bits if near_bits is not None else None  # near+semantic needs both tiers
+        floor = min_similarity if both_bits is None else min(min_similarity, confirm_similarity)
+        found = _semantic(store, kind, floor, mirror)  # one k-NN search serves both
+        if both_bits is not None:
+            weak = [p for p in found if p.score < min_similarity and (p.a, p.b) not in near_edit]
+            take(confirmed_pairs(weak, image_ids, hashes, both_bits, transforms=queried), "near+semantic", per_image=True)
+        take([p for p in found if p.score >= min_similarity], "semantic", per_image=True)
     groups = []
     for group in group_pairs(pairs):
         links = [
@@ -181,7 +216,9 @@ def infer_edit(
     are re-encodes (a mild colour change or a small overlay looks the same to the hash), of one
     aspect ratio resizes, else crops. Semantic pairs the near tier did not link are crops when
     the sizes differ (a plain resize would have been near); of one size, nothing singles an edit
-    out (colour changes, overlaid text, or another photo of the same thing).
+    out (colour changes, overlaid text, or another photo of the same thing). Near+semantic pairs
+    (hashes further apart) of one size are not named either (text written over the picture, a
+    strong colour change), of one aspect ratio are resizes, else crops.
     """
     if pair.edit is not None:
         return pair.edit
@@ -192,6 +229,6 @@ def infer_edit(
         return "rotation"
     if size_a == size_b:
         return "re-encode" if source == "near" else None
-    if source == "near" and abs(aspect_a / aspect_b - 1) <= 0.02:
+    if source in ("near", "near+semantic") and abs(aspect_a / aspect_b - 1) <= 0.02:
         return "resize"
     return "crop"
