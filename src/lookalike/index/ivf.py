@@ -200,13 +200,13 @@ class IVFIndex(VectorIndex):
         m = len(queries)
         centroid_d = np.empty((m, nprobe), dtype=np.float32)
         probes = np.empty((m, nprobe), dtype=np.int64)
-        self.index_.quantizer.search_c(m, faiss.swig_ptr(queries), nprobe, faiss.swig_ptr(centroid_d), faiss.swig_ptr(probes))
         scores = np.empty((m, k), dtype=np.float32)
         labels = np.empty((m, k), dtype=np.int64)
+        x, dq, iq = faiss.swig_ptr(queries), faiss.swig_ptr(centroid_d), faiss.swig_ptr(probes)
+        self.index_.quantizer.search_c(m, x, nprobe, dq, iq)
         self.index_.search_preassigned_c(
-            m, faiss.swig_ptr(queries), k, faiss.swig_ptr(probes), faiss.swig_ptr(centroid_d),
-            faiss.swig_ptr(scores), faiss.swig_ptr(labels), False, self._plain_params(nprobe),
-        )  # fmt: skip
+            m, x, k, iq, dq, faiss.swig_ptr(scores), faiss.swig_ptr(labels), False, self._plain_params(nprobe)
+        )
         return scores, labels, probes[:, 0].copy()
 
     def _knn(
