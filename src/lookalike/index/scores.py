@@ -110,10 +110,11 @@ class ClusterRadii:
         ``clusters`` (m,) are the queries' clusters when already known."""
         own = self.assign(queries) if clusters is None else clusters
         if len(own) == 1 and self.max_distances[own[0]] > 0:  # one query: a scalar scale, few array calls
-            conf = np.multiply(distances, np.float32(-1.0 / float(self.max_distances[own[0]])), dtype=np.float32)
+            conf: np.ndarray = np.multiply(distances, np.float32(-1.0 / float(self.max_distances[own[0]])), dtype=np.float32)
             conf += np.float32(1.0)
             np.maximum(conf, np.float32(0.0), out=conf)
-            return np.minimum(conf, np.float32(1.0), out=conf)
+            np.minimum(conf, np.float32(1.0), out=conf)
+            return conf
         return _confidence(self.max_distances[own].astype(np.float64)[:, None], distances)
 
 
@@ -179,9 +180,10 @@ class ClusterSpan:
 def _confidence(max_d: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """``clip(1 - d / max_d, 0, 1)`` broadcast; where max_d is 0 only d = 0 scores 1."""
     if max_d.size and float(max_d.min()) > 0:  # the common case, in a few array operations
-        fast = np.asarray(distances, dtype=np.float64) / max_d
+        fast: np.ndarray = np.asarray(distances, dtype=np.float64) / max_d
         np.subtract(1.0, fast, out=fast)
-        return np.clip(fast, 0.0, 1.0, out=fast).astype(np.float32)
+        np.clip(fast, 0.0, 1.0, out=fast)
+        return fast.astype(np.float32)
     d = np.asarray(distances, dtype=np.float64)
     positive = max_d > 0
     conf = np.where(positive, 1.0 - d / np.where(positive, max_d, 1.0), (d <= 0) * 1.0)  # never divides by 0
