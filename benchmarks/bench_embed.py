@@ -20,7 +20,9 @@ Image sets (``--sets``): ``small``, the 2,000 CIFAR-10 dogs-vs-cats photos writt
 224×224 JPEGs; ``camera``, 200 camera-size photos (4032×3024, sensor-like noise, EXIF
 orientations 1, 6, 3, 8; see ``camera_photos.py``), made once into a cache folder.
 Targets: small: index_auto ≥ 1.6 × index, index_lite2_int8 ≥ 1.0 × index, index ≥ 0.85 × model;
-camera: index_auto ≥ 0.85 × decode. Writes JSON (``--out``) and prints it.
+camera: index_auto ≥ 0.85 × decode (``cpu_bound_index_over_decode`` is the most any pipeline can
+reach while the model costs what ``model`` measures: decode CPU over pipeline + model CPU).
+Writes JSON (``--out``) and prints it.
 
     python benchmarks/bench_embed.py --out bench-results/embed.json [--sets small camera]
 """
@@ -265,7 +267,7 @@ VARIANTS = {"model": run_model, "model_int8": run_model_int8, "decode": run_deco
             "index_lite2_int8": run_index_lite2_int8, "pipeline": run_pipeline, "pytorch": run_pytorch}
 SET_VARIANTS = {
     "small": ["model", "model_int8", "decode", "index", "index_auto", "index_lite2_int8", "pipeline", "pytorch"],
-    "camera": ["decode", "index", "index_auto", "pytorch"],
+    "camera": ["model", "decode", "pipeline", "index", "index_auto", "pytorch"],
 }
 
 
@@ -297,9 +299,13 @@ def ratios(name: str, results: dict) -> tuple[dict, dict]:
     """The set's speed ratios and whether each meets its target."""
     rate = {k: v["images_per_second"] for k, v in results.items()}
     if name == "camera":
+        cpu = {k: v["cpu_ms_per_image"] for k, v in results.items()}
         got = {"index_over_decode": rate["index"] / rate["decode"],
                "index_auto_over_decode": rate["index_auto"] / rate["decode"],
-               "index_over_pytorch": rate["index"] / rate["pytorch"]}
+               "index_over_pytorch": rate["index"] / rate["pytorch"],
+               # with every core busy, index can run at most at decode's CPU over its own
+               # (pipeline: all but the model, plus the model): the reachable ratio on this CPU
+               "cpu_bound_index_over_decode": cpu["decode"] / (cpu["pipeline"] + cpu["model"])}
         targets = {"index_auto_over_decode": 0.85}
     else:
         got = {"index_auto_over_index": rate["index_auto"] / rate["index"],
