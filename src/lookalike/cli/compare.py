@@ -39,6 +39,7 @@ def compare(
     augment: Annotated[str | None, typer.Option(help="Test-time views of the libraries: none, flip, flip-zoom (default: the library default).")] = None,
     rerank: Annotated[str, typer.Option(help="Comma-separated re-ranking methods measured as extra rows per backbone: aqe, dba, kreciprocal.")] = "",
     projection: Annotated[bool, typer.Option("--projection", help="Also a learned-projection row per backbone (fitted on half the labelled images, scored on the other half).")] = False,
+    projection_method: Annotated[str, typer.Option(help="Method of --projection: head (a metric-learning head) or lda.")] = _D.projection_method,
     svm_tune: Annotated[bool, typer.Option("--svm-tune/--no-svm-tune", help="Choose the SVM's C and gamma by 5-fold grid search on the training part (else C=1, gamma=scale).")] = _D.svm_tune,
     test_size: Annotated[float, typer.Option(help="Held-out share of the SVM split.")] = _D.test_size,
     autoencoder: Annotated[bool, typer.Option("--autoencoder", help="Also train an autoencoder on the images (into WORK/autoencoder) and compare it.")] = False,
@@ -61,7 +62,7 @@ def compare(
         dataset=dataset, backbones=tuple(backbones.split(",")), split=split, first=first, limit=limit,
         per_class=per_class, seed=seed, k=k, pca=pca, whiten=whiten, crop_fraction=parse_crop_fraction(crop_fraction), svm_tune=svm_tune,
         augment=augment, rerank=tuple(m.strip() for m in rerank.split(",") if m.strip()), projection=projection,
-        test_size=test_size, autoencoder=autoencoder, autoencoder_epochs=autoencoder_epochs,
+        projection_method=projection_method, test_size=test_size, autoencoder=autoencoder, autoencoder_epochs=autoencoder_epochs,
     )  # fmt: skip
     work = work or Path(f"compare-{dataset}")
     bar = RichProgress() if progress else NoProgress()

@@ -106,18 +106,26 @@ def search(
 @reports_errors
 def learn_projection(
     library: LibraryOption = Path("library.lookalike"),
-    beta: Annotated[float, typer.Option(help="Weight of the discriminant coordinates beside the reduced vector.", min=0.0)] = 1.0,
-    shrinkage: Annotated[float, typer.Option(help="LDA covariance shrinkage in [0, 1].", min=0.0, max=1.0)] = 0.05,
+    method: Annotated[str, typer.Option(help="lda: discriminant coordinates beside the reduced vector; head: a small metric-learning head trained with PyTorch (the default, better on the tuning set).")] = "head",
+    beta: Annotated[float, typer.Option(help="lda: weight of the discriminant coordinates beside the reduced vector.", min=0.0)] = 1.0,
+    shrinkage: Annotated[float, typer.Option(help="lda: covariance shrinkage in [0, 1].", min=0.0, max=1.0)] = 0.05,
+    seed: Annotated[int, typer.Option(help="head: seed of the weights, dropout and validation split.", min=0)] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (head).")] = True,
 ) -> None:
-    """Learn a projection from the library's labels (LDA beside the reduced vectors) for
+    """Learn a projection from the library's labels (a metric-learning head, or LDA) for
     `search --projected`; learn it again after `reduce --refit`."""
     from lookalike.library import Library
+    from lookalike.progress import NoProgress, RichProgress
     from lookalike.search.projection import learn_projection as learn
 
-    with Library.open(library) as lib:
-        summary = learn(lib.store, beta=beta, shrinkage=shrinkage)
-    out.print(f"learned a projection from {summary['images']:,} labelled images of {summary['classes']} classes "
-              f"({summary['dim']} dimensions)", highlight=False)
+    bar = RichProgress() if progress and method == "head" else NoProgress()
+    try:
+        with Library.open(library) as lib:
+            summary = learn(lib.store, method, beta=beta, shrinkage=shrinkage, seed=seed, progress=bar)
+    finally:
+        bar.close()
+    out.print(f"learned a projection ({summary['method']}) from {summary['images']:,} labelled images of "
+              f"{summary['classes']} classes ({summary['dim']} dimensions)", highlight=False)
 
 
 def hits_table(hits: list[Any], width: int | None = None) -> Table:

@@ -10,18 +10,30 @@ on Fashion-MNIST images 3000–6000, a set none of the reported numbers use). It
 scikit-learn's estimator contract; its state is plain arrays, stored like the PCA
 (``lookalike.store.projection``) with the fingerprint of the reducer it was fitted on: a refitted
 PCA makes it stale. Honest scores: ``lookalike.evaluate.projection``.
+
+The other method, ``head`` (:class:`lookalike.reduce.head.HeadProjector`, the default: better on
+the tuning set), trains a small metric-learning head instead. :func:`make_projector` builds either
+by name; :func:`projector_from_arrays` reads either back (arrays without ``method``, written
+before the head existed, are LDA).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from lookalike.errors import InvalidParameterError
+from lookalike.progress import Progress
 from lookalike.validation import l2_normalize
+
+if TYPE_CHECKING:
+    from lookalike.reduce.head import HeadProjector
+
+METHODS = ("lda", "head")
+DEFAULT_METHOD = "head"
 
 
 class LabelProjector:
@@ -41,8 +53,9 @@ class LabelProjector:
         self.beta = beta
         self.shrinkage = shrinkage
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> LabelProjector:
-        """Learn the projection from ``X`` (n, d) and labels ``y`` (n,) with >= 2 classes."""
+    def fit(self, X: np.ndarray, y: np.ndarray, progress: Progress | None = None) -> LabelProjector:
+        """Learn the projection from ``X`` (n, d) and labels ``y`` (n,) with >= 2 classes
+        (``progress``: accepted like :class:`~lookalike.reduce.head.HeadProjector`'s; LDA is quick)."""
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
         x = np.asarray(X, dtype=np.float64)
@@ -73,13 +86,17 @@ class LabelProjector:
         return projected
 
     @property
+    def n_features_out_(self) -> int:
+        return int(self.n_features_in_ + self.scalings_.shape[1])
+
+    @property
     def fingerprint(self) -> str:
         digest = hashlib.sha256(self.scalings_.tobytes() + self.mean_.tobytes() + repr(float(self.beta)).encode())
         return digest.hexdigest()[:16]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean_, "scalings": self.scalings_, "classes": self.classes_.astype(str),
-                "beta": np.array(float(self.beta))}
+        return {"method": np.array("lda"), "mean": self.mean_, "scalings": self.scalings_, "classes": self.classes_.astype(str),
+                "beta": np.array(float(self.beta))}  # fmt: skip
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Any]) -> LabelProjector:
@@ -89,3 +106,31 @@ class LabelProjector:
         projector.classes_ = np.asarray(arrays["classes"]).astype(str)
         projector.n_features_in_ = int(projector.scalings_.shape[0])
         return projector
+
+
+Projector = Union[LabelProjector, "HeadProjector"]
+
+
+def make_projector(
+    method: str = DEFAULT_METHOD, *, seed: int = 0, beta: float = 1.0, shrinkage: float = 0.05
+) -> Projector:
+    """An unfitted projector: ``lda`` (``beta``, ``shrinkage``) or ``head`` (``seed``)."""
+    if method == "lda":
+        return LabelProjector(beta=beta, shrinkage=shrinkage)
+    if method == "head":
+        from lookalike.reduce.head import HeadProjector
+
+        return HeadProjector(seed=seed)
+    raise InvalidParameterError(f"projection method must be one of {', '.join(METHODS)}; got {method!r}")
+
+
+def projector_from_arrays(arrays: Mapping[str, Any]) -> Projector:
+    """The projector stored as ``arrays`` (``to_arrays``); no ``method`` means LDA (older files)."""
+    method = str(arrays["method"]) if "method" in arrays else "lda"
+    if method == "lda":
+        return LabelProjector.from_arrays(arrays)
+    if method == "head":
+        from lookalike.reduce.head import HeadProjector
+
+        return HeadProjector.from_arrays(arrays)
+    raise InvalidParameterError(f"unknown stored projection method {method!r}; expected one of {', '.join(METHODS)}")

@@ -207,8 +207,9 @@ def test_a_single_class_subset_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "value, match", [({"k": 0}, "k must be >= 1"), ({"pca": -1}, "pca must be >= 0"),
-                     ({"test_size": 1.0}, r"test_size must be in \(0, 1\)"), ({"backbones": ()}, "at least one backbone")],
-    ids=["k", "pca", "test-size", "no-backbone"],
+                     ({"test_size": 1.0}, r"test_size must be in \(0, 1\)"), ({"backbones": ()}, "at least one backbone"),
+                     ({"projection_method": "pca"}, "projection_method must be lda or head; got 'pca'")],
+    ids=["k", "pca", "test-size", "no-backbone", "projection-method"],
 )  # fmt: skip
 def test_config_validates_itself(value, match):
     with pytest.raises(InvalidParameterError, match=match):

@@ -2,8 +2,8 @@
 
 - ``BACKBONE +aqe`` / ``+dba`` / ``+kreciprocal``: leave-one-out P@k and mAP@k of the same reduced
   vectors re-ranked at query time (:mod:`lookalike.evaluate.rerank`), exactly as search does it.
-- ``BACKBONE +projection (held-out)``: a :class:`lookalike.reduce.project.LabelProjector` fitted on a
-  seeded stratified half of the labelled images; the other half queries the first (the gallery).
+- ``BACKBONE +projection METHOD (held-out)``: a projection (``lookalike.reduce.project``: the
+  metric-learning head or LDA, ``config.projection_method``) fitted on a seeded stratified half of the labelled images; the other half queries the first (the gallery).
   The row reports the projected P@k / mAP@k; its ``details`` also hold the same held-out protocol
   without the projection, the fair baseline.
 
@@ -50,8 +50,12 @@ def option_rows(store: LibraryStore, config: CompareConfig, base: BackboneResult
 def _projection_row(base: BackboneResult, vectors: np.ndarray, labels: np.ndarray, config: CompareConfig) -> BackboneResult:
     from lookalike.evaluate.projection import heldout_projection_scores
 
-    row = _row(base, "+projection (held-out)")
-    scores = heldout_projection_scores(vectors, labels, config.k, test_size=PROJECTION_TEST_SIZE, seed=config.seed)
+    method = config.projection_method
+    row = _row(base, f"+projection {method} (held-out)")
+    started = time.perf_counter()
+    scores = heldout_projection_scores(vectors, labels, config.k, test_size=PROJECTION_TEST_SIZE, seed=config.seed,
+                                       method=method)  # fmt: skip
+    row.seconds["projection"] = round(time.perf_counter() - started, 2)
     row.precision_at_k = scores["projected"]["precision_at_k"]
     row.map_at_k = scores["projected"]["map_at_k"]
     row.details["projection"] = scores

@@ -29,6 +29,7 @@ class CompareConfig:
     augment : test-time views of the libraries (None: the default, see ``lookalike.embed.augment``).
     rerank : re-ranking methods measured as extra rows per backbone (``BACKBONE +METHOD``).
     projection : also a held-out learned-projection row per backbone (``lookalike.reduce.project``).
+    projection_method : its method, ``head`` or ``lda``.
     svm_tune : choose the SVM's C and gamma by 5-fold grid search on the training part
         (``ClassifyConfig`` grid); False uses C = 1, gamma = scikit-learn's ``"scale"``.
     test_size : held-out share of the SVM split (stratified, seeded).
@@ -55,6 +56,7 @@ class CompareConfig:
     augment: str | None = None
     rerank: tuple[str, ...] = ()
     projection: bool = False
+    projection_method: str = "head"
 
     def __post_init__(self) -> None:
         checks = [
@@ -64,6 +66,8 @@ class CompareConfig:
              f"crop_fraction must be in (0, 1] or 'auto', got {self.crop_fraction}"),
             (all(m in ("none", "aqe", "dba", "kreciprocal") for m in self.rerank),
              f"rerank methods must be among none, aqe, dba, kreciprocal; got {list(self.rerank)}"),
+            (self.projection_method in ("lda", "head"),
+             f"projection_method must be lda or head; got {self.projection_method!r}"),
             (0.0 < self.test_size < 1.0, f"test_size must be in (0, 1), got {self.test_size}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.autoencoder_epochs >= 1, f"autoencoder_epochs must be >= 1, got {self.autoencoder_epochs}"),
