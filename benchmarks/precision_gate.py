@@ -7,8 +7,9 @@ embedded at fp32 (ONNX Runtime, today's path) and at each reduced precision, the
 way ``lookalike compare`` scores a library: L2 + PCA 256 + L2 (the library default), exact
 cosine P@10 over every image as a query, and NMI of K-Means (lookalike's estimator) with K =
 the number of classes. int8 is calibrated on the first 64 images of each data set, as a library
-calibrates on its own first images. A precision passes for a backbone when every score is
-within ``--tolerance`` of fp32's on every data set. bf16 is measured only on a CPU with native
+calibrates on its own first images. A precision passes for a backbone when no score is more
+than ``--tolerance`` below fp32's on any data set (a higher score is no loss: K-Means NMI moves
+by ±0.02 between equally good vectors, as a different seed does). bf16 is measured only on a CPU with native
 bf16 (elsewhere OpenVINO runs it at f32, which would say nothing about bf16).
 
 Also measures model-only speed (images/s, batch 32, two single-thread streams as ``index``
@@ -139,13 +140,13 @@ def measure_backbone(name: str, precisions: list[str], tolerance: float, stop_on
 
 
 def _worst(row: dict, reference: dict) -> float:
-    """Largest |score - fp32 score| over the data sets ``row`` was measured on."""
+    """Largest loss (fp32 score - score, 0 when none) over the data sets ``row`` was measured on."""
     ref = reference["scores"]
-    return max(abs(row["scores"][d][m] - ref[d][m]) for d in row["scores"] for m in ref[d])
+    return max(max(0.0, ref[d][m] - row["scores"][d][m]) for d in row["scores"] for m in ref[d])
 
 
 def _judge(rows: dict[str, dict], tolerance: float) -> dict[str, dict]:
-    """Each row with ``passed`` (every score within ``tolerance`` of fp32's on every data set)
+    """Each row with ``passed`` (no score more than ``tolerance`` below fp32's on any data set)
     and ``worst_delta``."""
     judged: dict[str, dict] = {"fp32": {**rows["fp32"], "worst_delta": 0.0}}
     for precision, row in rows.items():
