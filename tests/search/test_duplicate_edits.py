@@ -117,15 +117,21 @@ def test_cli_prints_the_edit(library) -> None:
     assert "after flip horizontal (flip)" in flat and "(rotation)" in flat and "(re-encode)" in flat
 
 
-def watermarked(image: Image.Image) -> Image.Image:
-    """``image`` with "SAMPLE" written across its middle, half transparent (a stock-photo watermark)."""
+def written_over(image: Image.Image, text: str, where: tuple[float, float], size: int, stroke: int, alpha: int) -> Image.Image:
+    """``image`` with ``text`` at ``where`` (fractions of width and height), letters ``size``
+    pixels high, white with a ``stroke``-pixel black outline, at opacity ``alpha``."""
     from PIL import ImageDraw, ImageFont
 
     out = image.copy()
-    font = ImageFont.load_default(size=max(10, out.height // 6))
-    ImageDraw.Draw(out, "RGBA").text((out.width * 0.05, out.height * 0.4), "SAMPLE", fill=(255, 255, 255, 170),
-                                     font=font, stroke_width=2, stroke_fill=(0, 0, 0, 170))
+    ImageDraw.Draw(out, "RGBA").text((out.width * where[0], out.height * where[1]), text, fill=(255, 255, 255, alpha),
+                                     font=ImageFont.load_default(size=size), stroke_width=stroke,
+                                     stroke_fill=(0, 0, 0, alpha))
     return out
+
+
+def watermarked(image: Image.Image) -> Image.Image:
+    """``image`` with "SAMPLE" written across its middle, half transparent (a stock-photo watermark)."""
+    return written_over(image, "SAMPLE", (0.05, 0.4), max(10, image.height // 6), 2, 170)
 
 
 def text_folder(root: Path, names: tuple[str, ...], marked: str, side: int = 320) -> None:
@@ -209,13 +215,7 @@ def test_library_links_are_the_brute_force_union_of_the_three_rules(tmp_path, ne
 
 def captioned(image: Image.Image) -> Image.Image:
     """``image`` with a small caption in its lower left corner."""
-    from PIL import ImageDraw, ImageFont
-
-    out = image.copy()
-    font = ImageFont.load_default(size=max(8, out.height // 14))
-    ImageDraw.Draw(out, "RGBA").text((out.width * 0.05, out.height * 0.85), "© holiday 2024", fill=(255, 255, 255, 230),
-                                     font=font, stroke_width=1, stroke_fill=(0, 0, 0, 230))
-    return out
+    return written_over(image, "© holiday 2024", (0.05, 0.85), max(8, image.height // 14), 1, 230)
 
 
 @pytest.mark.slow
