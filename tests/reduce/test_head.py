@@ -52,6 +52,16 @@ def test_same_seed_same_weights_other_seed_other_weights():
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
+def test_epochs_shrink_when_an_epoch_takes_several_steps():
+    x, y = blobs(n=90)
+    small = HeadProjector(HeadSettings(hidden=8, dim=4, max_epochs=200, patience=200, batch_size=4)).fit(x, y)
+    assert small.epochs_ <= 12  # 72 fit images in 18 steps an epoch: 200 one-step epochs -> 12 epochs
+    from lookalike.reduce.head import _epoch_budget
+
+    assert _epoch_budget(600, 1200, 2048) == 600 and _epoch_budget(600, 20000, 2048) == 60
+    assert _epoch_budget(60, 60000, 2048) == 10 and _epoch_budget(5, 60000, 2048) == 5
+
+
 @pytest.mark.parametrize("method", ["head", "lda"], ids=["head", "lda"])
 def test_stored_and_loaded_projector_gives_identical_vectors(tmp_path, method):
     x, y = blobs(1)

@@ -32,6 +32,8 @@ CHECK_EVERY = 5
 """Epochs between two validation scores."""
 VALIDATION_K = 10
 """Neighbours of the validation P@k."""
+MIN_EPOCHS = 10
+"""Fewest epochs that ``max_epochs`` and ``patience`` shrink to on large sets."""
 SMOOTHING = 3
 """Validation scores averaged (the latest ones) before comparing: a small validation part is noisy."""
 
@@ -47,7 +49,9 @@ class HeadSettings:
     temperature : of the contrastive loss (similarities are divided by it).
     learning_rate, weight_decay : AdamW.
     max_epochs, patience : most epochs while choosing, and epochs without a better (smoothed)
-        validation score before stopping.
+        validation score before stopping, both counted for sets of at most ``batch_size`` images
+        (one step an epoch); a larger set takes several steps an epoch, so both shrink by that
+        factor (never below :data:`MIN_EPOCHS`): the steps, and the time, stay bounded.
     validation : share of each class (with >= 2 images) held out to choose the epochs.
     batch_size : images per step (the whole set when smaller).
     """
@@ -116,7 +120,7 @@ class HeadProjector:
         torch = _torch()
         fit, val = _split(codes, settings.validation, self.seed)
         self.validation_score_ = float("nan")
-        epochs = settings.max_epochs
+        epochs = _epoch_budget(settings.max_epochs, fit.size, settings.batch_size)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small matrices: one thread is as fast, and results do not depend on cores
         try:
@@ -145,6 +149,7 @@ class HeadProjector:
         best-scoring weights and stop after ``patience`` epochs without progress.
         Returns (model, best epoch, best score)."""
         s, (fit, val) = self.settings or HeadSettings(), rows
+        patience = _epoch_budget(s.patience, fit.size, s.batch_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = torch.nn.Sequential(
@@ -173,7 +178,7 @@ class HeadProjector:
                     best_state = {k: v.clone() for k, v in model.state_dict().items()}
                 else:
                     waited += CHECK_EVERY
-                    if waited >= s.patience:
+                    if waited >= patience:
                         break
             if best_state is not None:
                 model.load_state_dict(best_state)
@@ -242,6 +247,12 @@ def _split(codes: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.n
                 val.append(rows[: min(rows.size - 1, max(1, int(round(share * rows.size))))])
     held = np.sort(np.concatenate(val)) if val else np.array([], dtype=np.int64)
     return np.setdiff1d(np.arange(codes.size), held), held
+
+
+def _epoch_budget(epochs: int, n: int, batch_size: int) -> int:
+    """``epochs`` of one step each, as epochs of ``ceil(n / batch_size)`` steps (>= MIN_EPOCHS)."""
+    steps = max(1, -(-n // batch_size))
+    return epochs if steps == 1 else max(min(epochs, MIN_EPOCHS), -(-epochs // steps))
 
 
 def _contrastive_loss(torch: Any, z: Any, y: Any, temperature: float) -> Any:
