@@ -10,7 +10,7 @@ import pytest
 
 from lookalike.errors import InvalidParameterError
 from lookalike.index import ExactIndex, duplicates
-from lookalike.index.dihedral import QUERY_TRANSFORMS, transform_hashes
+from lookalike.index.dihedral import QUERY_TRANSFORMS, TRANSFORMS, transform_hashes
 from lookalike.index.duplicates import (
     DuplicatePair,
     confirmed_pairs,
@@ -64,6 +64,21 @@ def turned_copies(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
         turned = transform_hashes(hashes[i - 2 : i - 1], QUERY_TRANSFORMS[k % len(QUERY_TRANSFORMS)])[0]
         hashes[i] = flip_bits(int(turned), int(rng.integers(0, 16)), rng)
     return ids, hashes
+
+
+@pytest.mark.parametrize("flat_max", [10**9, 0], ids=["flat", "multihash"])
+def test_transformed_phash_pairs_equal_brute_force_over_every_transform(flat_max, monkeypatch):
+    monkeypatch.setattr(duplicates, "BINARY_FLAT_MAX", flat_max)  # one search of every turned-back hash
+    ids, hashes = turned_copies(1200)
+    best = np.full((len(ids), len(ids)), 64)
+    for transform in TRANSFORMS:  # all eight, both ways round
+        d = np.bitwise_count(transform_hashes(hashes, transform)[:, None] ^ hashes[None, :]).astype(int)
+        best = np.minimum(best, np.minimum(d, d.T))
+    i, j = np.nonzero(np.triu(best <= 9, k=1))
+    expected = {(min(ids[a], ids[b]), max(ids[a], ids[b])): int(best[a, b]) for a, b in zip(i, j)}
+    found = phash_pairs(ids, hashes, 9, transforms=QUERY_TRANSFORMS)
+    assert {(p.a, p.b): round((1 - p.score) * 64) for p in found} == expected
+    assert sum(p.edit is not None for p in found) > 50  # the turned copies are found as turned
 
 
 @pytest.mark.parametrize("threshold", [0, 8, 14, 20], ids=lambda t: f"t{t}")

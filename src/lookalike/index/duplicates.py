@@ -78,8 +78,8 @@ def phash_pairs(
 
     ids (n,), hashes (n,) uint64. Score ``1 - distance / 64``. Each transform of
     :data:`lookalike.index.dihedral.QUERY_TRANSFORMS` given also searches every hash as that
-    transform predicts it for the flipped or turned picture (one more search each); a pair keeps
-    its smallest distance, the untransformed one on ties, and names the transform and its edit.
+    transform predicts it for the flipped or turned picture; a pair keeps its smallest distance,
+    the untransformed one on ties, and names the transform and its edit.
     """
     if not 0 <= max_distance < HASH_BITS:
         raise InvalidParameterError(f"max_distance must be in [0, {HASH_BITS}), got {max_distance}")
@@ -87,18 +87,25 @@ def phash_pairs(
     ids = as_ids(ids, n=len(codes))
     if len(ids) < 2:
         return []
-    index = _binary_index(codes, max_distance)
+    # Transforms only permute and invert bits, so d(T(h_i), h_j) = d(h_i, T^-1(h_j)): one search
+    # of the plain hashes over every stored hash turned back by each transform finds what one
+    # search per transform would, at little more than the cost of one (a query's probes do not
+    # grow with the index).
+    n = len(codes)
+    turned_back = [codes if t == "identity" else hashes_to_bytes(transform_hashes(hashes, _INVERSE.get(t, t)))
+                   for t in transforms]  # fmt: skip
+    index = _binary_index(np.concatenate(turned_back), max_distance)
     best: dict[tuple[int, int], tuple[int, int, str]] = {}  # (a, b) -> (distance, order, transform)
-    for order, transform in enumerate(transforms):
-        queries = codes if transform == "identity" else hashes_to_bytes(transform_hashes(hashes, transform))
-        for i, j, d in _range_pairs(index, queries, max_distance):
-            if j == i or (transform == "identity" and j < i):
-                continue
-            a, b = int(ids[i]), int(ids[j])
-            name = transform if a < b else _INVERSE.get(transform, transform)
-            key, value = (min(a, b), max(a, b)), (d, order, name)
-            if key not in best or value < best[key]:
-                best[key] = value
+    for i, row, d in _range_pairs(index, codes, max_distance):
+        order, j = divmod(row, n)
+        transform = transforms[order]
+        if j == i or (transform == "identity" and j < i):
+            continue
+        a, b = int(ids[i]), int(ids[j])
+        name = transform if a < b else _INVERSE.get(transform, transform)
+        key, value = (min(a, b), max(a, b)), (d, order, name)
+        if key not in best or value < best[key]:
+            best[key] = value
     pairs = []
     for (a, b), (d, _, name) in best.items():
         after = "" if name == "identity" else f" after {name.replace('-', ' ')}"
