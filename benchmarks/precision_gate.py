@@ -33,6 +33,9 @@ import numpy as np
 DATASETS = {"tuxpaint": None, "fashion-mnist": 3000, "dogs-vs-cats": 2000}
 CROP = {"fashion-mnist": 1.0, "dogs-vs-cats": 1.0, "tuxpaint": None}
 BATCH = 32
+NMI_SEEDS = 20
+"""K-Means seeds averaged for NMI: one seed's NMI moves by up to 0.06 (Fashion-MNIST, K = 10), so the
+mean of a few seeds still moves by about 0.01, the tolerance itself; 20 bring that to ~0.004."""
 
 
 def model_inputs(dataset: str, limit: int | None, size: int, crop: float) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +64,8 @@ def embed_all(backbone: object, pixels: np.ndarray) -> np.ndarray:
 
 
 def scores(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
-    """P@k (exact cosine search on L2 + PCA 256 + L2, the library default) and K-Means NMI, as ``compare`` measures."""
+    """P@k (exact cosine search on L2 + PCA 256 + L2, the library default) and K-Means NMI (mean
+    of ``NMI_SEEDS`` seeds, and their range), as ``compare`` measures."""
     from sklearn.metrics import normalized_mutual_info_score
 
     from lookalike.cluster.kmeans import KMeans
@@ -77,8 +81,10 @@ def scores(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, fl
     np.fill_diagonal(similarity, -np.inf)
     neighbours = np.argpartition(-similarity, k, axis=1)[:, :k]
     hits = labels[neighbours] == labels[:, None]
-    clusters = KMeans(n_clusters=len(set(labels.tolist())), seed=0).fit(reduced).labels_
-    return {"p_at_10": precision_at_k(hits, k), "nmi": float(normalized_mutual_info_score(labels, clusters))}
+    classes = len(set(labels.tolist()))
+    nmis = [float(normalized_mutual_info_score(labels, KMeans(n_clusters=classes, seed=seed).fit(reduced).labels_))
+            for seed in range(NMI_SEEDS)]  # fmt: skip
+    return {"p_at_10": precision_at_k(hits, k), "nmi": float(np.mean(nmis)), "nmi_seed_range": max(nmis) - min(nmis)}
 
 
 def speed(backbone: object, pixels: np.ndarray, rounds: int = 2) -> float:
@@ -142,7 +148,7 @@ def measure_backbone(name: str, precisions: list[str], tolerance: float, stop_on
 def _worst(row: dict, reference: dict) -> float:
     """Largest loss (fp32 score - score, 0 when none) over the data sets ``row`` was measured on."""
     ref = reference["scores"]
-    return max(max(0.0, ref[d][m] - row["scores"][d][m]) for d in row["scores"] for m in ref[d])
+    return max(max(0.0, ref[d][m] - row["scores"][d][m]) for d in row["scores"] for m in ("p_at_10", "nmi"))
 
 
 def _judge(rows: dict[str, dict], tolerance: float) -> dict[str, dict]:
@@ -171,7 +177,7 @@ def main() -> None:
     DATASETS.update({"fashion-mnist": args.fashion, "dogs-vs-cats": args.dogs})
     table = {
         "tolerance": args.tolerance,
-        "measure": "P@10 (exact, L2 + PCA 256 + L2) and K-Means NMI (K = classes), every image a query",
+        "measure": "P@10 (exact, L2 + PCA 256 + L2, every image a query) and K-Means NMI (K = classes, mean of 20 seeds)",
         "datasets": {k: v or "all" for k, v in DATASETS.items()},
         "machine": {"cpu_class": cpu_class(cpu_flags()), "cpus": __import__("os").cpu_count(),
                     "python": platform.python_version()},  # fmt: skip
