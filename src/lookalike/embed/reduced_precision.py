@@ -133,7 +133,10 @@ class OpenVinoBackbone(Backbone):
     """A backbone compiled by OpenVINO for the CPU, at the given inference precision.
 
     One infer request per calling thread, so several inference streams may call :meth:`embed`
-    at once.
+    at once. With ``threads`` > 0 the model is compiled with one OpenVINO stream per
+    ``threads``-thread caller that fits on the cores: with a single stream OpenVINO runs
+    concurrent requests one after another (two 1-thread callers used one core: Lite0 bf16 263
+    images/s, against 455 with two streams).
     """
 
     def __init__(self, spec: BackboneSpec, weights_sha: str, model_path: Path, precision: str, threads: int) -> None:
@@ -144,10 +147,12 @@ class OpenVinoBackbone(Backbone):
                                          "pip install 'lookalike[openvino]'") from exc  # fmt: skip
         self.spec = spec
         self.weights_sha256 = weights_sha
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
-                                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}  # fmt: skip
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        if threads:  # callers of `threads` threads each, as many as fit on the cores, run at once
+            streams = max(1, (os.cpu_count() or 1) // threads)
+            config.update({"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * threads})
+        else:
+            config["PERFORMANCE_HINT"] = "LATENCY"
         try:
             self._compiled = ov.Core().compile_model(str(model_path), "CPU", config)
         except Exception as exc:  # openvino raises RuntimeError subclasses of its own
