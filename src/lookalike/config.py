@@ -27,6 +27,14 @@ def _require(condition: bool, message: str) -> None:
         raise InvalidParameterError(message)
 
 
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; the CPU count off Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
 @dataclass(frozen=True)
 class IngestConfig:
     """How files are found and decoded.
@@ -83,11 +91,11 @@ class ExtractConfig:
 
     def runtime_threads(self) -> int:
         """Threads each inference stream's runtime session uses."""
-        return self.threads or max(1, (os.cpu_count() or 1) // self.streams)
+        return self.threads or max(1, usable_cores() // self.streams)
 
     def decode_threads(self) -> int:
         """Threads decoding images."""
-        return self.decode_workers or max(1, os.cpu_count() or 1)
+        return self.decode_workers or usable_cores()
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lookalike.config import usable_cores
 from lookalike.errors import (
     BackboneError,
     CorruptImageError,
@@ -193,9 +193,3 @@ class LibraryWorker:
         return cached
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lookalike._faiss import import_faiss
+from lookalike.config import usable_cores
 from lookalike.errors import InvalidParameterError
 from lookalike.validation import (
     as_matrix,
@@ -236,13 +237,6 @@ def kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator, threads: in
     blocks = threads or min(usable_cores(), max(1, x.shape[0] // 2_500))
     with threadpool_limits(1, user_api="blas"):
         return _greedy_seeds(x, k, rng, max(1, blocks))
-
-
-def usable_cores() -> int:
-    """Cores this process may run on."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def greedy_trials(k: int) -> int:

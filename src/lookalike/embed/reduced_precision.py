@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.config import usable_cores
 from lookalike.embed.base import Backbone, BackboneSpec, weights_sha256
 from lookalike.errors import BackboneError, MissingDependencyError
 
@@ -149,7 +150,7 @@ class OpenVinoBackbone(Backbone):
         self.weights_sha256 = weights_sha
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if threads:  # callers of `threads` threads each, as many as fit on the cores, run at once
-            streams = max(1, (os.cpu_count() or 1) // threads)
+            streams = max(1, usable_cores() // threads)
             config.update({"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * threads})
         else:
             config["PERFORMANCE_HINT"] = "LATENCY"

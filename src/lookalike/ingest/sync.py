@@ -10,7 +10,6 @@ not finish scanning.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.config import IngestConfig
+from lookalike.config import IngestConfig, usable_cores
 from lookalike.io.inspect import Inspection, inspect_file
 from lookalike.io.scan import FoundFile, walk
 from lookalike.store.catalog import Catalog, FileRow, encode_path
@@ -86,7 +85,7 @@ def _scan_root(
         _write_batch(catalog, root, root_id, labels, [(f, o, i) for (f, o), i in zip(todo, inspections)], report)
         todo.clear()
 
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="inspect") as pool:
+    with ThreadPoolExecutor(usable_cores(), thread_name_prefix="inspect") as pool:
         for found in walk([root], follow_symlinks=config.follow_symlinks, include_hidden=config.include_hidden):
             old = known.pop(encode_path(found.path), None)
             unchanged = (
