@@ -59,6 +59,14 @@ def check_dim(x: np.ndarray, expected: int, *, name: str = "X", owner: str = "th
         )
 
 
+def as_vectors_of(x: Any, dim: int) -> np.ndarray:
+    """``x`` as float32 (n, dim) vectors for a fitted map, or an error naming both shapes."""
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InvalidParameterError(f"expected vectors of shape (n, {dim}), got {arr.shape}")
+    return arr
+
+
 def check_int(value: Any, name: str, *, low: int, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high]``, or InvalidParameterError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -26,7 +26,7 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import NoProgress, Progress
-from lookalike.validation import l2_normalize
+from lookalike.validation import as_vectors_of, l2_normalize
 
 CHECK_EVERY = 5
 """Epochs between two validation scores."""
@@ -189,9 +189,7 @@ class HeadProjector:
         """(n, d) reduced vectors -> (n, dim) float32 unit vectors (numpy only)."""
         if not hasattr(self, "w1_"):
             raise InvalidParameterError("this HeadProjector is not fitted: call fit first")
-        x = np.asarray(X, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
-            raise InvalidParameterError(f"expected vectors of shape (n, {self.n_features_in_}), got {x.shape}")
+        x = as_vectors_of(X, self.n_features_in_)
         hidden = np.maximum(x @ self.w1_.T + self.b1_, np.float32(0.0))
         projected: np.ndarray = l2_normalize(hidden @ self.w2_.T + self.b2_, copy=False)
         return projected

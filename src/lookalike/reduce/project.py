@@ -27,7 +27,7 @@ import numpy as np
 
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import Progress
-from lookalike.validation import l2_normalize
+from lookalike.validation import as_vectors_of, l2_normalize
 
 if TYPE_CHECKING:
     from lookalike.reduce.head import HeadProjector
@@ -78,9 +78,7 @@ class LabelProjector:
         """(n, d) reduced vectors -> (n, m) float32 unit vectors."""
         if not hasattr(self, "scalings_"):
             raise InvalidParameterError("this LabelProjector is not fitted: call fit first")
-        x = np.asarray(X, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
-            raise InvalidParameterError(f"expected vectors of shape (n, {self.n_features_in_}), got {x.shape}")
+        x = as_vectors_of(X, self.n_features_in_)
         z = (x - self.mean_) @ self.scalings_
         projected: np.ndarray = l2_normalize(np.hstack([x, np.float32(self.beta) * z]), copy=False)
         return projected
