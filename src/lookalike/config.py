@@ -252,6 +252,7 @@ class ReduceConfig:
 
 
 CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan", "hdbscan")
+CLUSTER_SPACES = ("reduced", "projected")
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,8 @@ class ClusterConfig:
     eps, min_samples : DBSCAN radius (None = suggested from the k-distance knee) and core size;
         ``min_samples`` is also HDBSCAN's.
     min_cluster_size : HDBSCAN's smallest cluster.
+    space : ``reduced`` (the PCA vectors) or ``projected`` (the library's learned label projection,
+        ``lookalike learn-projection``: groups that follow the labels; new images are projected too).
     """
 
     method: str = "kmeans"
@@ -293,6 +296,7 @@ class ClusterConfig:
     eps: float | None = None
     min_samples: int = 5
     min_cluster_size: int = 5
+    space: str = "reduced"
 
     def __post_init__(self) -> None:
         _require(self.method in CLUSTER_METHODS, f"method must be one of {CLUSTER_METHODS}, got {self.method!r}")
@@ -312,6 +316,7 @@ class ClusterConfig:
         _require(self.eps is None or self.eps > 0, f"eps must be > 0, got {self.eps}")
         _require(self.min_samples >= 1, f"min_samples must be >= 1, got {self.min_samples}")
         _require(self.min_cluster_size >= 2, f"min_cluster_size must be >= 2, got {self.min_cluster_size}")
+        _require(self.space in CLUSTER_SPACES, f"space must be one of {CLUSTER_SPACES}, got {self.space!r}")
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,8 @@ class ClassifyConfig:
     logreg_C : logistic-regression grid of C values (vectors divided by their overall std).
     n_neighbors : k of the cosine k-NN.  n_estimators : trees of the random forest.
     calibration_folds : folds of the SVM's probability calibration (isotonic or sigmoid).
+    projection : None, or ``lda`` / ``head``: a label projection learned inside each training
+        split (never on the images that score it) and applied before the classifier.
     """
 
     test_size: float = 0.2
@@ -398,6 +405,7 @@ class ClassifyConfig:
     n_neighbors: int = 10
     n_estimators: int = 200
     calibration_folds: int = 3
+    projection: str | None = None
 
     def __post_init__(self) -> None:
         _require(0.0 < self.test_size < 1.0, f"test_size must be in (0, 1), got {self.test_size}")
@@ -410,3 +418,4 @@ class ClassifyConfig:
         _require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
         _require(self.n_estimators >= 1, f"n_estimators must be >= 1, got {self.n_estimators}")
         _require(self.calibration_folds >= 2, f"calibration_folds must be >= 2, got {self.calibration_folds}")
+        _require(self.projection in (None, "lda", "head"), f"projection must be None, lda or head, got {self.projection!r}")

@@ -262,6 +262,13 @@ class Library:
         """Fit the reducer (first time, or ``refit``) and store every image's reduced vector."""
         return reduction.refresh_reduced(self.store, config, refit=refit)
 
+    def learn_projection(self, method: str = "head", *, seed: int = 0, progress: Progress | None = None) -> dict[str, object]:
+        """Learn and store the label projection (``lda`` or ``head``) from the labelled images; search
+        (``projection=True``) and clustering (``ClusterConfig(space="projected")``) can then use it."""
+        from lookalike.reduce.library_projection import learn_projection
+
+        return learn_projection(self.store, method, seed=seed, progress=progress)
+
     def reduced(self) -> ReducedVectors:
         """Every embedded image's reduced vector, brought up to date with the stored reducer."""
         return reduction.reduced_vectors(self.store)

@@ -206,3 +206,45 @@ def test_cross_validation_uses_fewer_folds_for_small_classes_or_none():
     assert cross_validate(lambda: VectorClassifier("knn"), x, y, folds=2) is None  # 2 folds leave 1
     y[np.flatnonzero(y == "class-0")[2:]] = "class-1"  # class-0 keeps 2 images
     assert cross_validate(lambda: VectorClassifier("knn"), x, y, folds=5) is None
+
+
+def digits_split():
+    """scikit-learn's digits (real 8×8 scans), unit rows, split 2:1 with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    train, test = stratified_split(y.astype(str), test_size=1 / 3, seed=0)
+    return x[train], y[train].astype(str), x[test], y[test].astype(str)
+
+
+def test_projection_is_learned_on_the_training_vectors_and_applied_before_the_classifier():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from lookalike.reduce.project import LabelProjector
+
+    x, y, xt, yt = digits_split()
+    clf = VectorClassifier("knn", projection="lda", n_neighbors=5).fit(x, y)
+    reference = LabelProjector().fit(x, y)  # the same map, fitted on the same training vectors only
+    np.testing.assert_allclose(clf.projector_.scalings_, reference.scalings_, rtol=1e-5, atol=1e-6)
+    knn = KNeighborsClassifier(5, metric="cosine", weights="distance").fit(reference.transform(x), y)
+    np.testing.assert_array_equal(clf.predict(xt), knn.predict(reference.transform(xt)))
+    assert clf.best_params_["projection"] == "lda" and clf.n_features_in_ == x.shape[1]
+    assert skm.accuracy_score(yt, clf.predict(xt)) >= 0.95
+
+
+def test_cross_validation_learns_the_projection_again_in_every_fold(monkeypatch):
+    from lookalike.reduce.project import LabelProjector
+
+    seen: list[int] = []
+    fit = LabelProjector.fit
+    monkeypatch.setattr(LabelProjector, "fit", lambda self, x, y, progress=None: (seen.append(len(x)), fit(self, x, y))[1])
+    x, y = blobs(n_per_class=12, seed=4)
+    result = cross_validate(lambda: VectorClassifier("logreg", projection="lda", **FAST), x, y, folds=3, seed=0)
+    assert result.n_folds == 3 and seen == [24, 24, 24]  # each fold's 2/3, never all 36 images
+
+
+def test_an_unknown_projection_is_refused():
+    x, y = blobs()
+    with pytest.raises(InvalidParameterError, match="projection method must be one of lda, head"):
+        VectorClassifier("knn", projection="pca").fit(x, y)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,27 @@ def test_labels_csv_without_usable_rows_is_an_error(labelled_library, tmp_path, 
     csv_file.write_text(content)
     with Library.open(labelled_library) as lib, pytest.raises(InvalidParameterError, match=message):
         import_labels(lib.store, csv_file)
+
+
+def test_a_projection_never_sees_the_validation_images_and_travels_with_the_model(library_copy, tmp_path, monkeypatch):
+    from lookalike.reduce.project import LabelProjector
+
+    seen: list[int] = []
+    fit = LabelProjector.fit
+    monkeypatch.setattr(LabelProjector, "fit", lambda self, x, y, progress=None: (seen.append(len(x)), fit(self, x, y))[1])
+    with Library.open(library_copy) as lib:
+        report = train(lib.store, "knn", replace(FAST, projection="lda"))
+    # the split's training part, then each CV fold's training part, then every image for the stored model
+    assert seen[0] == report.n_train and seen[-1] == 24 and len(seen) == 2 + report.cross_validation.n_folds
+    assert all(n < 24 for n in seen[:-1]) and report.best_params["projection"] == "lda"
+    new = tmp_path / "new-red.png"
+    coloured_image(COLOURS["red"], 777).save(new)
+    with Library.open(library_copy, readonly=True) as lib:
+        (prediction,) = predict_files(lib.store, [new], "knn", k=1)
+        stored = load_classifier(lib.store, "knn")
+    assert prediction.classes[0][0] == "red" and stored.classifier.projector_ is not None
+
+
+def test_an_unknown_projection_is_refused_by_the_config():
+    with pytest.raises(InvalidParameterError, match="projection must be None, lda or head"):
+        ClassifyConfig(projection="pca")

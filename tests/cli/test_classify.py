@@ -112,3 +112,11 @@ def test_labels_command_reports_counts_unknown_paths_and_bad_rows(library, tmp_p
     empty.write_text("path,label\n")
     failed = run("classify", "labels", empty, "--library", copy)
     assert failed.exit_code == 1 and "no usable 'path,label' rows" in failed.output
+
+
+def test_train_with_a_projection_reports_it_and_a_bad_one_is_refused(library):
+    result = run("classify", "train", "--library", library, "--model", "knn", "--cv", "0", "--projection", "lda")
+    assert result.exit_code == 0, result.output
+    assert "projection" in result.output and "lda" in result.output
+    bad = run("classify", "train", "--library", library, "--model", "knn", "--projection", "pca")
+    assert bad.exit_code != 0 and "projection must be None, lda or head" in bad.output

@@ -101,3 +101,14 @@ def test_missing_and_empty_libraries(tmp_path):
     empty = run("cluster", "--library", tmp_path / "e.lookalike", "--no-progress")
     assert empty.exit_code == 1 and "has no embedded images" in empty.output
     assert "no clustering runs" in run("clusters", "--library", tmp_path / "e.lookalike").output
+
+
+def test_cluster_in_the_learned_projection_says_so_and_needs_one(lib):
+    missing = run("cluster", "--library", lib, "--k", "3", "--space", "projected", "--no-progress")
+    assert missing.exit_code == 1 and "learn-projection" in missing.output
+    learned = run("learn-projection", "--library", lib, "--method", "lda")
+    assert learned.exit_code == 0, learned.output
+    result = run("cluster", "--library", lib, "--k", "3", "--space", "projected", "--no-progress")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "space: the learned label projection" in text and "NMI 1.000" in text

@@ -235,3 +235,34 @@ def test_unknown_run_and_read_only_library(lib):
         assert reader.cluster_run().info.id == run.info.id
         with pytest.raises(InvalidParameterError, match="read-only"):
             reader.cluster(ClusterConfig(n_clusters=3))
+
+
+def test_a_run_in_the_learned_projection_clusters_projected_vectors_and_projects_new_images(lib, base):
+    from lookalike.cluster.kmeans import KMeans
+    from lookalike.reduce.library_projection import library_projection
+
+    with pytest.raises(InvalidParameterError, match="no learned projection; run `lookalike learn-projection"):
+        lib.cluster(ClusterConfig(n_clusters=3, space="projected"))
+    lib.learn_projection("lda")
+    projector = library_projection(lib.store)
+    run = lib.cluster(ClusterConfig(n_clusters=3, space="projected"))
+    projected = projector.transform(lib.reduced().vectors)
+    reference = KMeans(n_clusters=3, seed=0, n_init=3).fit(projected)  # the same estimator on the same vectors
+    assert run.info.params["space"] == "projected" and run.info.params["projection"] == projector.fingerprint
+    assert run.arrays["centers"].shape == (3, projected.shape[1]) and projected.shape[1] != 16
+    assert skm.adjusted_rand_score(reference.labels_, run.labels) == 1.0
+    np.testing.assert_allclose(run.distances, np.linalg.norm(projected - run.arrays["centers"][run.labels], axis=1),
+                               atol=1e-5)  # fmt: skip
+    write_colour_classes(base / "projected-later", 1, start=70)
+    lib.add([base / "projected-later"], labels="folder")
+    now = lib.cluster_run(run.info.id)
+    assert (now.n_new, now.n_predicted) == (3, 3)
+    assert skm.adjusted_rand_score(folder_labels(lib, now.image_ids), now.labels) == 1.0
+    lib.learn_projection("lda")  # learned again (now with the new labelled images): another map
+    later = lib.cluster_run(run.info.id)
+    assert later.n_predicted == 0 and (later.labels == UNASSIGNED).sum() == 3
+
+
+def test_an_unknown_space_is_refused():
+    with pytest.raises(InvalidParameterError, match="space must be one of"):
+        ClusterConfig(space="raw")

@@ -44,6 +44,9 @@ def _metrics(report: dict[str, Any]) -> None:
         if name in validation:
             col.metric(name.replace("_", " "), f"{validation[name]:.3f}")
     cols[3].metric("train / validation images", f"{report.get('n_train', '?')} / {report.get('n_validation', '?')}")
+    projection = (report.get("best_params") or {}).get("projection")
+    if projection:
+        st.caption(f"Classified after a {projection} label projection, learned on the training images of each split only.")
     labels = validation.get("labels") or []
     if labels and validation.get("confusion"):
         st.plotly_chart(

@@ -44,7 +44,8 @@ def render(lib: Library) -> None:
 
 def _run_title(info: Any) -> str:
     stale = " · stale (PCA refitted)" if info.stale else ""
-    return f"run {info.id}: {info.method}, {info.n_clusters} clusters, {info.n_images:,} images{stale}"
+    space = " · in the learned label projection" if info.params.get("projection") else ""
+    return f"run {info.id}: {info.method}, {info.n_clusters} clusters, {info.n_images:,} images{space}{stale}"
 
 
 def _metrics(run: Any) -> None:

@@ -177,7 +177,7 @@ def configured_classifier(model: str, config: ClassifyConfig, **fixed: Any) -> V
     settings = {
         "seed": config.seed, "cv": config.cv or ClassifyConfig.cv, "svm_C": config.svm_C, "svm_gamma": config.svm_gamma,
         "logreg_C": config.logreg_C, "n_neighbors": config.n_neighbors, "n_estimators": config.n_estimators,
-        "calibration_folds": config.calibration_folds,
+        "calibration_folds": config.calibration_folds, "projection": config.projection,
     }
     return VectorClassifier(model, **{**settings, **fixed})
 

@@ -46,6 +46,7 @@ def train(
     drop_small_classes: Annotated[bool, typer.Option("--drop-small-classes", help=f"Leave out classes with fewer than {_C.min_class_images} labelled images instead of failing.")] = False,
     n_neighbors: Annotated[int, typer.Option(help="k of the k-NN classifier.")] = _C.n_neighbors,
     n_estimators: Annotated[int, typer.Option(help="Trees of the random forest.")] = _C.n_estimators,
+    projection: Annotated[str | None, typer.Option(help="Learn a label projection (lda or head) inside each training split and classify in its space.")] = None,
 ) -> None:
     """Train classifiers on the labelled images of LIBRARY, print their metrics and store them."""
     from lookalike.classify.train import labelled_vectors, usable
@@ -56,7 +57,7 @@ def train(
     if model != "all" and model not in CLASSIFY_MODELS:
         raise typer.BadParameter(f"expected one of {', '.join(CLASSIFY_MODELS)} or all; got {model!r}", param_hint="--model")
     config = ClassifyConfig(test_size=test_size, cv=cv, seed=seed, drop_small_classes=drop_small_classes,
-                            n_neighbors=n_neighbors, n_estimators=n_estimators)
+                            n_neighbors=n_neighbors, n_estimators=n_estimators, projection=projection)
     with Library.open(library) as lib:
         data = usable(labelled_vectors(lib.store), config, lib.folder)
         _print_data(data)

@@ -119,6 +119,7 @@ def cluster(
     n_micro: Annotated[int, typer.Option(help="Agglomerative: micro-clusters above which points are pre-grouped.")] = _C.n_micro,
     sample_size: Annotated[int, typer.Option(help="Points in the silhouette sample (and the eps sample).")] = _C.sample_size,
     seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = _C.seed,
+    space: Annotated[str, typer.Option(help="reduced (the PCA vectors) or projected (the learned label projection: run `lookalike learn-projection` first).")] = _C.space,
     show: Annotated[int, typer.Option(help="Clusters listed, largest first (0: all).")] = 20,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -130,7 +131,7 @@ def cluster(
         method=method, n_clusters=_parse_k(k, method), k_min=k_min, k_max=k_max, k_step=k_step, linkage=linkage,
         metric=metric, distance_threshold=distance_threshold, eps=eps, min_samples=min_samples,
         min_cluster_size=min_cluster_size, n_init=n_init, spherical=spherical, n_micro=n_micro,
-        sample_size=sample_size, seed=seed,
+        sample_size=sample_size, seed=seed, space=space,
     )  # fmt: skip
     with Library.open(library) as lib, _notes() as shown:
         bar = RichProgress() if progress else NoProgress()
@@ -205,6 +206,8 @@ def print_run(run: Any, show: int = 20) -> None:
     )
     if info.stale:
         out.print("[yellow]stale:[/yellow] the library's PCA was refitted after this run; rerun `lookalike cluster`")
+    if info.params.get("projection"):
+        out.print(f"space: the learned label projection {info.params['projection']} (its NMI/ARI saw these labels)")
     _print_evidence(info.evidence)
     _print_quality(info.metrics)
     _print_clusters(run.clusters, show)

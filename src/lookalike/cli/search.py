@@ -116,7 +116,7 @@ def learn_projection(
     `search --projected`; learn it again after `reduce --refit`."""
     from lookalike.library import Library
     from lookalike.progress import NoProgress, RichProgress
-    from lookalike.search.projection import learn_projection as learn
+    from lookalike.reduce.library_projection import learn_projection as learn
 
     bar = RichProgress() if progress and method == "head" else NoProgress()
     try:

@@ -15,6 +15,13 @@ images drop out; new images get a cluster from the stored centroids when the run
 (``predict`` on read, counted in ``n_predicted``, never written back), and ``UNASSIGNED`` (-2)
 for the other methods, which have no rule for unseen points: rerun to include them.
 
+Space. ``ClusterConfig.space="projected"`` clusters the library's learned label projection of the
+reduced vectors (``lookalike learn-projection``) instead of the vectors themselves; the run
+records the projection's fingerprint (``params["projection"]``), and new images are projected
+with it before the stored centroids assign them, or left unassigned once the projection was
+learned again. The projection saw the labels: NMI/ARI of such a run against those same labels
+are not an honest measure (``lookalike compare --projection`` scores held-out images).
+
 Staleness. A run is ``stale`` when the library's reducer is no longer the one it was built on
 (``lookalike reduce --refit``): it stays readable, but its centroids live in the old space, so
 new images are left unassigned. Reduced vectors that lag behind the catalog are never a problem:
@@ -55,6 +62,7 @@ from lookalike.cluster.runs import (
 from lookalike.config import ClusterConfig, to_dict
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import NoProgress, Progress
+from lookalike.reduce.library_projection import library_projection
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.images import embedded_count, top_classes
 from lookalike.store.labels import image_labels
@@ -90,9 +98,13 @@ def run_clustering(store: LibraryStore, config: ClusterConfig, progress: Progres
     reduced = reduced_vectors(store)
     x = np.ascontiguousarray(reduced.vectors, dtype=np.float32)
     ids = np.asarray(reduced.ids, dtype=np.int64)
+    projector = library_projection(store) if config.space == "projected" else None
+    if projector is not None:
+        x = np.ascontiguousarray(projector.transform(x), dtype=np.float32)
     start = time.perf_counter()
     fitted = _METHODS[config.method](x, config, progress)
     fitted.params["metric"] = metric_of(config)
+    fitted.params["projection"] = None if projector is None else projector.fingerprint
     progress.phase("scoring", None)
     truth = image_labels_of(store, ids)
     metrics = score(x, fitted.labels, truth, config)

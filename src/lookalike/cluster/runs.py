@@ -7,6 +7,7 @@ filters and scores confidence with it, the CLI, API, app and report show it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.cluster.kmeans import assign
-from lookalike.errors import InvalidParameterError
+from lookalike.errors import InvalidParameterError, StaleModelError
+from lookalike.reduce.library_projection import library_projection
 from lookalike.reduce.stored import reduced_vectors, stored_reducer
 from lookalike.store.arrays import load_npz, save_npz
 from lookalike.store.images import first_files
@@ -166,7 +168,9 @@ def read_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
     n_new = int(np.count_nonzero(~found))
     predicted = 0
     if n_new and info.method == "kmeans" and not info.stale:
-        predicted = _predict_new(store, current[~found], arrays["centers"], labels, distances, ~found)
+        project = _projection_of(store, info)
+        if project is not None:
+            predicted = _predict_new(store, current[~found], arrays["centers"], labels, distances, ~found, project)
     return ClusterRun(
         info=info,
         clusters=_read_clusters(store, info.id),
@@ -180,15 +184,29 @@ def read_run(store: LibraryStore, run_id: int | None = None) -> ClusterRun:
     )
 
 
+def _projection_of(store: LibraryStore, info: RunInfo) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How new images reach the run's space: as they are, or through the projection the run was
+    built on; None when that projection is gone or was learned again (they stay unassigned)."""
+    fingerprint = info.params.get("projection")
+    if not fingerprint:
+        return lambda vectors: vectors
+    try:
+        projector = library_projection(store)
+    except (InvalidParameterError, StaleModelError):
+        return None
+    return projector.transform if projector.fingerprint == fingerprint else None
+
+
 def _predict_new(
     store: LibraryStore, new_ids: np.ndarray, centers: np.ndarray, labels: np.ndarray, distances: np.ndarray,
-    where: np.ndarray,
+    where: np.ndarray, project: Callable[[np.ndarray], np.ndarray],
 ) -> int:  # fmt: skip
-    """Nearest stored centroid for ``new_ids``, written into ``labels``/``distances`` at ``where``."""
+    """Nearest stored centroid for ``new_ids`` (brought into the run's space by ``project``),
+    written into ``labels``/``distances`` at ``where``."""
     reduced = reduced_vectors(store)
     order = np.argsort(reduced.ids)
     rows = order[np.searchsorted(reduced.ids, new_ids, sorter=order)]
-    vectors = np.ascontiguousarray(np.asarray(reduced.vectors)[rows], dtype=np.float32)
+    vectors = np.ascontiguousarray(project(np.asarray(reduced.vectors)[rows]), dtype=np.float32)
     new_labels, sq_dist = assign(vectors, np.ascontiguousarray(centers, dtype=np.float32))
     labels[where] = new_labels
     distances[where] = np.sqrt(sq_dist)

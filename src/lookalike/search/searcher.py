@@ -302,7 +302,7 @@ class Searcher:
             known = dba_ids[rows] == ids
             augmented = np.where(known[:, None], dba_vectors[rows], candidates)  # newer images: no DBA yet
         if method == "projection":
-            from lookalike.search.projection import library_projection
+            from lookalike.reduce.library_projection import library_projection
 
             projector = library_projection(self.store)
             scores = projector.transform(candidates) @ projector.transform(np.asarray(query, np.float32)[None])[0]
