@@ -211,3 +211,18 @@ def test_clusters_lists_a_real_kmeans_run_and_search_filters_by_it(client, libra
     members = set(run.image_ids[run.labels == chosen["cluster"]].tolist()) - {chosen["medoid_image_id"]}
     assert {h["image_id"] for h in body["hits"]} == members and body["cluster_run"] == run.info.id
     assert all(h["cluster"] == chosen["cluster"] for h in body["hits"])
+
+
+def test_search_in_the_learned_projection_matches_the_library(library):
+    ids = [int(library.reduced().ids[3])]
+    query = {"image_id": ids, "k": 5, "projected": "true"}
+    with TestClient(create_app(library.folder, ApiSettings())) as before:
+        missing = before.post("/search", data=query)
+    assert missing.status_code == 422 and "learn-projection" in missing.text
+    library.learn_projection("lda")
+    with TestClient(create_app(library.folder, ApiSettings())) as client:
+        body = client.post("/search", data=query).json()
+        both = client.post("/search", data={**query, "rerank": "dba"})
+    expected = library.search(ids[0], k=5, projected=True).hits
+    assert [h["image_id"] for h in body["hits"]] == [h.image_id for h in expected]
+    assert both.status_code == 422

@@ -335,3 +335,19 @@ def test_duplicates_keep_this_one_marks_the_others_for_actions(full_library: Pat
 
     kept = all_but_one(groups, {0: second})
     assert groups[0].paths[0] in kept.paths and second not in kept.paths
+
+
+def test_search_page_orders_by_the_learned_projection_like_the_library(full_library: Path, tmp_path: Path) -> None:
+    import shutil
+
+    library = tmp_path / "projected.lookalike"
+    shutil.copytree(full_library, library, ignore=shutil.ignore_patterns(".lock"))
+    with Library.open(library) as lib:
+        lib.learn_projection("lda")
+    at = run_page(library, "Search", search_source="Pick from the library", search_k=5, search_rerank="learned projection")
+    picked = at.selectbox(key="search_pick").value
+    table = at.dataframe[0].value
+    with Library.open(library, readonly=True) as lib:
+        (image_id,) = [i for i, p in lib.catalog.query("SELECT image_id, path FROM files") if p == picked]
+        expected = lib.search(image_id, 5, projected=True)
+    assert table["path"].tolist() == [h.path for h in expected.hits]

@@ -70,6 +70,8 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
         ef_search: Annotated[int | None, Form(ge=1, le=MAX_BEAM, description="HNSW beam width (hnsw index only).")] = None,
         rerank: Annotated[Literal["none", "aqe", "dba", "kreciprocal"], Form(
             description="Re-rank the nearest candidates at query time (none: exact order).")] = "none",
+        projected: Annotated[bool, Form(description="Order the nearest candidates in the learned label projection "
+                                        "(`lookalike learn-projection` first); not with rerank.")] = False,
     ) -> dict[str, Any]:
         """The k library images most similar to an uploaded image or to library images."""
         if (file is None) == (not image_id):
@@ -90,7 +92,7 @@ def add_routes(app: FastAPI, worker: LibraryWorker) -> None:
                 if unknown:
                     raise ApiError(404, "unknown_image", f"no embedded image {unknown[0]} in the library")
             result = searcher.search(query, k, filters=filters, nprobe=nprobe, ef_search=ef_search,
-                                     include_self=include_self, rerank=rerank)
+                                     include_self=include_self, rerank=rerank, projected=projected)
             return result.to_dict()
 
         result = await call(job)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
 KINDS = ("auto", "exact", "ivf", "hnsw")
 SOURCES = ("Upload an image", "Pick from the library", SIMILAR_SOURCE)
+PROJECTED = "learned projection"
 PICK_LIMIT = 500
 """Most library files offered in the picker at once (narrow them with the filter)."""
 
@@ -31,8 +32,9 @@ def render(lib: Library) -> None:
     k = left.slider("Results (k)", min_value=1, max_value=200, value=8, key="search_k")
     kind = mid.selectbox("Index kind", KINDS, key="search_kind")
     rerank = rerank_col.selectbox(
-        "Re-ranking", RERANK_METHODS, key="search_rerank",
-        help="none: exact nearest neighbours; aqe / dba / kreciprocal re-order the nearest candidates",
+        "Re-ranking", (*RERANK_METHODS, PROJECTED), key="search_rerank",
+        help="none: exact nearest neighbours; aqe / dba / kreciprocal re-order the nearest candidates; "
+        f"{PROJECTED} orders them in the label projection (`lookalike learn-projection --library {lib.folder}`)",
     )
     in_cluster = right.toggle(
         "Search only inside the query's cluster",
@@ -44,7 +46,10 @@ def render(lib: Library) -> None:
         st.info("Upload an image or pick one from the library to search.")
         return
     options: dict[str, Any] = {"kind": "ivf", "nprobe": 1} if in_cluster else {"kind": kind}
-    options["rerank"] = rerank
+    if rerank == PROJECTED:
+        options["projected"] = True
+    else:
+        options["rerank"] = rerank
     try:
         result = lib.search(query, k, filters=filters, **options)
     except ImageError as exc:
