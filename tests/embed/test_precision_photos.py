@@ -73,11 +73,34 @@ def test_reduced_vectors_are_nearest_to_their_own_fp32_vectors(reference, precis
     assert np.mean(nearest_other(got) == nearest_other(expected)) >= 0.5
 
 
-def test_int8_library_calibrates_on_its_first_images(tmp_path, monkeypatch, reference):
+def test_openvino_int8_model_is_cached_and_quantized_again_when_a_file_is_damaged(reference, monkeypatch):
+    from lookalike.embed import reduced_precision as rp
+
+    if not openvino_available():
+        pytest.skip("openvino is not installed")
+    spec, onnx_path, fp32, batch, _ = reference
+    calls: list[Path] = []
+    real = rp.quantize_openvino
+    monkeypatch.setattr(rp, "quantize_openvino", lambda source, target, images: (calls.append(target), real(source, target, images)))
+    path = rp.ensure_quantized(onnx_path, batch[:4], "openvino")
+    assert path.suffix == ".xml" and path.with_suffix(".bin").is_file() and len(calls) == 1
+    assert rp.ensure_quantized(onnx_path, batch[:4], "openvino") == path and len(calls) == 1  # cached
+    weights = path.with_suffix(".bin")
+    damaged = bytearray(weights.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    assert rp.ensure_quantized(onnx_path, batch[:4], "openvino") == path and len(calls) == 2  # rebuilt
+    assert not [f for f in path.parent.iterdir() if f.name.startswith(".")]  # no work folder left behind
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_int8_library_calibrates_on_its_first_images(tmp_path, monkeypatch, reference, runtime):
+    if runtime == "openvino" and not openvino_available():
+        pytest.skip("openvino is not installed")
     monkeypatch.setenv("LOOKALIKE_CACHE", str(tmp_path / "cache"))
     gate = {"tolerance": 0.01, "backbones": {NAME: {
         "fp32": {"passed": True, "runtime": "onnxruntime"},
-        "int8": {"passed": True, "runtime": "onnxruntime", "worst_delta": 0.0}}}}  # fmt: skip
+        "int8": {"passed": True, "runtime": runtime, "worst_delta": 0.0}}}}  # fmt: skip
     monkeypatch.setattr(prec, "gate_table", lambda path=None: gate)
     folder = tmp_path / "photos"
     folder.mkdir()
