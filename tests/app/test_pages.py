@@ -93,15 +93,20 @@ def test_search_by_library_image_matches_library_search(full_library: Path) -> N
     assert "search time" in texts(at)
 
 
-@pytest.mark.parametrize("method", ["dba", "kreciprocal"])
-def test_search_page_reranks_like_the_library(full_library: Path, method: str) -> None:
-    at = run_page(full_library, "Search", search_source="Pick from the library", search_k=5, search_rerank=method)
+def assert_search_page_matches(library: Path, choice: str, **options: object) -> None:
+    """The Search page with Re-ranking ``choice`` lists what ``Library.search(..., **options)`` finds."""
+    at = run_page(library, "Search", search_source="Pick from the library", search_k=5, search_rerank=choice)
     picked = at.selectbox(key="search_pick").value
     table = at.dataframe[0].value
-    with Library.open(full_library, readonly=True) as lib:
+    with Library.open(library, readonly=True) as lib:
         (image_id,) = [i for i, p in lib.catalog.query("SELECT image_id, path FROM files") if p == picked]
-        expected = lib.search(image_id, 5, rerank=method)
+        expected = lib.search(image_id, 5, **options)
     assert table["path"].tolist() == [h.path for h in expected.hits]
+
+
+@pytest.mark.parametrize("method", ["dba", "kreciprocal"])
+def test_search_page_reranks_like_the_library(full_library: Path, method: str) -> None:
+    assert_search_page_matches(full_library, method, rerank=method)
 
 
 def png_bytes(label: int, seed: int) -> bytes:
@@ -344,10 +349,4 @@ def test_search_page_orders_by_the_learned_projection_like_the_library(full_libr
     shutil.copytree(full_library, library, ignore=shutil.ignore_patterns(".lock"))
     with Library.open(library) as lib:
         lib.learn_projection("lda")
-    at = run_page(library, "Search", search_source="Pick from the library", search_k=5, search_rerank="learned projection")
-    picked = at.selectbox(key="search_pick").value
-    table = at.dataframe[0].value
-    with Library.open(library, readonly=True) as lib:
-        (image_id,) = [i for i, p in lib.catalog.query("SELECT image_id, path FROM files") if p == picked]
-        expected = lib.search(image_id, 5, projected=True)
-    assert table["path"].tolist() == [h.path for h in expected.hits]
+    assert_search_page_matches(library, "learned projection", projected=True)

@@ -25,6 +25,8 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,22 @@ def _valid(target: Path, sidecar: Path, fingerprint: str) -> bool:
         return False
 
 
+@contextmanager
+def _quantizing(onnx_path: Path, calibration: np.ndarray) -> Iterator[tuple[Any, list[np.ndarray]]]:
+    """NNCF and the calibration as single-image batches; the quantizer's own errors become one
+    :class:`BackboneError` naming the model."""
+    try:
+        import nncf
+    except ImportError as exc:
+        raise MissingDependencyError("nncf", "int8 quantization", "pip install 'lookalike[openvino]'") from exc
+    if len(calibration) == 0:
+        raise BackboneError(f"{onnx_path.name}: int8 quantization needs at least one calibration image")
+    try:
+        yield nncf, [calibration[i : i + 1] for i in range(len(calibration))]
+    except Exception as exc:  # the quantizer raises many types on graphs it cannot handle
+        raise BackboneError(f"int8 quantization of {onnx_path.name} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def quantize_int8(onnx_path: Path, target: Path, calibration: np.ndarray) -> None:
     """Quantize ``onnx_path`` into a QDQ int8 ONNX model ``target`` with NNCF (post-training,
     ``MIXED`` preset: symmetric int8 weights, asymmetric activations, bias correction),
@@ -105,24 +123,16 @@ def quantize_int8(onnx_path: Path, target: Path, calibration: np.ndarray) -> Non
     ONNX Runtime's own static quantization (min-max, per-channel, reduced range) gave vectors at
     median cosine 0.82 to fp32 and P@10 0.655 against 0.681; NNCF gives cosine 0.975 and 0.676.
     """
-    try:
-        import nncf
+    with _quantizing(onnx_path, calibration) as (nncf, images):
         import onnx
-    except ImportError as exc:
-        raise MissingDependencyError("nncf", "int8 quantization", "pip install 'lookalike[openvino]'") from exc
-    if len(calibration) == 0:
-        raise BackboneError(f"{onnx_path.name}: int8 quantization needs at least one calibration image")
-    try:
+
         model = onnx.load(str(onnx_path))
-        images = [calibration[i : i + 1] for i in range(len(calibration))]
         quantized = nncf.quantize(
             model, nncf.Dataset(images, lambda batch: {"images": batch}), subset_size=len(images),
             preset=nncf.QuantizationPreset.MIXED,
             ignored_scope=nncf.IgnoredScope(names=float_nodes(model), validate=False),
         )  # fmt: skip
         onnx.save(quantized, str(target))
-    except Exception as exc:  # the quantizer raises many types on graphs it cannot handle
-        raise BackboneError(f"int8 quantization of {onnx_path.name} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def quantize_openvino(onnx_path: Path, target: Path, calibration: np.ndarray) -> None:
@@ -135,23 +145,14 @@ def quantize_openvino(onnx_path: Path, target: Path, calibration: np.ndarray) ->
     images/s); 300 calibration images, full bias correction, quantile ranges or the
     ``PERFORMANCE`` preset were no better.
     """
-    try:
-        import nncf
+    with _quantizing(onnx_path, calibration) as (nncf, images):
         import openvino as ov
-    except ImportError as exc:
-        raise MissingDependencyError("nncf", "int8 quantization", "pip install 'lookalike[openvino]'") from exc
-    if len(calibration) == 0:
-        raise BackboneError(f"{onnx_path.name}: int8 quantization needs at least one calibration image")
-    try:
-        model = ov.convert_model(str(onnx_path))
-        images = [calibration[i : i + 1] for i in range(len(calibration))]
+
         quantized = nncf.quantize(
-            model, nncf.Dataset(images), subset_size=len(images), preset=nncf.QuantizationPreset.MIXED,
-            ignored_scope=nncf.IgnoredScope(types=["MatMul"], validate=False),
+            ov.convert_model(str(onnx_path)), nncf.Dataset(images), subset_size=len(images),
+            preset=nncf.QuantizationPreset.MIXED, ignored_scope=nncf.IgnoredScope(types=["MatMul"], validate=False),
         )  # fmt: skip
         ov.save_model(quantized, str(target))
-    except Exception as exc:  # the quantizer raises many types on graphs it cannot handle
-        raise BackboneError(f"int8 quantization of {onnx_path.name} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def float_nodes(model: Any) -> list[str]:
