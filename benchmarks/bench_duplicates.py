@@ -8,7 +8,9 @@ their union, and imagehash's phash, dhash, whash, average_hash and crop_resistan
 last on a subset: it takes ~1 s per image). The union without mirrored vectors (the default)
 is also run through `Library.duplicates`: groups as a user sees them, the edit each link names. The
 union also has the near+semantic links (pHash within a looser distance AND cosine above a lower
-one, :func:`lookalike.index.duplicates.confirmed_pairs`). Thresholds are chosen on a TUNE set made
+one, :func:`lookalike.index.duplicates.confirmed_pairs`), each kept only where it adds an image to
+a group, never where it would merge two (:func:`attached`; the library takes its candidates from
+each image's 16 nearest neighbours, which `Library.duplicates` itself measures). Thresholds are chosen on a TUNE set made
 from other photos, as large as the REPORT set (false pairs grow with the square of the images,
 true ones linearly, so a smaller TUNE set picks thresholds too loose for the REPORT set): for
 each method the one with the best recall at precision >= 0.95; for the union the four with the
@@ -42,7 +44,7 @@ NEAR_BITS = list(range(0, 21))
 COSINES = [round(0.50 + 0.01 * i, 2) for i in range(50)]
 UNION_BITS = range(0, 13)
 UNION_COSINES = [c for c in COSINES if c >= 0.8]
-CONFIRM_BITS = (None, 14, 16, 18, 20)  # None: no near+semantic links
+CONFIRM_BITS = (None, 14, 18, 20, 22, 24, 26)  # None: no near+semantic links
 CONFIRM_COSINES = (0.7, 0.75, 0.8, 0.85, 0.9)
 IMAGEHASH = ("phash", "dhash", "whash", "average_hash")
 
@@ -103,8 +105,9 @@ def candidates(score_rows, n: int, floor: float) -> tuple[np.ndarray, np.ndarray
     return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
 
 
-def hash_scores(hashes: np.ndarray, transforms: tuple[str, ...]) -> tuple:
-    """-(smallest Hamming distance over the transforms, either way round) of every pair."""
+def hash_scores(hashes: np.ndarray, transforms: tuple[str, ...], max_bits: int = max(NEAR_BITS)) -> tuple:
+    """-(smallest Hamming distance over the transforms, either way round) of every pair within
+    ``max_bits``."""
     variants = [transform_hashes(hashes, t) for t in transforms]
 
     def rows(start: int, stop: int) -> np.ndarray:
@@ -114,7 +117,7 @@ def hash_scores(hashes: np.ndarray, transforms: tuple[str, ...]) -> tuple:
             best = np.minimum(best, hamming_distance(hashes[start:stop, None], v[None, :]))
         return -best.astype(np.float32)
 
-    return candidates(rows, len(hashes), -max(NEAR_BITS))
+    return candidates(rows, len(hashes), -max_bits)
 
 
 def cosine_scores(vectors: np.ndarray, mirrored: np.ndarray | None) -> tuple:
@@ -195,20 +198,53 @@ def choose(pairs: tuple, truth: Truth, thresholds: list[float]) -> tuple[float, 
 
 def union_keys(near: tuple, near_cos: np.ndarray, sem: tuple, n: int, chosen: tuple) -> np.ndarray:
     """Keys of the pairs the union links at ``chosen`` = (near bits, cosine, near+semantic bits or
-    None, near+semantic cosine): near pairs, semantic pairs, and near pairs within the looser bits
-    whose cosine (``near_cos``, aligned with ``near``) reaches the lower one."""
+    None, near+semantic cosine): near pairs, semantic pairs, and the near pairs within the looser
+    bits whose cosine (``near_cos``, aligned with ``near``) reaches the lower one, each of these
+    kept only where it adds one image to a group (:func:`attached`), as `Library.duplicates` does."""
     bits, cos, both_bits, both_cos = chosen
     keys = np.union1d(predicted_at(near, n, -bits), predicted_at(sem, n, cos))
-    if both_bits is not None:
-        keys = np.union1d(keys, both_keys(near, near_cos, n, both_bits, both_cos))
-    return keys
+    if both_bits is None:
+        return keys
+    return attached(keys, *both_links(near, near_cos, n, both_bits, both_cos), n)
 
 
-def both_keys(near: tuple, near_cos: np.ndarray, n: int, both_bits: int, both_cos: float) -> np.ndarray:
-    """Keys of the near+semantic pairs: within ``both_bits`` and of cosine >= ``both_cos``."""
+def both_links(near: tuple, near_cos: np.ndarray, n: int, both_bits: int, both_cos: float) -> tuple:
+    """(keys, cosines) of the near+semantic pairs: within ``both_bits`` and of cosine >= ``both_cos``."""
     i, j, score = near
     keep = (score >= -both_bits - 1e-6) & (near_cos >= both_cos - 1e-6)
-    return np.unique(i[keep].astype(np.int64) * n + j[keep])
+    return i[keep].astype(np.int64) * n + j[keep], near_cos[keep]
+
+
+def attached(strong: np.ndarray, weak: np.ndarray, weak_cos: np.ndarray, n: int) -> np.ndarray:
+    """``strong`` keys and the ``weak`` ones that :func:`lookalike.index.duplicates.group_pairs`
+    keeps: taken by falling cosine, each only when one of its images is still alone."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    weak, first = np.unique(weak, return_index=True)
+    keep = ~np.isin(weak, strong)
+    weak, weak_cos = weak[keep], weak_cos[first][keep]
+    i, j = np.divmod(strong, n)
+    _, component = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    size = np.bincount(component).tolist()
+    parent = list(range(len(size)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    kept = []
+    for k in np.argsort(-weak_cos, kind="stable").tolist():
+        a, b = divmod(int(weak[k]), n)
+        ra, rb = root(int(component[a])), root(int(component[b]))
+        if ra == rb or min(size[ra], size[rb]) == 1:
+            kept.append(weak[k])
+            if ra != rb:
+                parent[rb] = ra
+                size[ra] += size[rb]
+    return np.union1d(strong, np.array(kept, np.int64))
 
 
 def choose_union(
@@ -225,27 +261,31 @@ def choose_union(
     best, best_recall = (0, 0.99, None, None), -1.0
     for both_bits in confirm:
         for both_cos in (None,) if both_bits is None else CONFIRM_COSINES:
-            both = np.zeros(0, np.int64) if both_bits is None else both_keys(near, near_cos, n, both_bits, both_cos)
+            both = None if both_bits is None else both_links(near, near_cos, n, both_bits, both_cos)
             for bits in UNION_BITS:
-                start = np.union1d(near_at[bits], both)
                 for cos in UNION_COSINES:
                     if both_cos is not None and both_cos >= cos:
                         continue
-                    result = score(np.union1d(start, sem_at[cos]))
+                    strong = np.union1d(near_at[bits], sem_at[cos])
+                    result = score(strong if both is None else attached(strong, *both, n))
                     if result["precision"] >= TARGET_PRECISION and result["recall"] > best_recall:
                         best, best_recall = (bits, cos, both_bits, both_cos), result["recall"]
     return best
 
 
 def near_cosines(near: tuple, data: dict, mirror: bool) -> np.ndarray:
-    """The cosine of each near pair (with ``mirror``, the larger of plain and mirrored)."""
+    """The cosine of each near pair (with ``mirror``, the larger of plain and mirrored), in
+    chunks: within 26 bits after the transforms are millions of pairs."""
     i, j, _ = near
-    vectors = data["vectors"]
-    cos = np.einsum("ij,ij->i", vectors[i], vectors[j])
-    if mirror:
-        mirrored = data["mirrored"]
-        cos = np.maximum(cos, np.einsum("ij,ij->i", mirrored[i], vectors[j]))
-        cos = np.maximum(cos, np.einsum("ij,ij->i", vectors[i], mirrored[j]))
+    vectors, mirrored = data["vectors"], data["mirrored"]
+    cos = np.empty(len(i), np.float32)
+    for start in range(0, len(i), 100_000):
+        a, b = i[start : start + 100_000], j[start : start + 100_000]
+        part = np.einsum("ij,ij->i", vectors[a], vectors[b])
+        if mirror:
+            part = np.maximum(part, np.einsum("ij,ij->i", mirrored[a], vectors[b]))
+            part = np.maximum(part, np.einsum("ij,ij->i", vectors[a], mirrored[b]))
+        cos[start : start + 100_000] = part
     return cos
 
 
@@ -389,7 +429,7 @@ def library_run(lib_path: Path, records: list[dict], truth: Truth, chosen: tuple
 # -- run --------------------------------------------------------------------------------------------
 def scores_of(data: dict) -> dict[str, tuple]:
     near = hash_scores(data["hashes"], ("identity",))
-    near_t = hash_scores(data["hashes"], TRANSFORMS)
+    near_t = hash_scores(data["hashes"], TRANSFORMS, max(b for b in CONFIRM_BITS if b is not None))  # near+semantic too
     scores = {"near": near, "near+transforms": near_t, "semantic": cosine_scores(data["vectors"], None)}
     if data["mirrored"] is not None:
         scores["semantic+mirror"] = cosine_scores(data["vectors"], data["mirrored"])
@@ -470,7 +510,7 @@ def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
             k: v for k, v in truth.evaluate_groups(union_keys(near, near_cosines(near, data, False), scores["semantic"], truth.n,
                                                               (bits, cos, both_bits, both_cos))).items()
             if k != "recall_per_edit"}}
-        for both_bits, both_cos in ((None, None), (14, 0.8), (16, 0.8), (18, 0.75), (18, 0.8), (18, 0.85), (20, 0.8))
+        for both_bits, both_cos in ((None, None), (14, 0.9), (18, 0.8), (22, 0.8), (24, 0.8), (26, 0.75), (26, 0.8), (26, 0.85))
         for bits in (0, 4, 6, 8, 10, 12) for cos in (0.8, 0.85, 0.9, 0.95)
     ]
     out["crop_resistant_subset"] = crop_subset(per_set["report"], work, args, out)

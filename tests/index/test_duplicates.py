@@ -93,11 +93,54 @@ def test_confirmed_pairs_are_the_candidates_phash_pairs_links_at_that_distance(t
     assert len(found) > 0
     by_pair = {(p.a, p.b): p for p in reference}
     score_of = {(p.a, p.b): p.score for p in candidates}
+    row = {int(item): k for k, item in enumerate(ids)}
     for pair in found:
         near = by_pair[(pair.a, pair.b)]
-        assert pair.edit == near.edit
-        assert pair.reason == f"{near.reason} and cosine {score_of[(pair.a, pair.b)]:.2f}"
+        best = round((1 - near.score) * 64)
+        plain = int(np.bitwise_count(hashes[row[pair.a]] ^ hashes[row[pair.b]]))
+        clear = best <= min(plain - duplicates.TRANSFORM_MARGIN, duplicates.TRANSFORM_NAMED_BITS)
+        if clear or plain > threshold:  # the transform that matched, named only when clear
+            assert pair.edit == (near.edit if clear else None)
+            assert pair.reason == f"{near.reason} and cosine {score_of[(pair.a, pair.b)]:.2f}"
+        else:  # a transform no better than chance: the untransformed distance
+            assert pair.edit is None
+            assert pair.reason == f"perceptual hash distance {plain}/64 and cosine {score_of[(pair.a, pair.b)]:.2f}"
         assert pair.score == score_of[(pair.a, pair.b)]  # the candidate's score is kept
+    assert sum(p.edit is not None for p in found) > 0
+
+
+def test_confirmed_pairs_name_a_transform_only_when_it_clearly_beats_none():
+    """Copies made half like the picture and half like its mirror image, plus a few flipped bits:
+    the pair is named a flip only when the flip wins by TRANSFORM_MARGIN bits (reference: every
+    transform's distance either way round, computed here)."""
+    rng = np.random.default_rng(3)
+    odd = np.zeros((8, 8), bool)
+    odd[:, 1::2] = True  # the bits a left-right flip inverts
+    odd_bits = np.flatnonzero(odd.ravel())
+    hashes, ids = [], []
+    for k, like_mirror in enumerate(range(4, 29, 2)):
+        h0 = int(rng.integers(0, 2**63))
+        h1 = h0
+        for bit in rng.choice(odd_bits, like_mirror, replace=False):
+            h1 ^= 1 << (63 - int(bit))
+        h1 ^= 1 << (63 - int(rng.choice(np.flatnonzero(~odd.ravel()))))
+        hashes += [h0, h1]
+        ids += [2 * k, 2 * k + 1]
+    hashes = np.array(hashes, dtype=np.uint64)
+    candidates = [DuplicatePair(a, a + 1, "cosine 0.90", 0.9) for a in ids[::2]]
+    found = {p.a: p for p in confirmed_pairs(candidates, ids, hashes, 40, transforms=QUERY_TRANSFORMS)}
+    assert len(found) == len(candidates)
+    named = set()
+    for a in ids[::2]:
+        h = hashes[[a, a + 1]]
+        plain = int(np.bitwise_count(h[0] ^ h[1]))
+        moved = [int(min(np.bitwise_count(transform_hashes(h[:1], t)[0] ^ h[1]),
+                         np.bitwise_count(h[0] ^ transform_hashes(h[1:], t)[0]))) for t in TRANSFORMS[1:]]
+        clear = min(moved) <= min(plain - duplicates.TRANSFORM_MARGIN, duplicates.TRANSFORM_NAMED_BITS)
+        assert (found[a].edit is not None) == clear, (plain, moved, found[a])
+        assert found[a].reason.startswith(f"perceptual hash distance {min(moved) if clear else plain}/64")
+        named.add(clear)
+    assert named == {True, False}
 
 
 def test_confirmed_pairs_drop_items_without_a_hash_and_refuse_a_bad_distance():
@@ -148,6 +191,79 @@ def test_group_pairs_is_union_find_over_all_reasons():
     groups = group_pairs(pairs)
     assert [g.ids for g in groups] == [[1, 2, 3, 4], [8, 9]]
     assert sorted(p.reason for p in groups[0].pairs) == sorted(p.reason for p in pairs[:3])
+
+
+def reference_attach(strong, weak):
+    """Groups (sets of ids) from scratch: the strong pairs' components, then each weak pair in turn,
+    kept when one side is alone (components recomputed after every pair)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nodes = sorted({x for p in [*strong, *weak] for x in (p.a, p.b)})
+    row = {x: k for k, x in enumerate(nodes)}
+    kept = list(strong)
+
+    def components():
+        a = [row[p.a] for p in kept]
+        b = [row[p.b] for p in kept]
+        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(nodes), len(nodes)))
+        return connected_components(graph, directed=False)[1]
+
+    for pair in weak:
+        label = components()
+        sizes = np.bincount(label)
+        if label[row[pair.a]] == label[row[pair.b]] or min(sizes[label[row[pair.a]]], sizes[label[row[pair.b]]]) == 1:
+            kept.append(pair)
+    label = components()
+    linked = {x for p in kept for x in (p.a, p.b)}
+    groups = {}
+    for x in linked:
+        groups.setdefault(int(label[row[x]]), set()).add(x)
+    return sorted(sorted(g) for g in groups.values()), kept
+
+
+def test_attached_pairs_add_one_item_to_a_group_but_never_merge_two():
+    strong = [DuplicatePair(1, 2, "near", 0.9), DuplicatePair(2, 3, "near", 0.9), DuplicatePair(5, 6, "near", 0.9)]
+    weak = [DuplicatePair(3, 5, "both", 0.8),  # would merge {1, 2, 3} and {5, 6}: dropped
+            DuplicatePair(4, 6, "both", 0.7),  # 4 alone: joins {5, 6}
+            DuplicatePair(1, 4, "both", 0.6),  # 4 is no longer alone: dropped
+            DuplicatePair(7, 8, "both", 0.5),  # two items alone: a new group
+            DuplicatePair(2, 3, "both", 0.4)]  # inside one group: kept as a second link
+    groups = group_pairs(strong, attach=weak)
+    assert [g.ids for g in groups] == [[1, 2, 3], [4, 5, 6], [7, 8]]
+    kept = {(p.a, p.b, p.reason) for g in groups for p in g.pairs}
+    assert kept == {(p.a, p.b, p.reason) for p in [*strong, weak[1], weak[3], weak[4]]}
+    assert [g.ids for g in group_pairs([], attach=[weak[0]])] == [[3, 5]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_attached_groups_equal_a_from_scratch_reference(seed):
+    rng = np.random.default_rng(seed)
+    pair = lambda a, b, s: DuplicatePair(int(min(a, b)), int(max(a, b)), "r", float(s))  # noqa: E731
+    strong = [pair(a, b, 1.0) for a, b in rng.integers(0, 60, (25, 2)) if a != b]
+    weak = [pair(a, b, s) for (a, b), s in zip(rng.integers(0, 60, (40, 2)), rng.random(40)) if a != b]
+    groups = group_pairs(strong, attach=weak)
+    expected_groups, expected_kept = reference_attach(strong, weak)
+    assert sorted(g.ids for g in groups) == expected_groups
+    assert sorted(id(p) for g in groups for p in g.pairs) == sorted(id(p) for p in expected_kept)
+
+
+def test_semantic_pairs_below_complete_above_come_from_the_first_k_neighbours():
+    X, ids = near_copies()
+    sims = X.astype(np.float64) @ X.T.astype(np.float64)
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")
+    expected = set()
+    for a in range(len(X)):
+        k = 8  # searched again with 4 x k while the k-th neighbour reaches 0.97
+        while k < len(X) - 1 and sims[a, order[a, k - 1]] >= 0.97:
+            k = min(4 * k, len(X) - 1)
+        expected |= {(int(min(ids[a], ids[b])), int(max(ids[a], ids[b]))) for b in order[a, :k] if sims[a, b] >= 0.2}
+    i, j = np.nonzero(np.triu(sims >= 0.97, k=1))
+    assert {(int(ids[a]), int(ids[b])) for a, b in zip(i, j)} <= expected  # complete above 0.97
+    found = semantic_pairs(ExactIndex().fit(X, ids), 0.2, k=8, complete_above=0.97)
+    assert {(p.a, p.b) for p in found} == expected
+    assert len(expected) < len(semantic_pairs(ExactIndex().fit(X, ids), 0.2, k=8))  # complete: more
 
 
 def test_find_duplicates_joins_every_source():

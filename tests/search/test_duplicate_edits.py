@@ -101,6 +101,8 @@ def test_mirrored_vectors_find_a_flip_the_plain_vectors_miss(library) -> None:
     ("semantic", (200, 100), (100, 50), "crop"),  # a plain resize would have been a near pair
     ("semantic", (200, 100), (200, 100), None),  # colour, text, or another photo of the same thing
     ("near", (100, 100), (100, 100), "re-encode"),  # a square is not "swapped"
+    ("near+semantic", (200, 100), (100, 50), "crop"),  # hashes too far apart for a plain resize
+    ("near+semantic", (200, 100), (200, 100), None),  # text written over it, a strong colour change
 ])
 def test_edit_is_inferred_from_sizes_when_no_transform_matched(source, a, b, edit) -> None:
     assert infer_edit(DuplicatePair(1, 2, "", 0.9), source, a, b) == edit
@@ -168,8 +170,10 @@ def test_near_semantic_links_a_watermarked_copy_neither_tier_links_alone(tmp_pat
     assert set(hash_only) - {pair} and set(cosine_only) - {pair}
 
 
-def brute_force_links(lib: Library, near_bits: int, min_similarity: float, both: tuple[int, float]) -> set:
-    """Image-name pairs the three rules link, from every pair's distance and cosine (n x n)."""
+def brute_force_links(lib: Library, near_bits: int, min_similarity: float, both: tuple[int, float],
+                      attach: bool = True) -> set:
+    """Image-name pairs the three rules link, from every pair's distance and cosine (n x n); a
+    near+semantic pair only where it adds an image to a group, not where it would merge two."""
     from lookalike.index.dihedral import TRANSFORMS, transform_hashes
     from lookalike.store import images
 
@@ -183,17 +187,37 @@ def brute_force_links(lib: Library, near_bits: int, min_similarity: float, both:
         moved = transform_hashes(hashes, transform)
         d = np.bitwise_count(moved[:, None] ^ hashes[None, :]).astype(int)
         distance = np.minimum(distance, np.minimum(d, d.T))
-    linked = (distance <= near_bits) | (cosine >= min_similarity - 1e-6)
-    linked |= (distance <= both[0]) & (cosine >= both[1] - 1e-6)
-    i, j = np.nonzero(np.triu(linked, k=1))
-    return {frozenset((name_of[int(ids[a])], name_of[int(ids[b])])) for a, b in zip(i, j)}
+    strong = (distance <= near_bits) | (cosine >= min_similarity - 1e-6)
+    weak = ~strong & (distance <= both[0]) & (cosine >= both[1] - 1e-6)
+    i, j = np.nonzero(np.triu(strong, k=1))
+    linked = {frozenset((name_of[int(ids[a])], name_of[int(ids[b])])) for a, b in zip(i, j)}
+    i, j = np.nonzero(np.triu(weak, k=1))
+    for k in np.argsort(-cosine[i, j], kind="stable"):  # best first, each only onto an image still alone
+        a, b = name_of[int(ids[i[k]])], name_of[int(ids[j[k]])]
+        group_a, group_b = linked_to(a, linked), linked_to(b, linked)
+        if not attach or b in group_a or min(len(group_a), len(group_b)) == 1:
+            linked.add(frozenset((a, b)))
+    return linked
+
+
+def linked_to(name: str, links: set) -> set:
+    """Every name joined to ``name`` by a chain of ``links`` (itself included)."""
+    seen, todo = {name}, [name]
+    while todo:
+        here = todo.pop()
+        for link in links:
+            if here in link and not link <= seen:
+                seen |= link
+                todo.extend(link)
+    return seen
 
 
 @pytest.mark.parametrize(("near_bits", "min_similarity", "both"), [
     (DUPLICATE_NEAR_BITS, DUPLICATE_MIN_SIMILARITY, (DUPLICATE_CONFIRM_BITS, DUPLICATE_CONFIRM_SIMILARITY)),
     (10, 0.9, (24, 0.2)),
     (2, 0.95, (24, 0.3)),
-], ids=["defaults", "loose", "mostly-near+semantic"])
+    (8, 0.999, (40, 0.0)),
+], ids=["defaults", "loose", "mostly-near+semantic", "near+semantic-would-merge-groups"])
 def test_library_links_are_the_brute_force_union_of_the_three_rules(tmp_path, near_bits, min_similarity, both) -> None:
     names = ("astronaut", "camera", "coffee", "coins", "rocket", "brick", "grass", "moon")
     text_folder(tmp_path / "photos", names, "coins")
@@ -206,6 +230,8 @@ def test_library_links_are_the_brute_force_union_of_the_three_rules(tmp_path, ne
         groups = lib.duplicates(near_bits=near_bits, min_similarity=min_similarity, confirm_bits=both[0],
                                 confirm_similarity=both[1], kind="exact", exact=False)
         expected = brute_force_links(lib, near_bits, min_similarity, both)
+        if near_bits == 8:  # here the rule drops near+semantic pairs that would merge two groups
+            assert len(brute_force_links(lib, near_bits, min_similarity, both, attach=False)) > len(expected)
     found = links_by_file(groups)
     assert set(found) == expected
     kinds = [sorted(link.kind for link in links) for links in found.values()]

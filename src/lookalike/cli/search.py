@@ -176,7 +176,7 @@ def duplicates(
     near_bits: Annotated[int, typer.Option(help="Near duplicates: perceptual hashes differing in at most this many of 64 bits.")] = DUPLICATE_NEAR_BITS,
     min_similarity: Annotated[float, typer.Option(help="Semantic duplicates: cosine similarity at least this.")] = DUPLICATE_MIN_SIMILARITY,
     confirm_bits: Annotated[int, typer.Option(help="Near+semantic duplicates: perceptual hashes differing in at most this many bits...")] = DUPLICATE_CONFIRM_BITS,
-    confirm_similarity: Annotated[float, typer.Option(help="...and cosine similarity at least this (e.g. text written over a picture).")] = DUPLICATE_CONFIRM_SIMILARITY,
+    confirm_similarity: Annotated[float, typer.Option(help="...and cosine similarity at least this (text written over a picture, a crop); such a link adds a file to a group, never merges two.")] = DUPLICATE_CONFIRM_SIMILARITY,
     exact: Annotated[bool, typer.Option("--exact/--no-exact", help="Files with identical content.")] = True,
     near: Annotated[bool, typer.Option("--near/--no-near", help="Perceptual-hash near duplicates.")] = True,
     semantic: Annotated[bool, typer.Option("--semantic/--no-semantic", help="Embedding near duplicates.")] = True,

@@ -114,6 +114,13 @@ def phash_pairs(
 
 
 _INVERSE = {"rotate-90": "rotate-270", "rotate-270": "rotate-90"}
+TRANSFORM_MARGIN = 10
+TRANSFORM_NAMED_BITS = 20
+"""A near+semantic pair is named after a transform when the transformed pHashes are within 20
+bits and beat the untransformed distance by 10: far apart, the best of a dozen transforms often
+wins by chance. On the TUNE set of benchmarks/bench_duplicates.py, 1 % of the crops within 26
+bits are then named a flip or turn (19 % when any transform that wins by 6 names the pair), and
+97 % of the pictures flipped and written over (their hashes predicted) are still named flips."""
 
 
 def confirmed_pairs(
@@ -130,7 +137,9 @@ def confirmed_pairs(
 
     ids (n,) and hashes (n,) uint64 aligned; candidates naming an item without a hash are
     dropped. The distance is the smallest over ``transforms`` (as in :func:`phash_pairs`, either
-    way round); the pair keeps its score and names the transform that matched.
+    way round), the untransformed one unless a transform clearly beats it
+    (:data:`TRANSFORM_NAMED_BITS`) or it is too large; the pair keeps its score, and its edit is
+    the transform's only when the transform clearly won.
     """
     if not 0 <= max_distance < HASH_BITS:
         raise InvalidParameterError(f"max_distance must be in [0, {HASH_BITS}), got {max_distance}")
@@ -151,13 +160,18 @@ def confirmed_pairs(
         for distance, named in ((forward, transform), (backward, _INVERSE.get(transform, transform))):
             better = distance < best
             best[better], name[better] = distance[better], named
+    plain = np.bitwise_count(hashes[a] ^ hashes[b]).astype(np.int64)
+    clear = (best <= plain - TRANSFORM_MARGIN) & (best <= TRANSFORM_NAMED_BITS)  # else maybe by chance
+    chance = ~clear & (plain <= max_distance)
+    best[chance], name[chance] = plain[chance], "identity"
     pairs = []
-    for pair, d, named in zip(kept, best.tolist(), name.tolist()):
+    for pair, d, named, edit_is_clear in zip(kept, best.tolist(), name.tolist(), clear.tolist()):
         if d > max_distance:
             continue
         after = "" if named == "identity" else f" after {named.replace('-', ' ')}"
         reason = f"perceptual hash distance {d}/64{after} and {pair.reason}"
-        pairs.append(DuplicatePair(pair.a, pair.b, reason, pair.score, EDIT_OF.get(named, pair.edit)))
+        edit = EDIT_OF.get(named, pair.edit) if edit_is_clear else pair.edit
+        pairs.append(DuplicatePair(pair.a, pair.b, reason, pair.score, edit))
     return pairs
 
 
@@ -188,12 +202,15 @@ def _binary_index(codes: np.ndarray, max_distance: int) -> Any:
 
 
 def semantic_pairs(
-    index: VectorIndex, min_similarity: float = 0.95, *, k: int = 16, vectors: Any = None, edit: str | None = None
+    index: VectorIndex, min_similarity: float = 0.95, *, k: int = 16, vectors: Any = None, edit: str | None = None,
+    complete_above: float | None = None,
 ) -> list[DuplicatePair]:
     """Pairs of stored items with cosine similarity >= ``min_similarity``.
 
     Searches each item's k nearest others in batches; an item whose k-th neighbour still passes
-    is searched again with 4x k, so dense groups are complete while memory stays O(batch * k).
+    (reaches ``complete_above``, default ``min_similarity``) is searched again with 4x k, so dense
+    groups are complete while memory stays O(batch * k). Pairs below ``complete_above`` come
+    from each item's first k neighbours only: a loose threshold costs no more searches.
     ``vectors`` (n, d) in ``index.ids()`` order saves reading them back from the index. With
     ``edit`` they are the vectors of the items so edited (e.g. "flip": the mirror images), and
     each pair names it. Exact with the ``exact`` kind; as good as the index's recall otherwise.
@@ -202,6 +219,7 @@ def semantic_pairs(
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
     ids = index.ids().copy()
     rows = np.arange(len(ids))
+    again = min_similarity if complete_above is None else max(min_similarity, complete_above)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     while len(rows) and len(ids) > 1:
         k = min(k, len(ids) - 1)
@@ -212,7 +230,7 @@ def semantic_pairs(
         found.append((ids[rows][q], nbr_ids[q, c], nbr_sims[q, c]))
         if k == len(ids) - 1:
             break
-        rows = rows[passing[:, -1]]
+        rows = rows[np.nan_to_num(nbr_sims[:, -1], nan=-2.0) >= again]
         k *= 4
     if not found:
         return []
@@ -232,29 +250,42 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, edit: str | No
     ]
 
 
-def group_pairs(pairs: Iterable[DuplicatePair]) -> list[DuplicateGroup]:
-    """Connected groups of the pairs (union-find), largest first, then by smallest id."""
-    pairs = list(pairs)
+def group_pairs(pairs: Iterable[DuplicatePair], attach: Iterable[DuplicatePair] = ()) -> list[DuplicateGroup]:
+    """Connected groups of the pairs (union-find), largest first, then by smallest id.
+
+    ``attach`` holds weaker evidence, taken after every pair of ``pairs`` in the order given
+    (best first): such a pair is kept only when one of its items is still alone, so it adds one
+    item to a group but never merges two groups (one false link between two groups of copies
+    would put every copy of one picture with every copy of the other). Groups list the pairs
+    kept.
+    """
     parent: dict[int, int] = {}
+    size: dict[int, int] = {}
 
     def root(x: int) -> int:
-        parent.setdefault(x, x)
+        if x not in parent:
+            parent[x], size[x] = x, 1
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for pair in pairs:
+    kept: list[DuplicatePair] = []
+    for pair, weak in [*((p, False) for p in pairs), *((p, True) for p in attach)]:
         ra, rb = root(pair.a), root(pair.b)
+        if weak and ra != rb and min(size[ra], size[rb]) > 1:
+            continue
+        kept.append(pair)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
+            size[min(ra, rb)] = size[ra] + size[rb]
     members: dict[int, list[int]] = defaultdict(list)
     for node in parent:
         members[root(node)].append(node)
     links: dict[int, list[DuplicatePair]] = defaultdict(list)
-    for pair in pairs:
+    for pair in kept:
         links[root(pair.a)].append(pair)
-    groups = [DuplicateGroup(sorted(nodes), links[r]) for r, nodes in members.items()]
+    groups = [DuplicateGroup(sorted(nodes), links[r]) for r, nodes in members.items() if r in links]
     return sorted(groups, key=lambda g: (-len(g.ids), g.ids[0]))
 
 

@@ -15,8 +15,11 @@ Four sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates
 - near+semantic: images whose cosine is at least ``confirm_similarity`` (found by the same k-NN
   search) and whose pHashes, after the same transforms, differ in at most ``confirm_bits``:
   each piece of evidence too weak alone, both together rarely wrong. Text written over a
-  picture is found this way (:func:`lookalike.index.duplicates.confirmed_pairs`). Runs when the
-  near and semantic tiers both do.
+  picture and crops are found this way (:func:`lookalike.index.duplicates.confirmed_pairs`).
+  Runs when the near and semantic tiers both do; its candidates are each image's 16 nearest
+  neighbours. Being weaker, these links only attach an image to a group, best first: a link
+  that would merge two groups is dropped (one false link between two look-alike drawings would
+  put every copy of one with every copy of the other).
 
 Each link names the edit its evidence points to: "flip" or "rotation" (the transform that
 matched), "re-encode" (hashes within a few bits, same size), "resize" (same aspect ratio, other
@@ -105,48 +108,56 @@ def find_library_duplicates(
         if value is not None and not -1.0 <= value <= 1.0:
             raise InvalidParameterError(f"{name} must be in [-1, 1], got {value}")
     file_ids, image_of, path_of = _embedded_files(store)
+    found = _image_pairs(store, near_bits, min_similarity, confirm_bits, confirm_similarity, kind, transforms, mirror)
+    strong = [(p, source) for source in ("near", "semantic") for p in found[source]]
+    weak = sorted(found["near+semantic"], key=lambda p: -p.score)  # attached best first
+    kept = {id(p) for group in group_pairs([p for p, _ in strong], attach=weak) for p in group.pairs}
     sizes = images.sizes(store.catalog)
     first_file = _first_file_per_image(file_ids, image_of)
-    source_of: dict[int, str] = {}  # id() of each pair (all kept alive in ``pairs``) -> source
-    pairs: list[DuplicatePair] = []
-
     near_edit: dict[tuple[int, int], str | None] = {}  # image pair -> what the near tier said
-
-    def take(found: list[DuplicatePair], source: str, per_image: bool) -> None:
-        for pair in found:
-            edit = None
-            if per_image:
-                known = near_edit.get((pair.a, pair.b)) if source == "semantic" else None
-                edit = known or infer_edit(pair, source, sizes.get(pair.a), sizes.get(pair.b))
-                if source == "near":
-                    near_edit[(pair.a, pair.b)] = edit
-            a, b = (first_file[pair.a], first_file[pair.b]) if per_image else (pair.a, pair.b)
-            link = DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit)
-            pairs.append(link)
-            source_of[id(link)] = source
-
+    links: list[tuple[DuplicatePair, str]] = []
+    for pair, source in [*strong, *((p, "near+semantic") for p in weak)]:
+        if id(pair) not in kept:
+            continue
+        known = near_edit.get((pair.a, pair.b)) if source == "semantic" else None
+        edit = known or infer_edit(pair, source, sizes.get(pair.a), sizes.get(pair.b))
+        if source == "near":
+            near_edit[(pair.a, pair.b)] = edit
+        a, b = first_file[pair.a], first_file[pair.b]
+        links.append((DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit), source))
     if exact:
-        take(identical_pairs(file_ids, image_of.tolist()), "exact", per_image=False)
-    queried = QUERY_TRANSFORMS if transforms else ("identity",)
-    if near_bits is not None:
-        image_ids, hashes = _phashes(store)
-        take(phash_pairs(image_ids, hashes, near_bits, transforms=queried), "near", per_image=True)
-    if min_similarity is not None:
-        both_bits = confirm_bits if near_bits is not None else None  # near+semantic needs both tiers
-        floor = min_similarity if both_bits is None else min(min_similarity, confirm_similarity)
-        found = _semantic(store, kind, floor, mirror)  # one k-NN search serves both
-        if both_bits is not None:
-            weak = [p for p in found if p.score < min_similarity and (p.a, p.b) not in near_edit]
-            take(confirmed_pairs(weak, image_ids, hashes, both_bits, transforms=queried), "near+semantic", per_image=True)
-        take([p for p in found if p.score >= min_similarity], "semantic", per_image=True)
+        links += [(p, "exact") for p in identical_pairs(file_ids, image_of.tolist())]
+    source_of = {id(p): source for p, source in links}  # every pair is kept alive in ``links``
     groups = []
-    for group in group_pairs(pairs):
-        links = [
+    for group in group_pairs(p for p, _ in links):
+        shown = [
             DuplicateLink(path_of[p.a], path_of[p.b], source_of[id(p)], p.reason, float(p.score), p.edit)
             for p in group.pairs
         ]
-        groups.append(FileGroup(sorted(path_of[i] for i in group.ids), links))
+        groups.append(FileGroup(sorted(path_of[i] for i in group.ids), shown))
     return groups
+
+
+def _image_pairs(
+    store: LibraryStore, near_bits: int | None, min_similarity: float | None, confirm_bits: int | None,
+    confirm_similarity: float, kind: str, transforms: bool, mirror: bool,
+) -> dict[str, list[DuplicatePair]]:
+    """Pairs of images by source: "near", "semantic" and "near+semantic" (thresholds checked)."""
+    found: dict[str, list[DuplicatePair]] = {"near": [], "semantic": [], "near+semantic": []}
+    queried = QUERY_TRANSFORMS if transforms else ("identity",)
+    if near_bits is not None:
+        image_ids, hashes = _phashes(store)
+        found["near"] = phash_pairs(image_ids, hashes, near_bits, transforms=queried)
+    if min_similarity is not None:
+        both_bits = confirm_bits if near_bits is not None else None  # near+semantic needs both tiers
+        floor = min_similarity if both_bits is None else min(min_similarity, confirm_similarity)
+        similar = _semantic(store, kind, floor, mirror, min_similarity)  # one k-NN search serves both
+        found["semantic"] = [p for p in similar if p.score >= min_similarity]
+        if both_bits is not None:
+            near = {(p.a, p.b) for p in found["near"]}
+            weak = [p for p in similar if p.score < min_similarity and (p.a, p.b) not in near]
+            found["near+semantic"] = confirmed_pairs(weak, image_ids, hashes, both_bits, transforms=queried)
+    return found
 
 
 def _embedded_files(store: LibraryStore) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -166,7 +177,11 @@ def _phashes(store: LibraryStore) -> tuple[np.ndarray, np.ndarray]:
     return images.phashes(store.catalog)
 
 
-def _semantic(store: LibraryStore, kind: str, min_similarity: float, mirror: bool) -> list[DuplicatePair]:
+def _semantic(
+    store: LibraryStore, kind: str, min_similarity: float, mirror: bool, complete_above: float
+) -> list[DuplicatePair]:
+    """Semantic pairs at ``min_similarity`` or more, complete from ``complete_above`` (see
+    :func:`lookalike.index.duplicates.semantic_pairs`)."""
     if not -1.0 <= min_similarity <= 1.0:
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
     from lookalike.search.library_index import open_index
@@ -175,15 +190,17 @@ def _semantic(store: LibraryStore, kind: str, min_similarity: float, mirror: boo
     if len(live) < 2:
         return []
     index = live.plain()
-    pairs = semantic_pairs(index, min_similarity)
+    pairs = semantic_pairs(index, min_similarity, complete_above=complete_above)
     if not mirror:
         return pairs
     from lookalike.index.flat import ExactIndex
     from lookalike.search.flipped import mirrored_vectors
 
     ids, vectors = mirrored_vectors(store, index.ids())
+    if len(ids) < 2:
+        return pairs
     searched = index if len(ids) == len(index) else ExactIndex().fit(index.reconstruct(ids), ids)
-    flipped = semantic_pairs(searched, min_similarity, vectors=vectors, edit="flip") if len(ids) > 1 else []
+    flipped = semantic_pairs(searched, min_similarity, vectors=vectors, edit="flip", complete_above=complete_above)
     return _merge_flipped(index, pairs, flipped)
 
 
@@ -218,7 +235,8 @@ def infer_edit(
     the sizes differ (a plain resize would have been near); of one size, nothing singles an edit
     out (colour changes, overlaid text, or another photo of the same thing). Near+semantic pairs
     (hashes further apart) of one size are not named either (text written over the picture, a
-    strong colour change), of one aspect ratio are resizes, else crops.
+    strong colour change); of other sizes they are crops, even of one aspect ratio (a plain
+    resize would have been a near pair; on the benchmark, crops keep the aspect ratio).
     """
     if pair.edit is not None:
         return pair.edit
@@ -229,6 +247,6 @@ def infer_edit(
         return "rotation"
     if size_a == size_b:
         return "re-encode" if source == "near" else None
-    if source in ("near", "near+semantic") and abs(aspect_a / aspect_b - 1) <= 0.02:
+    if source == "near" and abs(aspect_a / aspect_b - 1) <= 0.02:
         return "resize"
     return "crop"
