@@ -505,9 +505,10 @@ def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
                                     "as_groups": truth.evaluate_groups(union)}
             if not mirror:  # through Library.duplicates itself
                 out["methods"][name]["library_run"] = library_run(work / "report.lookalike", records, truth, chosen, mirror)
+    plain_cos = near_cosines(near, data, False)  # once: millions of pairs
     out["union_curve"] = [  # groups as shown, near+transforms | semantic (| near+semantic), on the REPORT set
         {"near_bits": bits, "cosine": cos, "near+semantic": [both_bits, both_cos], **{
-            k: v for k, v in truth.evaluate_groups(union_keys(near, near_cosines(near, data, False), scores["semantic"], truth.n,
+            k: v for k, v in truth.evaluate_groups(union_keys(near, plain_cos, scores["semantic"], truth.n,
                                                               (bits, cos, both_bits, both_cos))).items()
             if k != "recall_per_edit"}}
         for both_bits, both_cos in ((None, None), (14, 0.9), (18, 0.8), (22, 0.8), (24, 0.8), (26, 0.75), (26, 0.8), (26, 0.85))
