@@ -27,13 +27,13 @@ def _require(condition: bool, message: str) -> None:
         raise InvalidParameterError(message)
 
 
-
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask; the CPU count off Linux)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
 
 @dataclass(frozen=True)
 class IngestConfig:
@@ -255,6 +255,8 @@ class ReduceConfig:
 
 CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan", "hdbscan")
 CLUSTER_SPACES = ("reduced", "projected")
+PROJECTION_METHODS = ("lda", "head")
+"""Label projections (``lookalike.reduce.project``): linear discriminants or a metric-learning head."""
 
 
 @dataclass(frozen=True)
@@ -420,4 +422,5 @@ class ClassifyConfig:
         _require(self.n_neighbors >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}")
         _require(self.n_estimators >= 1, f"n_estimators must be >= 1, got {self.n_estimators}")
         _require(self.calibration_folds >= 2, f"calibration_folds must be >= 2, got {self.calibration_folds}")
-        _require(self.projection in (None, "lda", "head"), f"projection must be None, lda or head, got {self.projection!r}")
+        _require(self.projection in (None, *PROJECTION_METHODS),
+                 f"projection must be None, {' or '.join(PROJECTION_METHODS)}, got {self.projection!r}")

@@ -264,7 +264,7 @@ class Library:
 
     def learn_projection(self, method: str = "head", *, seed: int = 0, progress: Progress | None = None) -> dict[str, object]:
         """Learn and store the label projection (``lda`` or ``head``) from the labelled images; search
-        (``projection=True``) and clustering (``ClusterConfig(space="projected")``) can then use it."""
+        (``projected=True``) and clustering (``ClusterConfig(space="projected")``) can then use it."""
         from lookalike.reduce.library_projection import learn_projection
 
         return learn_projection(self.store, method, seed=seed, progress=progress)

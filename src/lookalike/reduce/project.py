@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from lookalike.config import PROJECTION_METHODS
 from lookalike.errors import InvalidParameterError
 from lookalike.progress import Progress
 from lookalike.validation import as_vectors_of, l2_normalize
@@ -32,7 +33,7 @@ from lookalike.validation import as_vectors_of, l2_normalize
 if TYPE_CHECKING:
     from lookalike.reduce.head import HeadProjector
 
-METHODS = ("lda", "head")
+METHODS = PROJECTION_METHODS
 DEFAULT_METHOD = "head"
 
 
