@@ -16,6 +16,11 @@ true ones linearly, so a smaller TUNE set picks thresholds too loose for the REP
 each method the one with the best recall at precision >= 0.95; for the union the four with the
 best recall of the groups shown at precision >= 0.95 of those groups (lookalike's defaults,
 lookalike.config). They are reported on the REPORT set, with each method's whole curve.
+Every imagehash method and tier is also scored on the groups it shows (``as_groups``: threshold
+chosen on TUNE groups), like for like with the union. ``lone_copies`` shows what the curve cannot
+see, with every photo's 14 copies: subsets with one copy per photo, and the photos without their
+copies, scored with and without DUPLICATE_FOUND_SIMILARITY (a near+semantic link between two
+images in no group needs that cosine).
 
     flock /tmp/lookalike-cpu.lock python benchmarks/bench_duplicates.py --out bench-results/duplicates.json
 """
@@ -36,6 +41,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from duplicate_edits import EDITS, export, normalised, skimage_photos, tux_pool  # noqa: E402
 
+from lookalike.config import DUPLICATE_FOUND_SIMILARITY  # noqa: E402
 from lookalike.embed.phash import hamming_distance  # noqa: E402
 from lookalike.index.dihedral import TRANSFORMS, transform_hashes  # noqa: E402
 
@@ -188,15 +194,19 @@ def predicted_at(pairs: tuple, n: int, threshold: float) -> np.ndarray:
     return np.unique(i[keep].astype(np.int64) * n + j[keep])
 
 
-def choose(pairs: tuple, truth: Truth, thresholds: list[float]) -> tuple[float, list[dict]]:
-    """The threshold with the best recall at precision >= TARGET (strictest when none reaches it), and the curve."""
-    curve = [{"threshold": t, **truth.evaluate(predicted_at(pairs, truth.n, t))} for t in thresholds]
+def choose(pairs: tuple, truth: Truth, thresholds: list[float], groups: bool = False) -> tuple[float, list[dict]]:
+    """The threshold with the best recall at precision >= TARGET (strictest when none reaches it), and the curve;
+    with ``groups`` both are counted on the groups a user sees (:meth:`Truth.evaluate_groups`)."""
+    score = truth.evaluate_groups if groups else truth.evaluate
+    curve = [{"threshold": t, **score(predicted_at(pairs, truth.n, t))} for t in thresholds]
     ok = [c for c in curve if c["precision"] >= TARGET_PRECISION]
     best = max(ok, key=lambda c: c["recall"]) if ok else max(curve, key=lambda c: c["precision"])
     return best["threshold"], curve
 
 
-def union_keys(near: tuple, near_cos: np.ndarray, sem: tuple, n: int, chosen: tuple) -> np.ndarray:
+def union_keys(
+    near: tuple, near_cos: np.ndarray, sem: tuple, n: int, chosen: tuple, found_above: float | None = DUPLICATE_FOUND_SIMILARITY
+) -> np.ndarray:
     """Keys of the pairs the union links at ``chosen`` = (near bits, cosine, near+semantic bits or
     None, near+semantic cosine): near pairs, semantic pairs, and the near pairs within the looser
     bits whose cosine (``near_cos``, aligned with ``near``) reaches the lower one, each of these
@@ -205,7 +215,7 @@ def union_keys(near: tuple, near_cos: np.ndarray, sem: tuple, n: int, chosen: tu
     keys = np.union1d(predicted_at(near, n, -bits), predicted_at(sem, n, cos))
     if both_bits is None:
         return keys
-    return attached(keys, *both_links(near, near_cos, n, both_bits, both_cos), n)
+    return attached(keys, *both_links(near, near_cos, n, both_bits, both_cos), n, found_above)
 
 
 def both_links(near: tuple, near_cos: np.ndarray, n: int, both_bits: int, both_cos: float) -> tuple:
@@ -215,9 +225,10 @@ def both_links(near: tuple, near_cos: np.ndarray, n: int, both_bits: int, both_c
     return i[keep].astype(np.int64) * n + j[keep], near_cos[keep]
 
 
-def attached(strong: np.ndarray, weak: np.ndarray, weak_cos: np.ndarray, n: int) -> np.ndarray:
+def attached(strong: np.ndarray, weak: np.ndarray, weak_cos: np.ndarray, n: int, found_above: float | None = None) -> np.ndarray:
     """``strong`` keys and the ``weak`` ones that :func:`lookalike.index.duplicates.group_pairs`
-    keeps: taken by falling cosine, each only when one of its images is still alone."""
+    keeps: taken by falling cosine, each only when one of its images is still alone, and when
+    both are, only at a cosine of ``found_above`` or more."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -239,7 +250,8 @@ def attached(strong: np.ndarray, weak: np.ndarray, weak_cos: np.ndarray, n: int)
     for k in np.argsort(-weak_cos, kind="stable").tolist():
         a, b = divmod(int(weak[k]), n)
         ra, rb = root(int(component[a])), root(int(component[b]))
-        if ra == rb or min(size[ra], size[rb]) == 1:
+        alone = size[ra] == size[rb] == 1
+        if ra == rb or (min(size[ra], size[rb]) == 1 and not (alone and found_above is not None and weak_cos[k] < found_above)):
             kept.append(weak[k])
             if ra != rb:
                 parent[rb] = ra
@@ -487,6 +499,10 @@ def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
         at = next(c for c in curve if c["threshold"] == chosen)
         out["methods"][method] = {"threshold_from_tune": chosen, **at, "curve": [
             {k: c[k] for k in ("threshold", "precision", "recall", "predicted_pairs", "recall_per_edit")} for c in curve]}
+        # like for like with lookalike's groups: threshold chosen on TUNE groups, REPORT groups
+        chosen, _ = choose(tune_scores[method], tune_truth, thresholds_of(method), groups=True)
+        out["methods"][method]["as_groups"] = {
+            "threshold_from_tune": chosen, **truth.evaluate_groups(predicted_at(pairs, truth.n, chosen))}
     near = scores["near+transforms"]
     for mirror in (False, True):
         sem = "semantic+mirror" if mirror else "semantic"
@@ -515,6 +531,31 @@ def report(per_set: dict, work: Path, args: argparse.Namespace) -> dict:
         for bits in (0, 4, 6, 8, 10, 12) for cos in (0.8, 0.85, 0.9, 0.95)
     ]
     out["crop_resistant_subset"] = crop_subset(per_set["report"], work, args, out)
+    chosen = tuple(out["methods"]["lookalike (near+transforms | semantic | near+semantic)"]["threshold_from_tune"])
+    out["lone_copies"] = {name: lone_copies(per_set[name][0], per_set[name][2], per_set[name][4], chosen)
+                          for name in ("tune", "report")}
+    return out
+
+
+def lone_copies(records: list[dict], scores: dict, data: dict, chosen: tuple) -> dict:
+    """What the TUNE curve cannot see (there every photo has 14 copies, so a copy always has a
+    group to join): the union at ``chosen``, with and without DUPLICATE_FOUND_SIMILARITY, on
+    subsets with one copy per photo (the photos, one edit at one strength, the unrelated photos)
+    and on the photos without any copy (every link there is false, or a look-alike in the pool)."""
+    near_cos = near_cosines(scores["near+transforms"], data, False)
+    out: dict = {}
+    for edit, strength in [(None, 0), *((e, s) for e in EDITS for s in (1, 2))]:
+        keep = np.array([k for k, r in enumerate(records) if r["edit"] is None or (r["edit"], r["strength"]) == (edit, strength)])
+        truth = Truth([records[k] for k in keep])
+        near = restrict(scores["near+transforms"], keep)
+        cos = restrict((*scores["near+transforms"][:2], near_cos), keep)[2]
+        sem = restrict(scores["semantic"], keep)
+        row = {}
+        for label, found in (("found_above", DUPLICATE_FOUND_SIMILARITY), ("no_found_above", None)):
+            result = truth.evaluate_groups(union_keys(near, cos, sem, truth.n, chosen, found))
+            shown = ("groups", "pairs_in_groups") if edit is None else ("groups", "pairs_in_groups", "precision", "recall")
+            row[label] = {k: result[k] for k in shown}
+        out["no_copies" if edit is None else f"{edit}_{strength}"] = row
     return out
 
 

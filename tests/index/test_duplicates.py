@@ -193,9 +193,10 @@ def test_group_pairs_is_union_find_over_all_reasons():
     assert sorted(p.reason for p in groups[0].pairs) == sorted(p.reason for p in pairs[:3])
 
 
-def reference_attach(strong, weak):
+def reference_attach(strong, weak, found_above=None):
     """Groups (sets of ids) from scratch: the strong pairs' components, then each weak pair in turn,
-    kept when one side is alone (components recomputed after every pair)."""
+    kept when one side is alone, and when both are, only at ``found_above`` or more (components
+    recomputed after every pair)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -212,8 +213,10 @@ def reference_attach(strong, weak):
     for pair in weak:
         label = components()
         sizes = np.bincount(label)
-        if label[row[pair.a]] == label[row[pair.b]] or min(sizes[label[row[pair.a]]], sizes[label[row[pair.b]]]) == 1:
-            kept.append(pair)
+        size_a, size_b = sizes[label[row[pair.a]]], sizes[label[row[pair.b]]]
+        if label[row[pair.a]] == label[row[pair.b]] or min(size_a, size_b) == 1:
+            if not (size_a == size_b == 1 and found_above is not None and pair.score < found_above):
+                kept.append(pair)
     label = components()
     linked = {x for p in kept for x in (p.a, p.b)}
     groups = {}
@@ -236,14 +239,27 @@ def test_attached_pairs_add_one_item_to_a_group_but_never_merge_two():
     assert [g.ids for g in group_pairs([], attach=[weak[0]])] == [[3, 5]]
 
 
+def test_a_weak_pair_of_two_lone_items_starts_a_group_only_above_found_above():
+    strong = [DuplicatePair(1, 2, "near", 0.9)]
+    weak = [DuplicatePair(7, 8, "both", 0.9),  # both alone, strong enough: a new group
+            DuplicatePair(3, 4, "both", 0.8),  # both alone, too weak to start one: dropped
+            DuplicatePair(2, 3, "both", 0.7),  # 3 joins {1, 2}: a group needs no more
+            DuplicatePair(3, 4, "both", 0.6)]  # 4 alone, 3 in a group now: joins it
+    groups = group_pairs(strong, attach=weak, found_above=0.85)
+    assert [g.ids for g in groups] == [[1, 2, 3, 4], [7, 8]]
+    assert {(p.a, p.b, p.score) for g in groups for p in g.pairs} == {
+        (1, 2, 0.9), (7, 8, 0.9), (2, 3, 0.7), (3, 4, 0.6)}
+
+
+@pytest.mark.parametrize("found_above", [None, 0.5])
 @pytest.mark.parametrize("seed", range(5))
-def test_attached_groups_equal_a_from_scratch_reference(seed):
+def test_attached_groups_equal_a_from_scratch_reference(seed, found_above):
     rng = np.random.default_rng(seed)
     pair = lambda a, b, s: DuplicatePair(int(min(a, b)), int(max(a, b)), "r", float(s))  # noqa: E731
     strong = [pair(a, b, 1.0) for a, b in rng.integers(0, 60, (25, 2)) if a != b]
     weak = [pair(a, b, s) for (a, b), s in zip(rng.integers(0, 60, (40, 2)), rng.random(40)) if a != b]
-    groups = group_pairs(strong, attach=weak)
-    expected_groups, expected_kept = reference_attach(strong, weak)
+    groups = group_pairs(strong, attach=weak, found_above=found_above)
+    expected_groups, expected_kept = reference_attach(strong, weak, found_above)
     assert sorted(g.ids for g in groups) == expected_groups
     assert sorted(id(p) for g in groups for p in g.pairs) == sorted(id(p) for p in expected_kept)
 

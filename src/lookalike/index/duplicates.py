@@ -250,14 +250,17 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, edit: str | No
     ]
 
 
-def group_pairs(pairs: Iterable[DuplicatePair], attach: Iterable[DuplicatePair] = ()) -> list[DuplicateGroup]:
+def group_pairs(
+    pairs: Iterable[DuplicatePair], attach: Iterable[DuplicatePair] = (), *, found_above: float | None = None
+) -> list[DuplicateGroup]:
     """Connected groups of the pairs (union-find), largest first, then by smallest id.
 
     ``attach`` holds weaker evidence, taken after every pair of ``pairs`` in the order given
     (best first): such a pair is kept only when one of its items is still alone, so it adds one
     item to a group but never merges two groups (one false link between two groups of copies
-    would put every copy of one picture with every copy of the other). Groups list the pairs
-    kept.
+    would put every copy of one picture with every copy of the other). With ``found_above``, a
+    pair of two items both still alone is kept only when its score reaches it: weak evidence
+    joins groups but starts one only when stronger. Groups list the pairs kept.
     """
     parent: dict[int, int] = {}
     size: dict[int, int] = {}
@@ -274,6 +277,8 @@ def group_pairs(pairs: Iterable[DuplicatePair], attach: Iterable[DuplicatePair] 
     for pair, weak in [*((p, False) for p in pairs), *((p, True) for p in attach)]:
         ra, rb = root(pair.a), root(pair.b)
         if weak and ra != rb and min(size[ra], size[rb]) > 1:
+            continue
+        if weak and size[ra] == size[rb] == 1 and ra != rb and found_above is not None and pair.score < found_above:
             continue
         kept.append(pair)
         if ra != rb:

@@ -19,7 +19,8 @@ Four sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates
   Runs when the near and semantic tiers both do; its candidates are each image's 16 nearest
   neighbours. Being weaker, these links only attach an image to a group, best first: a link
   that would merge two groups is dropped (one false link between two look-alike drawings would
-  put every copy of one with every copy of the other).
+  put every copy of one with every copy of the other), and a link between two images in no
+  group yet needs the higher cosine ``DUPLICATE_FOUND_SIMILARITY``.
 
 Each link names the edit its evidence points to: "flip" or "rotation" (the transform that
 matched), "re-encode" (hashes within a few bits, same size), "resize" (same aspect ratio, other
@@ -43,6 +44,7 @@ import numpy as np
 from lookalike.config import (
     DUPLICATE_CONFIRM_BITS,
     DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_FOUND_SIMILARITY,
     DUPLICATE_MIN_SIMILARITY,
     DUPLICATE_NEAR_BITS,
 )
@@ -111,7 +113,7 @@ def find_library_duplicates(
     found = _image_pairs(store, near_bits, min_similarity, confirm_bits, confirm_similarity, kind, transforms, mirror)
     strong = [(p, source) for source in ("near", "semantic") for p in found[source]]
     weak = sorted(found["near+semantic"], key=lambda p: -p.score)  # attached best first
-    kept = {id(p) for group in group_pairs([p for p, _ in strong], attach=weak) for p in group.pairs}
+    kept = {id(p) for group in group_pairs([p for p, _ in strong], attach=weak, found_above=DUPLICATE_FOUND_SIMILARITY) for p in group.pairs}
     sizes = images.sizes(store.catalog)
     first_file = _first_file_per_image(file_ids, image_of)
     near_edit: dict[tuple[int, int], str | None] = {}  # image pair -> what the near tier said
