@@ -6,7 +6,8 @@ sets with the default backbone, and scores every pair of images by each method: 
 tier (pHash, plain and with flips/turns), semantic tier (plain and with mirrored vectors) and
 their union, and imagehash's phash, dhash, whash, average_hash and crop_resistant_hash (the
 last on a subset: it takes ~1 s per image). The union without mirrored vectors (the default)
-is also run through `Library.duplicates`: groups as a user sees them, the edit each link names. The
+is also run through `Library.duplicates`: groups as a user sees them, the links themselves
+(with the dHash links, which the union here leaves out), the edit each link names. The
 union also has the near+semantic links (pHash within a looser distance AND cosine above a lower
 one, :func:`lookalike.index.duplicates.confirmed_pairs`), each kept only where it adds an image to
 a group, never where it would merge two (:func:`attached`; the library takes its candidates from
@@ -429,6 +430,8 @@ def library_run(lib_path: Path, records: list[dict], truth: Truth, chosen: tuple
             a, b = sorted((row_of[Path(link.a).name], row_of[Path(link.b).name]))
             labels.setdefault(a * truth.n + b, link.edit)
     result = {"seconds": seconds, "groups": len(groups), **truth.evaluate(np.unique(np.array(predicted, np.int64)))}
+    direct = truth.evaluate(np.array(sorted(labels), np.int64))  # the links themselves, as imagehash's rows count
+    result["direct_links"] = {k: direct[k] for k in ("predicted_pairs", "precision", "recall", "recall_per_edit")}
     named = {}
     for a, b, edit, _ in truth.edited:
         key = min(a, b) * truth.n + max(a, b)
@@ -460,7 +463,7 @@ def main() -> None:
                         help="keep the sets and their libraries in this new folder (for --reuse) instead of a temporary one")
     parser.add_argument("--reuse", type=Path, default=None,
                         help="a folder with tune/, report/ and their .lookalike libraries from an earlier run "
-                        "(no mirrored vectors then)")
+                        "(no mirrored vectors then; libraries indexed before dHashes were stored have none)")
     args = parser.parse_args()
     result: dict = {"settings": vars(args) | {"out": str(args.out)}, "edits": list(EDITS)}
     with tempfile.TemporaryDirectory(prefix="bench-duplicates-") as tmp:

@@ -142,6 +142,12 @@ no such rule, groups on the REPORT set were 0.945 precise and 0.11 of the crops 
 DUPLICATE_CONFIRM_SIMILARITY = 0.75
 """Near+semantic duplicates: smallest cosine of a pair whose pHashes differ in at most
 DUPLICATE_CONFIRM_BITS (from the same TUNE curve)."""
+DUPLICATE_DHASH_BITS = 4
+"""Near duplicates, second hash: largest dHash distance (of 64 bits) of a weak link (it only
+attaches a file to a group, scored by its cosine, like near+semantic links). The largest value
+whose groups stay >= 0.95 precise on bench_duplicates.py's TUNE set through `Library.duplicates`
+(none: 0.952, 2: 0.952, 3: 0.951, 4: 0.950, 5: 0.949); it takes text written over a picture
+from 0.96 to 0.98 of the groups shown there, and on direct links from 0.94 to 0.98."""
 DUPLICATE_FOUND_SIMILARITY = 0.85
 """Near+semantic duplicates: smallest cosine of such a link between two files that are both in
 no group yet (a link to a group needs only DUPLICATE_CONFIRM_SIMILARITY). The TUNE curve cannot

@@ -190,17 +190,17 @@ def test_duplicates_page_lists_groups_with_reasons(full_library: Path) -> None:
     assert groups[0].links[0].reason in texts(at)
 
 
-def test_duplicates_page_can_leave_out_near_semantic_links(full_library: Path) -> None:
+def test_duplicates_page_can_leave_out_the_weaker_links(full_library: Path) -> None:
     shown = {}
-    for use_both in (True, False):
-        at = run_page(full_library, "Duplicates", dup_sim=0.95, dup_use_both=use_both)
-        shown[use_both] = next(c.value for c in at.caption if c.value.endswith(" files"))
+    for use_weak in (True, False):
+        at = run_page(full_library, "Duplicates", dup_sim=0.95, dup_use_weak=use_weak)
+        shown[use_weak] = next(c.value for c in at.caption if c.value.endswith(" files"))
     with Library.open(full_library, readonly=True) as lib:
-        both = lib.duplicates(near_bits=DUPLICATE_NEAR_BITS, min_similarity=0.95)
-        strong = lib.duplicates(near_bits=DUPLICATE_NEAR_BITS, min_similarity=0.95, confirm_bits=None)
-    assert shown[True] != shown[False], "the seeded library needs near+semantic links that add files"
-    for use_both, groups in ((True, both), (False, strong)):
-        assert shown[use_both] == f"{len(groups)} groups, {sum(len(g.paths) for g in groups)} files"
+        every = lib.duplicates(near_bits=DUPLICATE_NEAR_BITS, min_similarity=0.95)
+        strong = lib.duplicates(near_bits=DUPLICATE_NEAR_BITS, min_similarity=0.95, confirm_bits=None, dhash_bits=None)
+    assert shown[True] != shown[False], "the seeded library needs weaker links that add files"
+    for use_weak, groups in ((True, every), (False, strong)):
+        assert shown[use_weak] == f"{len(groups)} groups, {sum(len(g.paths) for g in groups)} files"
 
 
 def test_classification_page_metrics_and_confusion(full_library: Path) -> None:

@@ -151,7 +151,8 @@ def test_search_reads_a_library_another_process_is_writing(library, tmp_path):
     [("--near-bits", "64", "[0, 64)"), ("--near-bits", "-1", "[0, 64)"),
      ("--min-similarity", "1.5", "[-1, 1]"), ("--min-similarity", "-1.01", "[-1, 1]"),
      ("--min-similarity", "nan", "[-1, 1]"), ("--confirm-bits", "64", "[0, 64)"),
-     ("--confirm-similarity", "1.5", "[-1, 1]"), ("--confirm-similarity", "nan", "[-1, 1]")],
+     ("--confirm-similarity", "1.5", "[-1, 1]"), ("--confirm-similarity", "nan", "[-1, 1]"),
+     ("--dhash-bits", "64", "[0, 64)")],
 )
 def test_duplicate_thresholds_out_of_range_are_one_line_errors(library, option, value, message):
     result = run("duplicates", "--library", library, option, value)
@@ -164,6 +165,7 @@ def test_duplicate_thresholds_at_their_limits_are_accepted(library):
     with Library.open(library) as lib:
         all_images = {p for g in lib.duplicates(near_bits=63, exact=False, min_similarity=None) for p in g.paths}
         assert len(all_images) == 36  # 63 of 64 bits: every picture near every other
-        assert lib.duplicates(near_bits=0, min_similarity=1.0, confirm_bits=None, exact=False) == []  # no two alike
-        assert lib.duplicates(near_bits=0, min_similarity=1.0, confirm_bits=0, confirm_similarity=1.0, exact=False) == []
+        strict = {"near_bits": 0, "min_similarity": 1.0, "exact": False, "dhash_bits": None}
+        assert lib.duplicates(**strict, confirm_bits=None) == []  # no two alike
+        assert lib.duplicates(**strict, confirm_bits=0, confirm_similarity=1.0) == []
         assert len({p for g in lib.duplicates(near_bits=None, min_similarity=-1.0, exact=False) for p in g.paths}) == 36

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.embed.phash import PHASH_METHODS, hamming_distance, hashes_to_bytes, phash, phash_many
+from lookalike.embed.phash import (
+    PHASH_METHODS,
+    dhash,
+    hamming_distance,
+    hashes_to_bytes,
+    image_hashes,
+    phash,
+    phash_many,
+)
 from lookalike.errors import InvalidParameterError
 
 skdata = pytest.importorskip("skimage.data")
@@ -115,3 +123,49 @@ def test_hashes_pack_to_bytes(photos):
 def test_bad_arrays_are_refused(image, match):
     with pytest.raises(InvalidParameterError, match=match):
         phash(image)
+
+
+def area_weights(source: int, target: int) -> np.ndarray:
+    """(target, source) weights of pixel-area averaging: the share of each source pixel in each
+    target pixel's interval."""
+    edges = np.arange(target + 1) * source / target
+    starts, stops = edges[:-1, None], edges[1:, None]
+    pixels = np.arange(source)[None, :]
+    return np.clip(np.minimum(stops, pixels + 1) - np.maximum(starts, pixels), 0, None) / (source / target)
+
+
+def test_dhash_matches_an_area_average_reference(photos):
+    grey = photos["camera"][:480, :448]  # 32 x 32 blocks of 14 x 15 pixels, then 32 -> 9 x 8
+    small = np.rint(grey.reshape(32, 15, 32, 14).astype(np.float64).mean(axis=(1, 3)))
+    tiny = area_weights(32, 8) @ small @ area_weights(32, 9).T
+    step = tiny[:, 1:] - tiny[:, :-1]
+    found = np.unpackbits(np.frombuffer(dhash(grey).to_bytes(8, "big"), np.uint8)).reshape(8, 8).astype(bool)
+    clear = np.abs(step) > 1  # where rounding to whole grey levels cannot decide the bit
+    assert clear.sum() > 48 and (found[clear] == (step[clear] > 0)).all()
+    ramp = np.tile(np.arange(0, 255, 255 // 90, dtype=np.uint8)[:90], (80, 1))  # brighter to the right
+    assert dhash(ramp) == 2**64 - 1 and dhash(np.full((80, 90), 7, np.uint8)) == 0
+
+
+def test_dhash_moves_less_than_phash_under_written_text(photos):
+    from PIL import ImageDraw
+
+    original = Image.fromarray(photos["coffee"])
+    written = original.copy()
+    ImageDraw.Draw(written).text((30, 330), "holiday 2024 (c) someone", fill=(255, 255, 255), font_size=40)
+    assert hamming_distance(dhash(original), dhash(written)) < hamming_distance(phash(original), phash(written))
+
+
+def test_dhash_applies_exif_orientation_like_phash(photos):
+    upright = Image.fromarray(photos["chelsea"])
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_270).save(buffer, format="PNG", exif=exif.tobytes())
+    buffer.seek(0)
+    assert dhash(Image.open(buffer)) == dhash(upright)
+
+
+@pytest.mark.parametrize("method", PHASH_METHODS)
+def test_image_hashes_are_the_two_hashes(photos, method):
+    for image in (photos["coffee"], Image.fromarray(photos["coffee"]), photos["camera"]):
+        assert image_hashes(image, method) == (phash(image, method), dhash(image))

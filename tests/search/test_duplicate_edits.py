@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from lookalike.config import (
     DUPLICATE_CONFIRM_BITS,
     DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_DHASH_BITS,
+    DUPLICATE_FOUND_SIMILARITY,
     DUPLICATE_MIN_SIMILARITY,
     DUPLICATE_NEAR_BITS,
 )
@@ -154,11 +156,11 @@ def test_near_semantic_links_a_watermarked_copy_neither_tier_links_alone(tmp_pat
     loose = {"confirm_bits": 20, "confirm_similarity": 0.45}
     with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
         lib.add([tmp_path / "photos"])
-        strict = {"near_bits": 0, "min_similarity": 0.999, "kind": "exact"}
+        strict = {"near_bits": 0, "min_similarity": 0.999, "kind": "exact", "dhash_bits": None}
         alone = links_by_file(lib.duplicates(**strict, confirm_bits=None))
         both = links_by_file(lib.duplicates(**strict, **loose))
         no_near = links_by_file(lib.duplicates(near_bits=None, min_similarity=0.999, **loose))
-        hash_only = links_by_file(lib.duplicates(near_bits=20, min_similarity=None))
+        hash_only = links_by_file(lib.duplicates(near_bits=20, min_similarity=None, dhash_bits=None))
         cosine_only = links_by_file(lib.duplicates(near_bits=None, min_similarity=0.45))
     pair = frozenset(("coins.png", "coins_text.png"))
     assert pair not in alone and pair not in no_near  # the rule needs both kinds of evidence
@@ -170,10 +172,51 @@ def test_near_semantic_links_a_watermarked_copy_neither_tier_links_alone(tmp_pat
     assert set(hash_only) - {pair} and set(cosine_only) - {pair}
 
 
+def test_dhash_links_a_watermarked_copy_the_phash_misses(tmp_path) -> None:
+    text_folder(tmp_path / "photos", ("astronaut", "camera", "coffee", "coins", "rocket", "brick"), "coins")
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        lib.add([tmp_path / "photos"])
+        from lookalike.embed.phash import dhash, phash
+        from lookalike.store import images
+
+        ids, stored = images.dhashes(lib.store.catalog)
+        name_of = {int(i): Path(p).name for i, p in lib.store.catalog.query("SELECT image_id, path FROM files")}
+        for image_id, value in zip(ids.tolist(), stored.tolist()):  # the catalog holds each file's dHash
+            assert value == dhash(Image.open(tmp_path / "photos" / name_of[image_id]))
+        original, copy = (Image.open(tmp_path / "photos" / f) for f in ("coins.png", "coins_text.png"))
+        d_bits = bin(dhash(original) ^ dhash(copy)).count("1")
+        p_bits = bin(phash(original) ^ phash(copy)).count("1")
+        assert d_bits < p_bits  # the text moves the dHash less
+        only = {"min_similarity": None, "kind": "exact", "exact": False}
+        found = links_by_file(lib.duplicates(near_bits=d_bits, dhash_bits=d_bits, transforms=False, **only))
+        without = links_by_file(lib.duplicates(near_bits=d_bits, dhash_bits=None, transforms=False, **only))
+    pair = frozenset(("coins.png", "coins_text.png"))
+    assert pair in found and pair not in without
+    [link] = found[pair]
+    assert link.kind == "near" and link.edit is None
+    assert link.reason.startswith(f"difference hash distance {d_bits}/64 and cosine ")  # weak: scored by cosine
+
+
+def test_plain_pictures_share_a_dhash_but_are_not_linked_by_it(tmp_path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200)), ("grey", (128, 128, 128))):
+        Image.new("RGB", (64, 48), colour).save(folder / f"{name}.png")
+    with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
+        lib.add([folder])
+        from lookalike.store import images
+
+        _, stored = images.dhashes(lib.store.catalog)
+        assert len(set(stored.tolist())) == 1  # no brighter neighbour anywhere: one dHash for all
+        groups = lib.duplicates(near_bits=0, min_similarity=None, dhash_bits=63, exact=False)
+    assert not [link for g in groups for link in g.links if link.reason.startswith("difference hash")]
+
+
 def brute_force_links(lib: Library, near_bits: int, min_similarity: float, both: tuple[int, float],
-                      attach: bool = True) -> set:
-    """Image-name pairs the three rules link, from every pair's distance and cosine (n x n); a
-    near+semantic pair only where it adds an image to a group, not where it would merge two."""
+                      attach: bool = True, dhash_bits: int | None = None) -> set:
+    """Image-name pairs the rules link, from every pair's distances and cosine (n x n); a
+    near+semantic pair only where it adds an image to a group, not where it would merge two, and
+    between two images in no group only at DUPLICATE_FOUND_SIMILARITY."""
     from lookalike.index.dihedral import TRANSFORMS, transform_hashes
     from lookalike.store import images
 
@@ -189,13 +232,23 @@ def brute_force_links(lib: Library, near_bits: int, min_similarity: float, both:
         distance = np.minimum(distance, np.minimum(d, d.T))
     strong = (distance <= near_bits) | (cosine >= min_similarity - 1e-6)
     weak = ~strong & (distance <= both[0]) & (cosine >= both[1] - 1e-6)
+    if dhash_bits is not None:  # weak links too, at any cosine, between informative dHashes
+        from lookalike.search.duplicates import DHASH_INFORMATIVE
+
+        dh_ids, dh = images.dhashes(lib.store.catalog)
+        assert (dh_ids == reduced.ids).all()
+        low, high = DHASH_INFORMATIVE
+        informative = (np.bitwise_count(dh) >= low) & (np.bitwise_count(dh) <= high)
+        close = np.bitwise_count(dh[:, None] ^ dh[None, :]).astype(int) <= dhash_bits
+        weak |= ~strong & close & informative[:, None] & informative[None, :]
     i, j = np.nonzero(np.triu(strong, k=1))
     linked = {frozenset((name_of[int(ids[a])], name_of[int(ids[b])])) for a, b in zip(i, j)}
     i, j = np.nonzero(np.triu(weak, k=1))
     for k in np.argsort(-cosine[i, j], kind="stable"):  # best first, each only onto an image still alone
         a, b = name_of[int(ids[i[k]])], name_of[int(ids[j[k]])]
         group_a, group_b = linked_to(a, linked), linked_to(b, linked)
-        if not attach or b in group_a or min(len(group_a), len(group_b)) == 1:
+        starts = len(group_a) == len(group_b) == 1 and cosine[i[k], j[k]] < DUPLICATE_FOUND_SIMILARITY
+        if not attach or b in group_a or (min(len(group_a), len(group_b)) == 1 and not starts):
             linked.add(frozenset((a, b)))
     return linked
 
@@ -212,13 +265,15 @@ def linked_to(name: str, links: set) -> set:
     return seen
 
 
-@pytest.mark.parametrize(("near_bits", "min_similarity", "both"), [
-    (DUPLICATE_NEAR_BITS, DUPLICATE_MIN_SIMILARITY, (DUPLICATE_CONFIRM_BITS, DUPLICATE_CONFIRM_SIMILARITY)),
-    (10, 0.9, (24, 0.2)),
-    (2, 0.95, (24, 0.3)),
-    (8, 0.999, (40, 0.0)),
+@pytest.mark.parametrize(("near_bits", "min_similarity", "both", "dhash_bits"), [
+    (DUPLICATE_NEAR_BITS, DUPLICATE_MIN_SIMILARITY, (DUPLICATE_CONFIRM_BITS, DUPLICATE_CONFIRM_SIMILARITY),
+     DUPLICATE_DHASH_BITS),
+    (10, 0.9, (24, 0.2), None),
+    (2, 0.95, (24, 0.3), None),
+    (8, 0.999, (40, 0.0), None),
 ], ids=["defaults", "loose", "mostly-near+semantic", "near+semantic-would-merge-groups"])
-def test_library_links_are_the_brute_force_union_of_the_three_rules(tmp_path, near_bits, min_similarity, both) -> None:
+def test_library_links_are_the_brute_force_union_of_the_rules(tmp_path, near_bits, min_similarity, both,
+                                                              dhash_bits) -> None:
     names = ("astronaut", "camera", "coffee", "coins", "rocket", "brick", "grass", "moon")
     text_folder(tmp_path / "photos", names, "coins")
     for name in ("brick", "astronaut"):  # more edits: a watermark, a flip
@@ -228,8 +283,8 @@ def test_library_links_are_the_brute_force_union_of_the_three_rules(tmp_path, ne
     with Library.create(tmp_path / "lib.lookalike", backbone="pixels") as lib:
         lib.add([tmp_path / "photos"])
         groups = lib.duplicates(near_bits=near_bits, min_similarity=min_similarity, confirm_bits=both[0],
-                                confirm_similarity=both[1], kind="exact", exact=False)
-        expected = brute_force_links(lib, near_bits, min_similarity, both)
+                                confirm_similarity=both[1], kind="exact", exact=False, dhash_bits=dhash_bits)
+        expected = brute_force_links(lib, near_bits, min_similarity, both, dhash_bits=dhash_bits)
         if near_bits == 8:  # here the rule drops near+semantic pairs that would merge two groups
             assert len(brute_force_links(lib, near_bits, min_similarity, both, attach=False)) > len(expected)
     found = links_by_file(groups)

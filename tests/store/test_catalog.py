@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.errors import LibraryFormatError
-from lookalike.store.catalog import Catalog, encode_path, printable_path
+from lookalike.store.catalog import Catalog, EmbeddedBatch, encode_path, printable_path, to_signed64
 
 
 def test_non_utf8_path_round_trips_exactly(tmp_path):
@@ -64,3 +64,24 @@ def test_garbage_file_is_a_format_error(tmp_path):
     (tmp_path / "c.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(LibraryFormatError, match="cannot read the catalog"):
         Catalog(tmp_path / "c.sqlite")
+
+
+def test_a_catalog_made_before_dhashes_gets_the_column_when_opened_for_writing(tmp_path):
+    from lookalike.store import images
+
+    catalog = Catalog(tmp_path / "c.sqlite")
+    with catalog.transaction() as db:
+        image_id = catalog.insert_image(db, "abc", "PNG", 4, 3, "pending", None, 0.0)
+        catalog.commit_embedded(db, EmbeddedBatch(0, [image_id], [], [], [(to_signed64(2**63 + 5), None, image_id)], 1), 0.0)
+        db.execute("ALTER TABLE images DROP COLUMN dhash")  # as catalogs were made before
+    catalog.close()
+    old = Catalog(tmp_path / "c.sqlite", readonly=True)  # a reader does not change the file
+    assert not old.has_column("images", "dhash")
+    assert [len(a) for a in images.dhashes(old)] == [0, 0]
+    assert images.phashes(old)[1].tolist() == [2**63 + 5]  # what was stored is kept
+    old.close()
+    upgraded = Catalog(tmp_path / "c.sqlite")
+    assert upgraded.has_column("images", "dhash") and [len(a) for a in images.dhashes(upgraded)] == [0, 0]
+    with upgraded.transaction() as db:
+        upgraded.commit_embedded(db, EmbeddedBatch(0, [image_id], [], [], [(1, to_signed64(2**64 - 1), image_id)], 1), 0.0)
+    assert images.dhashes(upgraded)[1].tolist() == [2**64 - 1]

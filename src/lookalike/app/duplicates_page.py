@@ -10,7 +10,12 @@ import streamlit as st
 from lookalike.app import actions_panel
 from lookalike.app.common import short_name, thumbnail
 from lookalike.app.grid import grid
-from lookalike.config import DUPLICATE_CONFIRM_BITS, DUPLICATE_MIN_SIMILARITY, DUPLICATE_NEAR_BITS
+from lookalike.config import (
+    DUPLICATE_CONFIRM_BITS,
+    DUPLICATE_DHASH_BITS,
+    DUPLICATE_MIN_SIMILARITY,
+    DUPLICATE_NEAR_BITS,
+)
 
 if TYPE_CHECKING:
     from lookalike.library import Library
@@ -28,14 +33,14 @@ def render(lib: Library) -> None:
     semantic = right.slider("Semantic: min similarity", 0.80, 1.0, DUPLICATE_MIN_SIMILARITY, 0.01, key="dup_sim")
     use_near = st.checkbox("Near duplicates (perceptual hash)", value=True, key="dup_use_near")
     use_semantic = st.checkbox("Semantic duplicates (embedding similarity)", value=True, key="dup_use_sem")
-    use_both = st.checkbox(
-        "Near+semantic: both kinds of evidence, each looser (crops, text over a picture)", value=True,
-        key="dup_use_both", help="These links add a file to a group and never merge two. On photos of one kind "
+    use_weak = st.checkbox(
+        "Weaker links: near+semantic and difference hash (crops, text over a picture)", value=True,
+        key="dup_use_weak", help="These links add a file to a group and never merge two. On photos of one kind "
         "(pets, products) they also link some different pictures: turn them off to see only the stronger links.",
     )
     groups = lib.duplicates(
         exact=exact, near_bits=near if use_near else None, min_similarity=semantic if use_semantic else None,
-        confirm_bits=DUPLICATE_CONFIRM_BITS if use_both else None,
+        confirm_bits=DUPLICATE_CONFIRM_BITS if use_weak else None, dhash_bits=DUPLICATE_DHASH_BITS if use_weak else None,
     )
     if not groups:
         st.success("No duplicate groups with these settings.")

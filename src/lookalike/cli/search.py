@@ -21,6 +21,7 @@ from lookalike.cli.common import err, out, reports_errors
 from lookalike.config import (
     DUPLICATE_CONFIRM_BITS,
     DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_DHASH_BITS,
     DUPLICATE_MIN_SIMILARITY,
     DUPLICATE_NEAR_BITS,
     INDEX_KINDS,
@@ -181,6 +182,8 @@ def duplicates(
     near: Annotated[bool, typer.Option("--near/--no-near", help="Perceptual-hash near duplicates.")] = True,
     semantic: Annotated[bool, typer.Option("--semantic/--no-semantic", help="Embedding near duplicates.")] = True,
     confirm: Annotated[bool, typer.Option("--confirm/--no-confirm", help="Near+semantic duplicates: both kinds of evidence, each looser (needs --near and --semantic).")] = True,
+    dhash_bits: Annotated[int, typer.Option(help="Near duplicates by difference hash: at most this many of 64 bits apart (text over a picture); such a link adds a file to a group, never merges two.")] = DUPLICATE_DHASH_BITS,
+    dhash: Annotated[bool, typer.Option("--dhash/--no-dhash", help="Difference-hash links (needs --near).")] = True,
     transforms: Annotated[bool, typer.Option("--transforms/--no-transforms", help="Near duplicates also when flipped or turned by 90°/180°.")] = True,
     mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Semantic duplicates also against each image's mirror image (one more embedding pass).")] = False,
     kind: KindOption = "auto",
@@ -195,6 +198,7 @@ def duplicates(
             exact=exact, near_bits=near_bits if near else None,
             min_similarity=min_similarity if semantic else None, confirm_bits=confirm_bits if confirm else None,
             confirm_similarity=confirm_similarity, kind=kind, transforms=transforms, mirror=mirror,
+            dhash_bits=dhash_bits if dhash else None,
         )
     if as_json:
         out.print_json(json.dumps([{**asdict(g), "kinds": g.kinds} for g in groups]))

@@ -24,12 +24,12 @@ CALIBRATION_NAME = "calibration.npy"
 
 
 def draw_calibration(
-    images: Iterable[Any], decode: Callable[[Any], tuple[np.ndarray, Any]], size: int,
+    images: Iterable[Any], decode: Callable[[Any], tuple[Any, ...]], size: int,
     count: int = CALIBRATION_IMAGES,
 ) -> np.ndarray:  # fmt: skip
     """The first ``count`` decodable ``images`` as model inputs ``(count, size, size, 3)`` uint8.
 
-    ``decode`` is the pipeline's decoder (image -> (pixels, pHash)); undecodable images are
+    ``decode`` is the pipeline's decoder (image -> (pixels, pHash, dHash)); undecodable images are
     passed over; fewer than ``count`` are topped up with photo-like images.
     """
     from lookalike.embed.runtime import parity_images

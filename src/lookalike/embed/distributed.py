@@ -147,7 +147,8 @@ class EmbedActor:
     """A Ray Data ``map_batches`` callable class: one backbone (one runtime session) per actor.
 
     A batch ``{"image_id": (n,) int64, "path": (n,) bytes}`` becomes ``{"image_id", "ok" (n,) bool,
-    "reason" (n,) str ("" when ok), "phash" (n,) uint64, "vector" (n, dim) float32, "node" (n,) str}``
+    "reason" (n,) str ("" when ok), "phash" (n,) uint64, "dhash" (n,) uint64, "vector" (n, dim) float32,
+    "node" (n,) str}``
     plus ``"classes"`` (n, 5) int16 and ``"probabilities"`` (n, 5) float32 for backbones with an
     ImageNet head; rows of skipped images hold zeros.
     """
@@ -180,6 +181,7 @@ def _to_columns(group: list[Decoded], embedded: Embedded, spec: BackboneSpec, no
         "ok": ok,
         "reason": np.array([item.reason or "" for item in group], dtype=object),
         "phash": np.array([item.phash or 0 for item in group], dtype=np.uint64),
+        "dhash": np.array([item.dhash or 0 for item in group], dtype=np.uint64),
         "vector": vectors,
         "node": np.array([node] * n, dtype=object),
     }
@@ -204,7 +206,7 @@ def _from_columns(
     nodes: Counter[str] = Counter()
     for i, image in keep:
         if batch["ok"][i]:
-            group.append(Decoded(image, ON_WORKER, None, int(batch["phash"][i])))
+            group.append(Decoded(image, ON_WORKER, None, int(batch["phash"][i]), int(batch["dhash"][i])))
             nodes[str(batch["node"][i])] += 1
         else:
             group.append(Decoded(image, None, str(batch["reason"][i]) or "could not be decoded"))

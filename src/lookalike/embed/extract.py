@@ -28,8 +28,8 @@ from lookalike.progress import Progress
 from lookalike.store.catalog import Catalog, EmbeddedBatch, PendingImage, to_signed64
 from lookalike.store.vectors import RawVectors
 
-Decoder = Callable[[PendingImage], tuple[np.ndarray, int | None]]
-"""One pending image -> (model input (S, S, 3) uint8, 64-bit perceptual hash or None)."""
+Decoder = Callable[[PendingImage], tuple[np.ndarray, int | None, int | None]]
+"""One pending image -> (model input (S, S, 3) uint8, 64-bit pHash or None, 64-bit dHash or None)."""
 Embedded = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 """(embeddings (n, dim), top class indices (n, k) or None, their probabilities (n, k) or None)"""
 Embedder = Callable[[np.ndarray], Embedded]
@@ -58,13 +58,14 @@ class Decoded:
     pixels: np.ndarray | None
     reason: str | None
     phash: int | None = None
+    dhash: int | None = None
 
 
 def decode_one(image: PendingImage, decode: Decoder) -> Decoded:
     """Decode one image; a file that is not a usable image or cannot be read becomes its skip reason."""
     try:
-        pixels, phash = decode(image)
-        return Decoded(image, pixels, None, phash)
+        pixels, phash, dhash = decode(image)
+        return Decoded(image, pixels, None, phash, dhash)
     except ImageError as exc:
         return Decoded(image, None, exc.reason)
     except OSError as exc:
@@ -144,7 +145,7 @@ class RowWriter:
         self._blocks: list[np.ndarray] = []
         self._skips: list[tuple[int, str]] = []
         self._classes: list[tuple[int, int, int, float]] = []
-        self._hashes: list[tuple[int, int]] = []
+        self._hashes: list[tuple[int, int | None, int]] = []
 
     def write(self, group: list[Decoded], embedded: Embedded) -> None:
         vectors, classes, probabilities = embedded
@@ -154,7 +155,9 @@ class RowWriter:
         )
         self._ids.extend(done)
         self._hashes.extend(
-            (to_signed64(item.phash), item.image.image_id) for item in group if item.phash is not None
+            (to_signed64(item.phash), None if item.dhash is None else to_signed64(item.dhash), item.image.image_id)
+            for item in group
+            if item.phash is not None
         )
         if vectors.size:
             self._blocks.append(vectors)

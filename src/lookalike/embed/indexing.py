@@ -301,7 +301,7 @@ def _embed_pending(
     return IndexReport(sync, report.embedded, dict(report.skipped), report.seconds, dict(report.by_worker))
 
 
-def _calibrate(store: LibraryStore, decode: Callable[[PendingImage], tuple[np.ndarray, int]], threads: int) -> Backbone:
+def _calibrate(store: LibraryStore, decode: Callable[[PendingImage], tuple[np.ndarray, int, int]], threads: int) -> Backbone:
     """Store the first pending images as this int8 library's calibration; its backbone."""
     from dataclasses import replace
 

@@ -1,4 +1,4 @@
-"""64-bit perceptual hash (DCT pHash) and Hamming distances.
+"""64-bit perceptual hashes (DCT pHash, difference hash dHash) and Hamming distances.
 
 The hash of an image: apply its EXIF orientation, convert to grey (ITU-R 601 luma), resize to
 32 x 32, take the orthonormal 2-D DCT-II, keep the 8 x 8 lowest frequencies, and set one bit per
@@ -12,6 +12,13 @@ the manifest recorded ``phash``) uses Pillow's Lanczos filter with a reducing ga
 SciPy's DCT. ``opencv-area`` first took SciPy's DCT too: the coefficients agree to 1e-12, and
 on 2,216 test images, photos and synthetic, one bit of one pure gradient differed. OpenCV's DCT
 saves importing SciPy (0.23 s).
+
+The dHash (:func:`dhash`) compares neighbours instead of frequencies: the pHash's 32 x 32 grey
+image shrunk further to 9 x 8 by pixel-area averaging, one bit per pair of horizontal
+neighbours, set when the right one is brighter (imagehash's ``dhash``, with OpenCV's area filter
+in two steps: from a camera-size picture straight to 9 x 8 costs 1.1 ms, from the 32 x 32 image
+nothing). It moves less than the pHash when text or a watermark is written over part of a
+picture (a few bits where the pHash moves 8-14).
 """
 
 from __future__ import annotations
@@ -51,10 +58,45 @@ def phash(image: Any, method: str = DEFAULT_PHASH) -> int:
     else:
         import cv2
 
-        small = cv2.resize(_grey_array(image), (RESIZE_SIDE, RESIZE_SIDE), interpolation=cv2.INTER_AREA)
-        low = cv2.dct(small.astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel()
+        low = cv2.dct(_small_grey(image).astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel()
+    return _above_median(low)
+
+
+def _above_median(low: np.ndarray) -> int:
     middle = np.sort(low)[HASH_BITS // 2 - 1 : HASH_BITS // 2 + 1]
     bits = low > (middle[0] + middle[1]) / 2  # the median, as np.median computes it, 10x cheaper
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def dhash(image: Any) -> int:
+    """The 64-bit difference hash of a PIL image (EXIF-upright first) or a uint8 array (H, W),
+    (H, W, 3) or (H, W, 4): an int in [0, 2**64), first pair of row 0 in the most significant bit."""
+    return _dhash_of(_small_grey(image))
+
+
+def image_hashes(image: Any, method: str = DEFAULT_PHASH) -> tuple[int, int]:
+    """(:func:`phash`, :func:`dhash`) of one image, shrinking it once (the pHash's 32 x 32 grey
+    image is where the dHash starts too)."""
+    import cv2
+
+    small = _small_grey(image)
+    if method == "pillow-lanczos":
+        return phash(image, method), _dhash_of(small)
+    return _above_median(cv2.dct(small.astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel()), _dhash_of(small)
+
+
+def _small_grey(image: Any) -> np.ndarray:
+    """The 32 x 32 uint8 grey image, shrunk by OpenCV's pixel-area averaging."""
+    import cv2
+
+    return cv2.resize(_grey_array(image), (RESIZE_SIDE, RESIZE_SIDE), interpolation=cv2.INTER_AREA)
+
+
+def _dhash_of(small: np.ndarray) -> int:
+    import cv2
+
+    tiny = cv2.resize(small, (HASH_SIDE + 1, HASH_SIDE), interpolation=cv2.INTER_AREA)
+    bits = tiny[:, 1:] > tiny[:, :-1]
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 

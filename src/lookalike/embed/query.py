@@ -44,16 +44,17 @@ def library_pixels(manifest: Manifest, source: Source, max_pixels: int | None = 
     return to_model_input(upright, embed.image_size, embed.crop_fraction, resize=embed.resize), upright
 
 
-def pending_decoder(manifest: Manifest) -> Callable[[PendingImage], tuple[np.ndarray, int]]:
+def pending_decoder(manifest: Manifest) -> Callable[[PendingImage], tuple[np.ndarray, int, int]]:
     """How every indexing run, local or on Ray workers, decodes a pending image: (model input
-    (size, size, 3) uint8, 64-bit pHash of the upright image). Raises as :func:`library_pixels`."""
-    from lookalike.embed.phash import phash
+    (size, size, 3) uint8, 64-bit pHash and dHash of the upright image). Raises as
+    :func:`library_pixels`."""
+    from lookalike.embed.phash import image_hashes
 
     method = manifest.embed.phash
 
-    def decode(image: PendingImage) -> tuple[np.ndarray, int]:
+    def decode(image: PendingImage) -> tuple[np.ndarray, int, int]:
         pixels, upright = library_pixels(manifest, image.path)
-        return pixels, phash(upright, method)
+        return pixels, *image_hashes(upright, method)
 
     return decode
 

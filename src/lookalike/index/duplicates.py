@@ -72,11 +72,13 @@ def identical_pairs(ids: Any, content_hashes: Sequence[Hashable]) -> list[Duplic
 
 
 def phash_pairs(
-    ids: Any, hashes: Any, max_distance: int = 8, *, transforms: Sequence[str] = ("identity",)
+    ids: Any, hashes: Any, max_distance: int = 8, *, transforms: Sequence[str] = ("identity",),
+    name: str = "perceptual hash",
 ) -> list[DuplicatePair]:
     """Pairs whose 64-bit pHashes differ in at most ``max_distance`` bits (exact search).
 
-    ids (n,), hashes (n,) uint64. Score ``1 - distance / 64``. Each transform of
+    ids (n,), hashes (n,) uint64 (any 64-bit hash: ``name`` names it in the reasons, e.g.
+    "difference hash"). Score ``1 - distance / 64``. Each transform of
     :data:`lookalike.index.dihedral.QUERY_TRANSFORMS` given also searches every hash as that
     transform predicts it for the flipped or turned picture; a pair keeps its smallest distance,
     the untransformed one on ties, and names the transform and its edit.
@@ -102,14 +104,14 @@ def phash_pairs(
         if j == i or (transform == "identity" and j < i):
             continue
         a, b = int(ids[i]), int(ids[j])
-        name = transform if a < b else _INVERSE.get(transform, transform)
-        key, value = (min(a, b), max(a, b)), (d, order, name)
+        turn = transform if a < b else _INVERSE.get(transform, transform)
+        key, value = (min(a, b), max(a, b)), (d, order, turn)
         if key not in best or value < best[key]:
             best[key] = value
     pairs = []
-    for (a, b), (d, _, name) in best.items():
-        after = "" if name == "identity" else f" after {name.replace('-', ' ')}"
-        pairs.append(DuplicatePair(a, b, f"perceptual hash distance {d}/64{after}", 1 - d / HASH_BITS, EDIT_OF.get(name)))
+    for (a, b), (d, _, turn) in best.items():
+        after = "" if turn == "identity" else f" after {turn.replace('-', ' ')}"
+        pairs.append(DuplicatePair(a, b, f"{name} distance {d}/64{after}", 1 - d / HASH_BITS, EDIT_OF.get(turn)))
     return pairs
 
 

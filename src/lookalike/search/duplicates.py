@@ -7,7 +7,10 @@ Four sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates
 - near: images whose perceptual hashes (``images.phash``, DCT pHash of the EXIF-upright image)
   differ in at most ``near_bits`` of 64 bits, also after a flip or a turn by 90° or 180° of
   either (``transforms``: the flipped or turned hash is predicted from the stored one, see
-  :mod:`lookalike.index.dihedral`);
+  :mod:`lookalike.index.dihedral`); and, as weaker links (below), images whose difference
+  hashes (``images.dhash``) differ in at most ``dhash_bits`` (text or a watermark over part of
+  a picture moves the dHash by a few bits where the pHash moves 8 to 14; images embedded before
+  dHashes were stored have none, and near-plain pictures are left out: ``DHASH_INFORMATIVE``);
 - semantic: images whose reduced vectors have cosine similarity >= ``min_similarity``, found
   by k-NN on the library's vector index; with ``mirror``, each image's mirrored vector is
   searched too (:mod:`lookalike.search.flipped`: one more embedding pass), so flipped copies
@@ -17,7 +20,8 @@ Four sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates
   each piece of evidence too weak alone, both together rarely wrong. Text written over a
   picture and crops are found this way (:func:`lookalike.index.duplicates.confirmed_pairs`).
   Runs when the near and semantic tiers both do; its candidates are each image's 16 nearest
-  neighbours. Being weaker, these links only attach an image to a group, best first: a link
+  neighbours. Being weaker, these links (and the dHash ones, scored by their cosine too) only
+  attach an image to a group, best first: a link
   that would merge two groups is dropped (one false link between two look-alike drawings would
   put every copy of one with every copy of the other), and a link between two images in no
   group yet needs the higher cosine ``DUPLICATE_FOUND_SIMILARITY``.
@@ -44,6 +48,7 @@ import numpy as np
 from lookalike.config import (
     DUPLICATE_CONFIRM_BITS,
     DUPLICATE_CONFIRM_SIMILARITY,
+    DUPLICATE_DHASH_BITS,
     DUPLICATE_FOUND_SIMILARITY,
     DUPLICATE_MIN_SIMILARITY,
     DUPLICATE_NEAR_BITS,
@@ -101,24 +106,32 @@ def find_library_duplicates(
     kind: str = "auto",
     transforms: bool = True,
     mirror: bool = False,
+    dhash_bits: int | None = DUPLICATE_DHASH_BITS,
 ) -> list[FileGroup]:
     """Duplicate groups of ``store``'s files, largest first. ``None`` turns a source off (the
-    near+semantic links need ``near_bits``, ``min_similarity`` and ``confirm_bits``)."""
-    if confirm_bits is not None and not 0 <= confirm_bits < HASH_BITS:
-        raise InvalidParameterError(f"confirm_bits must be in [0, {HASH_BITS}), got {confirm_bits}")
+    near+semantic links need ``near_bits``, ``min_similarity`` and ``confirm_bits``; dHash
+    links need ``near_bits`` and ``dhash_bits``)."""
+    for name, bits in (("confirm_bits", confirm_bits), ("dhash_bits", dhash_bits)):
+        if bits is not None and not 0 <= bits < HASH_BITS:
+            raise InvalidParameterError(f"{name} must be in [0, {HASH_BITS}), got {bits}")
     for name, value in (("min_similarity", min_similarity), ("confirm_similarity", confirm_similarity)):
         if value is not None and not -1.0 <= value <= 1.0:
             raise InvalidParameterError(f"{name} must be in [-1, 1], got {value}")
     file_ids, image_of, path_of = _embedded_files(store)
-    found = _image_pairs(store, near_bits, min_similarity, confirm_bits, confirm_similarity, kind, transforms, mirror)
+    found = _image_pairs(
+        store, near_bits, dhash_bits, min_similarity, confirm_bits, confirm_similarity, kind, transforms, mirror
+    )
     strong = [(p, source) for source in ("near", "semantic") for p in found[source]]
-    weak = sorted(found["near+semantic"], key=lambda p: -p.score)  # attached best first
-    kept = {id(p) for group in group_pairs([p for p, _ in strong], attach=weak, found_above=DUPLICATE_FOUND_SIMILARITY) for p in group.pairs}
+    weak = sorted(  # attached best first
+        [(p, source) for source in ("near+semantic", "dhash") for p in found[source]], key=lambda ps: -ps[0].score
+    )
+    grouped = group_pairs([p for p, _ in strong], attach=[p for p, _ in weak], found_above=DUPLICATE_FOUND_SIMILARITY)
+    kept = {id(p) for group in grouped for p in group.pairs}
     sizes = images.sizes(store.catalog)
     first_file = _first_file_per_image(file_ids, image_of)
     near_edit: dict[tuple[int, int], str | None] = {}  # image pair -> what the near tier said
     links: list[tuple[DuplicatePair, str]] = []
-    for pair, source in [*strong, *((p, "near+semantic") for p in weak)]:
+    for pair, source in [*strong, *weak]:
         if id(pair) not in kept:
             continue
         known = near_edit.get((pair.a, pair.b)) if source == "semantic" else None
@@ -126,7 +139,7 @@ def find_library_duplicates(
         if source == "near":
             near_edit[(pair.a, pair.b)] = edit
         a, b = first_file[pair.a], first_file[pair.b]
-        links.append((DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit), source))
+        links.append((DuplicatePair(min(a, b), max(a, b), pair.reason, pair.score, edit), _KIND_OF.get(source, source)))
     if exact:
         links += [(p, "exact") for p in identical_pairs(file_ids, image_of.tolist())]
     source_of = {id(p): source for p, source in links}  # every pair is kept alive in ``links``
@@ -140,16 +153,23 @@ def find_library_duplicates(
     return groups
 
 
+_KIND_OF = {"dhash": "near"}
+"""The kind a link of each source is shown as: dHash links are near duplicates too."""
+
+
 def _image_pairs(
-    store: LibraryStore, near_bits: int | None, min_similarity: float | None, confirm_bits: int | None,
-    confirm_similarity: float, kind: str, transforms: bool, mirror: bool,
+    store: LibraryStore, near_bits: int | None, dhash_bits: int | None, min_similarity: float | None,
+    confirm_bits: int | None, confirm_similarity: float, kind: str, transforms: bool, mirror: bool,
 ) -> dict[str, list[DuplicatePair]]:
-    """Pairs of images by source: "near", "semantic" and "near+semantic" (thresholds checked)."""
-    found: dict[str, list[DuplicatePair]] = {"near": [], "semantic": [], "near+semantic": []}
+    """Pairs of images by source: "near" (pHash), "dhash" (pairs only the dHashes link, scored
+    by cosine), "semantic" and "near+semantic" (thresholds checked)."""
+    found: dict[str, list[DuplicatePair]] = {"near": [], "dhash": [], "semantic": [], "near+semantic": []}
     queried = QUERY_TRANSFORMS if transforms else ("identity",)
     if near_bits is not None:
         image_ids, hashes = _phashes(store)
         found["near"] = phash_pairs(image_ids, hashes, near_bits, transforms=queried)
+        if dhash_bits is not None:
+            found["dhash"] = _dhash_pairs(store, kind, dhash_bits, {(p.a, p.b) for p in found["near"]})
     if min_similarity is not None:
         both_bits = confirm_bits if near_bits is not None else None  # near+semantic needs both tiers
         floor = min_similarity if both_bits is None else min(min_similarity, confirm_similarity)
@@ -159,7 +179,35 @@ def _image_pairs(
             near = {(p.a, p.b) for p in found["near"]}
             weak = [p for p in similar if p.score < min_similarity and (p.a, p.b) not in near]
             found["near+semantic"] = confirmed_pairs(weak, image_ids, hashes, both_bits, transforms=queried)
+    taken = {(p.a, p.b) for source in ("semantic", "near+semantic") for p in found[source]}
+    found["dhash"] = [p for p in found["dhash"] if (p.a, p.b) not in taken]
     return found
+
+
+DHASH_INFORMATIVE = (8, 56)
+"""dHashes with fewer or more bits set than this are left out of the dHash links: a plain or
+nearly plain picture (a blank page, a flat background) has almost no brighter neighbours, so
+all such pictures share a dHash near 0."""
+
+
+def _dhash_pairs(store: LibraryStore, kind: str, max_bits: int, linked: set[tuple[int, int]]) -> list[DuplicatePair]:
+    """Pairs of informative dHashes within ``max_bits`` that the pHash did not link (``linked``),
+    scored by the cosine of their vectors: weak links, attached best first like near+semantic
+    ones."""
+    ids, hashes = images.dhashes(store.catalog)
+    set_bits = np.bitwise_count(hashes)
+    informative = (set_bits >= DHASH_INFORMATIVE[0]) & (set_bits <= DHASH_INFORMATIVE[1])
+    pairs = [p for p in phash_pairs(ids[informative], hashes[informative], max_bits, name="difference hash")
+             if (p.a, p.b) not in linked]  # fmt: skip
+    if not pairs:
+        return []
+    from lookalike.search.library_index import open_index
+
+    index = open_index(store, kind).plain()
+    a = index.reconstruct(np.array([p.a for p in pairs]))
+    b = index.reconstruct(np.array([p.b for p in pairs]))
+    cosines = np.einsum("ij,ij->i", a, b).tolist()
+    return [DuplicatePair(p.a, p.b, f"{p.reason} and cosine {c:.2f}", c) for p, c in zip(pairs, cosines)]
 
 
 def _embedded_files(store: LibraryStore) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -238,7 +286,9 @@ def infer_edit(
     out (colour changes, overlaid text, or another photo of the same thing). Near+semantic pairs
     (hashes further apart) of one size are not named either (text written over the picture, a
     strong colour change); of other sizes they are crops, even of one aspect ratio (a plain
-    resize would have been a near pair; on the benchmark, crops keep the aspect ratio).
+    resize would have been a near pair; on the benchmark, crops keep the aspect ratio). Pairs
+    only the dHashes link ("dhash") of one size are not named (text or a watermark over the
+    picture: a re-encode would be within the pHash's bits), of one aspect ratio they are resizes.
     """
     if pair.edit is not None:
         return pair.edit
@@ -249,6 +299,6 @@ def infer_edit(
         return "rotation"
     if size_a == size_b:
         return "re-encode" if source == "near" else None
-    if source == "near" and abs(aspect_a / aspect_b - 1) <= 0.02:
+    if source in ("near", "dhash") and abs(aspect_a / aspect_b - 1) <= 0.02:
         return "resize"
     return "crop"

@@ -7,8 +7,10 @@ Tables (schema version 1):
   is unusable (broken link, not an image, ...), its ``problem``.
 - ``images``: one row per distinct content hash (identical files share it, so they are
   embedded once): format, width, height, status (pending / embedded / skipped), skip reason,
-  the row of its vector in ``vectors/raw-*.f32``, and its 64-bit perceptual hash (DCT pHash of
-  the upright image, stored as a signed 64-bit integer; see :func:`to_signed64`).
+  the row of its vector in ``vectors/raw-*.f32``, and its 64-bit perceptual hashes (DCT pHash
+  and difference hash dHash of the upright image, each stored as a signed 64-bit integer; see
+  :func:`to_signed64`). ``dhash`` came later: catalogs made before get the column when first
+  opened for writing, and their images already embedded keep it NULL.
 - ``roots``: the folders given to ``index``, re-scanned by a bare ``lookalike index``.
 - ``image_classes``: each image's top-5 ImageNet classes (backbones with a classifier head).
 - ``cluster_runs`` / ``cluster_members`` / ``clusters``: stored clustering runs, side by side:
@@ -59,6 +61,7 @@ CREATE TABLE IF NOT EXISTS images (
     reason TEXT,
     row INTEGER UNIQUE,
     phash INTEGER,
+    dhash INTEGER,
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -137,14 +140,14 @@ class FileRow:
 @dataclass(frozen=True)
 class EmbeddedBatch:
     """One committed batch: images on rows ``first_row...``, skips with reasons, top classes
-    (image id, rank, class index, probability), pHashes (signed pHash, image id), and the
-    vector rows committed after it."""
+    (image id, rank, class index, probability), hashes (signed pHash, signed dHash or None,
+    image id), and the vector rows committed after it."""
 
     first_row: int
     ids: list[int]
     skips: list[tuple[int, str]]
     classes: list[tuple[int, int, int, float]]
-    hashes: list[tuple[int, int]]
+    hashes: list[tuple[int, int | None, int]]
     rows: int
 
 
@@ -189,6 +192,7 @@ class Catalog:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._db.executescript(_SCHEMA)
+                self._add_later_columns()
                 self._init_meta()
             self._check_version()
         except sqlite3.DatabaseError as exc:
@@ -196,6 +200,15 @@ class Catalog:
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_later_columns(self) -> None:
+        """Columns added to the schema after catalogs were made with it (``images.dhash``)."""
+        if not self.has_column("images", "dhash"):
+            self._db.execute("ALTER TABLE images ADD COLUMN dhash INTEGER")
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` has ``column`` (a catalog opened read-only is not upgraded)."""
+        return any(row[1] == column for row in self._db.execute(f"PRAGMA table_info({table})"))
 
     # -- transactions and metadata -------------------------------------------------------
     @contextmanager
@@ -340,7 +353,7 @@ class Catalog:
     # -- writes of an embedding batch ---------------------------------------------------------
     def commit_embedded(self, db: sqlite3.Connection, batch: EmbeddedBatch, now: float) -> None:
         """Mark a batch embedded (image ``ids[i]`` on vector row ``first_row + i``) or skipped,
-        with its ImageNet classes and pHashes, and record ``rows`` committed vector rows."""
+        with its ImageNet classes and perceptual hashes, and record ``rows`` committed vector rows."""
         db.executemany(
             "UPDATE images SET status='embedded', row=?, reason=NULL, updated_at=? WHERE id=?",
             [(batch.first_row + i, now, image_id) for i, image_id in enumerate(batch.ids)],
@@ -353,7 +366,7 @@ class Catalog:
             "INSERT OR REPLACE INTO image_classes(image_id, rank, class_index, probability) VALUES (?, ?, ?, ?)",
             batch.classes,
         )
-        db.executemany("UPDATE images SET phash=? WHERE id=?", batch.hashes)
+        db.executemany("UPDATE images SET phash=?, dhash=? WHERE id=?", batch.hashes)
         self.set_meta(db, "raw_rows", batch.rows)
 
     def meta_keys(self, prefix: str) -> list[str]:

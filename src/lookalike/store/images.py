@@ -92,7 +92,19 @@ def embedded_with_hash(catalog: Catalog, digest: str) -> int | None:
 
 def phashes(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, uint64 pHashes) of the embedded images that have one."""
-    rows = catalog.query("SELECT id, phash FROM images WHERE status = 'embedded' AND phash IS NOT NULL")
+    return _hashes(catalog, "phash")
+
+
+def dhashes(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, uint64 dHashes) of the embedded images that have one (none in a catalog made
+    before dHashes were stored and opened read-only since)."""
+    if not catalog.has_column("images", "dhash"):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    return _hashes(catalog, "dhash")
+
+
+def _hashes(catalog: Catalog, column: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = catalog.query(f"SELECT id, {column} FROM images WHERE status = 'embedded' AND {column} IS NOT NULL")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     return ids, np.array([from_signed64(int(r[1])) for r in rows], dtype=np.uint64)
 
