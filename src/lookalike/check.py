@@ -9,12 +9,15 @@ Checked, in order (each a :class:`lookalike.store.integrity.Finding`):
 5. each stored vector index: its file loads, holds the catalog's images, and the vectors of a
    sample of them equal the reduced vectors (a flipped byte shows up here);
 6. side files (confidence clusters, match calibrator) load;
-7. the image files still exist (a warning: ``lookalike index`` forgets vanished files).
+7. the image files still exist (a warning: ``lookalike index`` forgets vanished files);
+8. every embedded image has a difference hash (a warning: images embedded before lookalike
+   stored one are left out of duplicate search's dHash links).
 
 ``repair`` (needs the writer lock): images whose vectors are lost are marked pending and embedded
 again from their files (``Library.add`` over the known folders); unreadable reduced vectors are
 recomputed; damaged, missing or lagging indexes and side files are rebuilt from the reduced
-vectors. A damaged catalog is not repairable here (restore it from a backup): nothing else is
+vectors; missing difference hashes are computed from the image files. A damaged catalog is
+not repairable here (restore it from a backup): nothing else is
 trusted without it.
 """
 
@@ -91,6 +94,7 @@ def findings_of(lib: Any) -> list[Finding]:
     if reduced is not None:
         findings += index_findings(lib, reduced)
     findings.append(_files(lib))
+    findings.append(_hashes(lib))
     return findings
 
 
@@ -178,6 +182,17 @@ def _files(lib: Any) -> Finding:
     return Finding("files", "ok", f"{total} image files present")
 
 
+def _hashes(lib: Any) -> Finding:
+    from lookalike.embed.rehash import missing_dhashes
+
+    missing = missing_dhashes(lib.catalog)
+    if missing:
+        return Finding("hashes", "warning", f"{missing} embedded images have no difference hash (embedded before "
+                       "lookalike stored one): duplicate search leaves them out of its dHash links",
+                       "compute them from the image files")
+    return Finding("hashes", "ok", "every embedded image has its perceptual hashes")
+
+
 def repair_library(lib: Any, findings: list[Finding], progress: Any = None) -> list[str]:
     """Fix what ``findings`` say can be fixed; returns what was done."""
     from lookalike.search.library_index import CALIBRATOR_FILE, INDEX_DIR, stored_kinds, update_index
@@ -208,4 +223,10 @@ def repair_library(lib: Any, findings: list[Finding], progress: Any = None) -> l
         forget_index(lib.catalog, kind)
         update_index(lib.store, kind, rebuild=True)
         done.append(f"rebuilt the {kind} index")
+    if "hashes" in parts:
+        from lookalike.embed.rehash import fill_dhashes
+
+        stored, unreadable = fill_dhashes(lib.store, progress)
+        done.append(f"computed {stored} difference hashes from the image files"
+                    + (f" ({unreadable} images have no unchanged readable file)" if unreadable else ""))
     return done

@@ -167,3 +167,34 @@ def test_check_on_a_missing_library_is_one_line(tmp_path):
     done = run("check", "--library", str(tmp_path / "none"))
     assert done.returncode == 1
     assert np.sum([line.startswith("error") for line in done.stdout.splitlines()]) == 1
+
+
+def stored_dhashes(folder: Path) -> dict[int, int]:
+    with sqlite3.connect(folder / "catalog.sqlite") as db:
+        rows = db.execute("SELECT id, dhash FROM images WHERE status = 'embedded'")
+        return {int(i): None if h is None else int(h) for i, h in rows}
+
+
+@pytest.mark.parametrize("old", ["column dropped", "hashes missing"])
+def test_images_without_a_dhash_are_found_and_repair_computes_them_from_unchanged_files(library, old):
+    before = stored_dhashes(library)
+    assert len(before) > 2 and None not in before.values()
+    with sqlite3.connect(library / "catalog.sqlite") as db:
+        if old == "column dropped":  # a catalog from before dHashes were stored
+            db.execute("ALTER TABLE images DROP COLUMN dhash")
+        else:
+            db.execute("UPDATE images SET dhash = NULL")
+        changed_id, changed_path = db.execute("SELECT image_id, path FROM files ORDER BY id LIMIT 1").fetchone()
+    stat = os.stat(changed_path)
+    os.utime(changed_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched since the scan
+    report = check_json(library)
+    assert report["ok"] and levels(report)["hashes"] == "warning"  # a read-only check changes nothing
+    assert f"{len(before)} embedded images have no difference hash" in json.dumps(report)
+    repaired = check_json(library, "--repair")
+    assert f"computed {len(before) - 1} difference hashes from the image files (1 images have" in " ".join(repaired["repaired"])
+    after = stored_dhashes(library)
+    assert after[changed_id] is None  # a changed file may hold another picture: not used
+    assert {i: h for i, h in after.items() if i != changed_id} == {i: h for i, h in before.items() if i != changed_id}
+    os.utime(changed_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    check_json(library, "--repair")
+    assert stored_dhashes(library) == before and levels(check_json(library))["hashes"] == "ok"

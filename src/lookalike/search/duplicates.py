@@ -10,7 +10,8 @@ Four sources, each without an n x n matrix (see :mod:`lookalike.index.duplicates
   :mod:`lookalike.index.dihedral`); and, as weaker links (below), images whose difference
   hashes (``images.dhash``) differ in at most ``dhash_bits`` (text or a watermark over part of
   a picture moves the dHash by a few bits where the pHash moves 8 to 14; images embedded before
-  dHashes were stored have none, and near-plain pictures are left out: ``DHASH_INFORMATIVE``);
+  dHashes were stored have none until ``lookalike check --repair``, and near-plain pictures are
+  left out: ``DHASH_INFORMATIVE``);
 - semantic: images whose reduced vectors have cosine similarity >= ``min_similarity``, found
   by k-NN on the library's vector index; with ``mirror``, each image's mirrored vector is
   searched too (:mod:`lookalike.search.flipped`: one more embedding pass), so flipped copies
