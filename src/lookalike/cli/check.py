@@ -27,8 +27,13 @@ def check(
 ) -> None:
     """Verify LIBRARY end to end: catalog, vectors, PCA, indexes, files. Exit code 1 when broken."""
     from lookalike.check import check_library
+    from lookalike.progress import NoProgress, RichProgress
 
-    report = check_library(library, repair=repair)
+    bar = RichProgress() if repair and not as_json else NoProgress()  # re-embedding and rehashing take a while
+    try:
+        report = check_library(library, repair=repair, progress=bar)
+    finally:
+        bar.close()
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
