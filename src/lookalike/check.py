@@ -183,7 +183,7 @@ def _files(lib: Any) -> Finding:
 
 
 def _hashes(lib: Any) -> Finding:
-    from lookalike.embed.rehash import missing_dhashes
+    from lookalike.store.images import missing_dhashes
 
     missing = missing_dhashes(lib.catalog)
     if missing:

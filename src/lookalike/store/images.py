@@ -103,6 +103,33 @@ def dhashes(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     return _hashes(catalog, "dhash")
 
 
+def missing_dhashes(catalog: Catalog) -> int:
+    """Embedded images without a dHash (every one, in a catalog made before the column existed
+    and opened read-only)."""
+    embedded = "SELECT COUNT(*) FROM images WHERE status = 'embedded'"
+    if not catalog.has_column("images", "dhash"):
+        return catalog.count(embedded)
+    return catalog.count(embedded + " AND dhash IS NULL")
+
+
+def files_without_dhash(catalog: Catalog) -> dict[int, list[tuple[Path, int, int]]]:
+    """image id -> its files (path, size, mtime_ns as scanned) for the embedded images without a dHash."""
+    rows = catalog.query(
+        "SELECT i.id, f.path_bytes, f.size, f.mtime_ns FROM images i JOIN files f ON f.image_id = i.id "
+        "WHERE i.status = 'embedded' AND i.dhash IS NULL ORDER BY i.id, f.id"
+    )
+    files_of: dict[int, list[tuple[Path, int, int]]] = {}
+    for image_id, path_bytes, size, mtime_ns in rows:
+        files_of.setdefault(int(image_id), []).append((Path(os.fsdecode(path_bytes)), int(size), int(mtime_ns)))
+    return files_of
+
+
+def store_dhashes(catalog: Catalog, hashes: list[tuple[int, int]]) -> None:
+    """Store (signed dHash, image id) pairs in one transaction."""
+    with catalog.transaction() as db:
+        db.executemany("UPDATE images SET dhash = ? WHERE id = ?", hashes)
+
+
 def _hashes(catalog: Catalog, column: str) -> tuple[np.ndarray, np.ndarray]:
     rows = catalog.query(f"SELECT id, {column} FROM images WHERE status = 'embedded' AND {column} IS NOT NULL")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
