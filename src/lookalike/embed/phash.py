@@ -49,17 +49,13 @@ def phash(image: Any, method: str = DEFAULT_PHASH) -> int:
     """
     if method not in PHASH_METHODS:
         raise InvalidParameterError(f"method must be one of {PHASH_METHODS}, got {method!r}")
-    if method == "pillow-lanczos":
-        from PIL import Image
-        from scipy.fft import dctn
+    if method != "pillow-lanczos":
+        return _phash_of(_small_grey(image))
+    from PIL import Image
+    from scipy.fft import dctn
 
-        grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-        low = dctn(np.asarray(grey, dtype=np.float64), type=2, norm="ortho")[:HASH_SIDE, :HASH_SIDE].ravel()
-    else:
-        import cv2
-
-        low = cv2.dct(_small_grey(image).astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel()
-    return _above_median(low)
+    grey = _grey_image(image).resize((RESIZE_SIDE, RESIZE_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return _above_median(dctn(np.asarray(grey, dtype=np.float64), type=2, norm="ortho")[:HASH_SIDE, :HASH_SIDE].ravel())
 
 
 def _above_median(low: np.ndarray) -> int:
@@ -77,12 +73,8 @@ def dhash(image: Any) -> int:
 def image_hashes(image: Any, method: str = DEFAULT_PHASH) -> tuple[int, int]:
     """(:func:`phash`, :func:`dhash`) of one image, shrinking it once (the pHash's 32 x 32 grey
     image is where the dHash starts too)."""
-    import cv2
-
     small = _small_grey(image)
-    if method == "pillow-lanczos":
-        return phash(image, method), _dhash_of(small)
-    return _above_median(cv2.dct(small.astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel()), _dhash_of(small)
+    return phash(image, method) if method == "pillow-lanczos" else _phash_of(small), _dhash_of(small)
 
 
 def _small_grey(image: Any) -> np.ndarray:
@@ -90,6 +82,12 @@ def _small_grey(image: Any) -> np.ndarray:
     import cv2
 
     return cv2.resize(_grey_array(image), (RESIZE_SIDE, RESIZE_SIDE), interpolation=cv2.INTER_AREA)
+
+
+def _phash_of(small: np.ndarray) -> int:
+    import cv2
+
+    return _above_median(cv2.dct(small.astype(np.float64))[:HASH_SIDE, :HASH_SIDE].ravel())
 
 
 def _dhash_of(small: np.ndarray) -> int:
