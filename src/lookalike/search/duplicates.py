@@ -41,6 +41,8 @@ every file of an image to its first one; connected files form one group.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -166,15 +168,16 @@ def _image_pairs(
     by cosine), "semantic" and "near+semantic" (thresholds checked)."""
     found: dict[str, list[DuplicatePair]] = {"near": [], "dhash": [], "semantic": [], "near+semantic": []}
     queried = QUERY_TRANSFORMS if transforms else ("identity",)
+    live = functools.cache(lambda: _open_index(store, kind))  # opened once, for whichever tier needs it first
     if near_bits is not None:
         image_ids, hashes = _phashes(store)
         found["near"] = phash_pairs(image_ids, hashes, near_bits, transforms=queried)
         if dhash_bits is not None:
-            found["dhash"] = _dhash_pairs(store, kind, dhash_bits, {(p.a, p.b) for p in found["near"]})
+            found["dhash"] = _dhash_pairs(store, live, dhash_bits, {(p.a, p.b) for p in found["near"]})
     if min_similarity is not None:
         both_bits = confirm_bits if near_bits is not None else None  # near+semantic needs both tiers
         floor = min_similarity if both_bits is None else min(min_similarity, confirm_similarity)
-        similar = _semantic(store, kind, floor, mirror, min_similarity)  # one k-NN search serves both
+        similar = _semantic(store, live(), floor, mirror, min_similarity)  # one k-NN search serves both
         found["semantic"] = [p for p in similar if p.score >= min_similarity]
         if both_bits is not None:
             near = {(p.a, p.b) for p in found["near"]}
@@ -191,7 +194,15 @@ nearly plain picture (a blank page, a flat background) has almost no brighter ne
 all such pictures share a dHash near 0."""
 
 
-def _dhash_pairs(store: LibraryStore, kind: str, max_bits: int, linked: set[tuple[int, int]]) -> list[DuplicatePair]:
+def _open_index(store: LibraryStore, kind: str) -> Any:
+    from lookalike.search.library_index import open_index
+
+    return open_index(store, kind)
+
+
+def _dhash_pairs(
+    store: LibraryStore, live: Callable[[], Any], max_bits: int, linked: set[tuple[int, int]]
+) -> list[DuplicatePair]:
     """Pairs of informative dHashes within ``max_bits`` that the pHash did not link (``linked``),
     scored by the cosine of their vectors: weak links, attached best first like near+semantic
     ones."""
@@ -202,9 +213,7 @@ def _dhash_pairs(store: LibraryStore, kind: str, max_bits: int, linked: set[tupl
              if (p.a, p.b) not in linked]  # fmt: skip
     if not pairs:
         return []
-    from lookalike.search.library_index import open_index
-
-    index = open_index(store, kind).plain()
+    index = live().plain()
     a = index.reconstruct(np.array([p.a for p in pairs]))
     b = index.reconstruct(np.array([p.b for p in pairs]))
     cosines = np.einsum("ij,ij->i", a, b).tolist()
@@ -229,15 +238,12 @@ def _phashes(store: LibraryStore) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _semantic(
-    store: LibraryStore, kind: str, min_similarity: float, mirror: bool, complete_above: float
+    store: LibraryStore, live: Any, min_similarity: float, mirror: bool, complete_above: float
 ) -> list[DuplicatePair]:
     """Semantic pairs at ``min_similarity`` or more, complete from ``complete_above`` (see
     :func:`lookalike.index.duplicates.semantic_pairs`)."""
     if not -1.0 <= min_similarity <= 1.0:
         raise InvalidParameterError(f"min_similarity must be in [-1, 1], got {min_similarity}")
-    from lookalike.search.library_index import open_index
-
-    live = open_index(store, kind)
     if len(live) < 2:
         return []
     index = live.plain()
