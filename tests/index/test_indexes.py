@@ -241,6 +241,13 @@ def test_bad_vectors_ids_and_states_are_refused(data):
         search(ExactIndex().fit(np.zeros((0, 32), np.float32), []), data.Q, 3)
     with pytest.raises(InvalidParameterError, match=r"\['nprobe'\] do not apply to the 'exact' index"):
         search(build("exact", data), data.Q, 3, nprobe=4)
+    ivf = build("ivf", data)
+    for bad in (0, -2, True, 2.0, "4"):
+        with pytest.raises(InvalidParameterError, match=f"nprobe must be an integer >= 1, got {bad!r}"):
+            search(ivf, data.Q, 3, nprobe=bad)
+    with pytest.raises(InvalidParameterError, match=r"\['ef_search'\] do not apply to the 'ivf' index"):
+        search(ivf, data.Q, 3, nprobe=2, ef_search=8)
+    assert ivf.check_options(nprobe=np.int64(3), ef_search=None) == {"nprobe": 3}
     with pytest.raises(InvalidParameterError, match="needs at least 500 training vectors, got 100"):
         IVFIndex(nlist=500).fit(data.X[:100], data.ids[:100])
 

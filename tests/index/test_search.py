@@ -203,8 +203,33 @@ def test_single_queries_match_batched_rows_and_restore_the_thread_count(kind, in
         return real_knn(self, *args, **kwargs)
 
     monkeypatch.setattr(type(indexes[kind]), searched_by, spying_knn)
-    batched = search(indexes[kind], data.Q[:5], 10)
-    singles = [search(indexes[kind], q, 10)[0] for q in data.Q[:5]]
+    calibrator = MatchCalibrator("logistic").fit(np.linspace(-1, 1, 40), np.linspace(-1, 1, 40) > 0.2)
+    clusters = None if kind == "ivf" else ClusterRadii.from_data(data.X, data.X[:: len(data.X) // 8])
+    near = data.X[:5] + 0.05 * np.random.default_rng(3).standard_normal(data.X[:5].shape).astype(np.float32)
+    queries = near / np.linalg.norm(near, axis=1, keepdims=True)  # near members: confidences in (0, 1)
+    batched = search(indexes[kind], queries, 10, clusters=clusters, calibrator=calibrator)
+    singles = [search(indexes[kind], q, 10, clusters=clusters, calibrator=calibrator)[0] for q in queries]
     assert used == [before] + [1] * 5 and faiss.omp_get_max_threads() == before
-    for a, b in zip(batched, singles):
+    for a, b in zip(batched, singles):  # a single query takes a shorter scoring path: same numbers
         np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_allclose(a.similarities, b.similarities, atol=1e-6)  # FAISS batches sum differently
+        np.testing.assert_array_equal(b.distances, np.float32(2.0) - np.float32(2.0) * b.similarities)
+        np.testing.assert_allclose(a.confidences, b.confidences, atol=1e-6)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-7)
+        assert b.confidences.dtype == b.probabilities.dtype == np.float32
+    confidences = np.concatenate([b.confidences for b in singles])
+    assert ((confidences > 0) & (confidences < 1)).any()
+
+
+def test_a_unit_query_is_searched_as_given_and_any_other_is_normalised(indexes, data):
+    from lookalike.index._checks import UNIT_QUERY_TOLERANCE, as_queries
+
+    query = data.Q[:1] / np.linalg.norm(data.Q[:1])
+    assert abs(float(np.dot(query[0], query[0])) - 1.0) <= UNIT_QUERY_TOLERANCE
+    assert as_queries(query, query.shape[1]) is query  # no copy, no division
+    scaled = as_queries(query * np.float32(1.001), query.shape[1])
+    np.testing.assert_allclose(scaled, query, atol=1e-6)
+    for kind, index in indexes.items():
+        given, normalised = search(index, query, 10)[0], search(index, query * np.float32(1.001), 10)[0]
+        np.testing.assert_array_equal(given.ids, normalised.ids, err_msg=kind)
+        np.testing.assert_allclose(given.similarities, normalised.similarities, atol=1e-6, err_msg=kind)

@@ -11,6 +11,10 @@ from lookalike.errors import InvalidParameterError
 
 UNIT_NORM_TOLERANCE = 1e-3
 """Stored vectors must have ``| ||x|| - 1 | <= UNIT_NORM_TOLERANCE`` (cosine = inner product)."""
+UNIT_QUERY_TOLERANCE = 2.0**-22
+"""A single float32 query whose squared norm is within this of 1 is used as given (its norm is
+within 1.2e-7 of 1, below float32 resolution near 1): most queries are stored or embedded unit
+vectors, and skipping the copy and division saves about a tenth of an IVF query."""
 
 
 def as_matrix(X: Any, dim: int | None, what: str) -> np.ndarray:
@@ -59,6 +63,8 @@ def as_queries(queries: Any, dim: int) -> np.ndarray:
     if arr.dtype == np.float32 and arr.ndim == 2 and arr.shape[1] == dim and arr.flags.c_contiguous:
         if arr.shape[0] == 1:
             sq_norm = float(np.dot(arr[0], arr[0]))
+            if abs(sq_norm - 1.0) <= UNIT_QUERY_TOLERANCE:
+                return arr  # already unit: dividing would change no similarity by a float32 step
             if 0.0 < sq_norm < math.inf:
                 unit: np.ndarray = arr / np.float32(math.sqrt(sq_norm))
                 return unit

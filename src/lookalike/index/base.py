@@ -133,19 +133,21 @@ class VectorIndex(ABC):
     def check_options(self, **options: int | None) -> dict[str, int]:
         """The given (not None) search options, refusing those this kind does not have."""
         self._check_fitted()
-        given = {name: value for name, value in options.items() if value is not None}
-        if not given:
-            return given
-        unknown = sorted(set(given) - self.search_options)
-        if unknown:
-            raise InvalidParameterError(
-                f"{unknown} do not apply to the '{self.kind}' index; it accepts "
-                f"{sorted(self.search_options) or 'no search options'}"
-            )
-        for name, value in given.items():
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        checked = {}
+        for name, value in options.items():
+            if value is None:
+                continue
+            if name not in self.search_options:
+                unknown = sorted(n for n, v in options.items() if v is not None and n not in self.search_options)
+                raise InvalidParameterError(
+                    f"{unknown} do not apply to the '{self.kind}' index; it accepts "
+                    f"{sorted(self.search_options) or 'no search options'}"
+                )
+            not_integer = type(value) is not int and (isinstance(value, bool) or not isinstance(value, (int, np.integer)))
+            if not_integer or value < 1:
                 raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
-        return {name: int(value) for name, value in given.items()}
+            checked[name] = int(value)
+        return checked
 
     # ---------------------------------------------------------------- files
     def save(self, path: str | Path) -> None:

@@ -54,6 +54,7 @@ class IVFIndex(VectorIndex):
         self.seed = seed
         self._radii: ClusterRadii | None = None
         self._params_by_nprobe: dict[int, Any] = {}
+        self._quantizer: Any = None
 
     @classmethod
     def from_config(cls, config: IndexConfig, centroids: Any = None) -> IVFIndex:
@@ -120,6 +121,7 @@ class IVFIndex(VectorIndex):
         index.nprobe = min(self.nprobe, len(centroids))
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         self._radii = None
+        self._quantizer = None
         return index
 
     def _initial_centroids(self, X: np.ndarray) -> np.ndarray:
@@ -189,13 +191,17 @@ class IVFIndex(VectorIndex):
         """:meth:`knn_checked` without a selector that also returns each query's own cluster
         (m,): the nearest probed centroid, found by the one coarse search FAISS needs anyway,
         so a confidence score costs no second centroid search."""
+        nprobe = options.get("nprobe", self.nprobe)
         if len(queries) != 1:
-            return self._routed_knn(queries, k, **options)
-        return on_one_thread(self._routed_knn, queries, k, **options)
+            return self._routed_knn(queries, k, nprobe)
+        return on_one_thread(self._routed_knn, queries, k, nprobe)
 
-    def _routed_knn(self, queries: np.ndarray, k: int, **options: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _routed_knn(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The coarse search, then the list scan (two FAISS calls, no Python between them
+        but the buffers: a single query spends a few microseconds here, on top of FAISS's)."""
         faiss = import_faiss()
-        nprobe = min(int(options.get("nprobe", self.nprobe)), self.index_.nlist)
+        index = self.index_
+        nprobe = min(int(nprobe), index.nlist)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         m = len(queries)
         centroid_d = np.empty((m, nprobe), dtype=np.float32)
@@ -203,11 +209,17 @@ class IVFIndex(VectorIndex):
         scores = np.empty((m, k), dtype=np.float32)
         labels = np.empty((m, k), dtype=np.int64)
         x, dq, iq = faiss.swig_ptr(queries), faiss.swig_ptr(centroid_d), faiss.swig_ptr(probes)
-        self.index_.quantizer.search_c(m, x, nprobe, dq, iq)
-        self.index_.search_preassigned_c(
+        self._coarse().search_c(m, x, nprobe, dq, iq)
+        index.search_preassigned_c(
             m, x, k, iq, dq, faiss.swig_ptr(scores), faiss.swig_ptr(labels), False, self._plain_params(nprobe)
         )
-        return scores, labels, probes[:, 0].copy()
+        return scores, labels, probes[:, 0]
+
+    def _coarse(self) -> Any:
+        """The coarse quantizer's FAISS object (fetching it through SWIG costs a microsecond)."""
+        if self._quantizer is None:
+            self._quantizer = self.index_.quantizer
+        return self._quantizer
 
     def _knn(
         self, queries: np.ndarray, k: int, selector: Any, **options: int
@@ -239,6 +251,7 @@ class IVFIndex(VectorIndex):
         self.nlist = int(raw.nlist)
         self.nprobe = int(raw.nprobe)
         self._radii = None
+        self._quantizer = None
 
     @classmethod
     def _recognizes(cls, raw: Any) -> bool:

@@ -35,6 +35,7 @@ from lookalike.index._checks import as_matrix
 
 CALIBRATION_METHODS = ("isotonic", "logistic")
 BLOCK_ROWS = 65_536
+_ZERO, _ONE = np.float32(0.0), np.float32(1.0)
 
 
 def _quantizer(centroids: np.ndarray) -> Any:
@@ -109,12 +110,14 @@ class ClusterRadii:
         """``clip(1 - d / max_d[cluster(query)], 0, 1)`` for distances (m, r) of queries (m, d);
         ``clusters`` (m,) are the queries' clusters when already known."""
         own = self.assign(queries) if clusters is None else clusters
-        if len(own) == 1 and self.max_distances[own[0]] > 0:  # one query: a scalar scale, few array calls
-            conf: np.ndarray = np.multiply(distances, np.float32(-1.0 / float(self.max_distances[own[0]])), dtype=np.float32)
-            conf += np.float32(1.0)
-            np.maximum(conf, np.float32(0.0), out=conf)
-            np.minimum(conf, np.float32(1.0), out=conf)
-            return conf
+        if len(own) == 1:  # one query: a scalar scale, few array calls
+            max_d = float(self.max_distances[own[0]])
+            if max_d > 0:
+                conf: np.ndarray = np.multiply(distances, np.float32(-1.0 / max_d), dtype=np.float32)
+                conf += _ONE
+                np.maximum(conf, _ZERO, out=conf)
+                np.minimum(conf, _ONE, out=conf)
+                return conf
         return _confidence(self.max_distances[own].astype(np.float64)[:, None], distances)
 
 

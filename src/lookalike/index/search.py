@@ -180,18 +180,12 @@ def _results(
 ) -> list[Neighbors]:
     """Scored Neighbors per query from FAISS-style (m, k) arrays with -1 padding;
     ``own_clusters`` (m,) are the queries' clusters when the search already found them."""
+    if len(Q) == 1 and labels.shape[1] and labels[0, -1] >= 0:  # one query, every slot filled
+        return [_one_full_row(Q, sims[0], labels[0], clusters, calibrator, own_clusters)]
     # -1 pads the end of a row (results come best first), so the last column tells completeness
     last = labels[:, -1] if labels.shape[1] else labels[:, :0]
-    complete = (int(last[0]) >= 0) if len(last) == 1 else bool(np.all(last >= 0))
-    if complete and sims.dtype == np.float32:  # every slot holds a result (the common case)
-        found = None
-        similarity = np.minimum(sims, _ONE)
-    else:
-        found = labels >= 0
-        similarity = np.minimum(np.where(found, sims, _ZERO), _ONE, dtype=np.float32)
-    np.maximum(similarity, _MINUS_ONE, out=similarity)  # clipped to [-1, 1]; NaN stays NaN
-    distance = similarity * _MINUS_TWO  # 2 - 2 * similarity, exactly, hence >= 0
-    distance += _TWO
+    found = None if bool(np.all(last >= 0)) else labels >= 0
+    similarity, distance = _similarity_distance(sims if found is None else np.where(found, sims, _ZERO))
     confidence = None if clusters is None else clusters.confidence(Q, distance, own_clusters)
     probability = None if calibrator is None else calibrator.predict_proba(similarity)
     out = []
@@ -207,6 +201,36 @@ def _results(
             )
         )
     return out
+
+
+def _one_full_row(
+    Q: np.ndarray,
+    sims: np.ndarray,
+    ids: np.ndarray,
+    clusters: ClusterRadii | ClusterSpan | None,
+    calibrator: MatchCalibrator | None,
+    own_clusters: np.ndarray | None,
+) -> Neighbors:
+    """:func:`_results` for one query (1, d) whose k slots (k,) all hold a result: the same
+    numbers with no masks or row slicing (a single query pays microseconds for each)."""
+    similarity, distance = _similarity_distance(sims)
+    return Neighbors(
+        ids=ids,
+        similarities=similarity,
+        distances=distance,
+        confidences=None if clusters is None else clusters.confidence(Q, distance[None], own_clusters)[0],
+        probabilities=None if calibrator is None else calibrator.predict_proba(similarity),
+    )
+
+
+def _similarity_distance(sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities clipped to [-1, 1] (NaN stays NaN) as float32, and ``2 - 2 * similarity``,
+    exactly, hence >= 0."""
+    similarity = np.minimum(sims, _ONE, dtype=np.float32)
+    np.maximum(similarity, _MINUS_ONE, out=similarity)
+    distance = similarity * _MINUS_TWO
+    distance += _TWO
+    return similarity, distance
 
 
 def member_neighbors(
