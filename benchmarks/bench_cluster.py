@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lookalike._faiss import FAST_CORETYPE, prefer_fast_blas
+from lookalike._faiss import fast_coretype, prefer_fast_blas
 
 SECTIONS = ("blas", "reduce", "kmeans", "hierarchical", "choose_k")
 CORETYPES = ("unset", "Haswell", "SkylakeX", "Zen")
@@ -149,7 +149,7 @@ def bench_coretypes(args: argparse.Namespace) -> dict[str, Any]:
         "fastest_kmeans": min(variants, key=lambda v: variants[v]["faiss_kmeans_10_iter_s"]),
         "fastest_search": min(variants, key=lambda v: variants[v]["faiss_flat_search_s"]),
         "fastest_gemm": max(variants, key=lambda v: variants[v]["gemm_gflops"]),
-        "FAST_CORETYPE": FAST_CORETYPE,
+        "chosen_coretype": fast_coretype(),
     }
 
 

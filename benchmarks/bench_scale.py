@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")  # numpy's OpenBLAS reads it on import
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as lookalike._faiss.prefer_fast_blas
+from lookalike._faiss import prefer_fast_blas  # noqa: E402  (imports no numpy)
+
+prefer_fast_blas()  # numpy's OpenBLAS reads OPENBLAS_CORETYPE when it loads
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -48,8 +49,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-from lookalike._faiss import prefer_fast_blas  # noqa: E402
 
 D = 256
 K = 10

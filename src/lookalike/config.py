@@ -27,6 +27,19 @@ def _require(condition: bool, message: str) -> None:
         raise InvalidParameterError(message)
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo is unavailable)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask; the CPU count off Linux)."""
     try:

@@ -25,7 +25,12 @@ full-data refinement) take 0.75–1.1 s against 18–23 s for scikit-learn's ``K
 same run (this VM's timings drift by ±30 % between runs), at an inertia about 0.3 % *below*
 scikit-learn's. Splitting the seeding's products over two threads took it from 0.56 to 0.33 s;
 10 sample iterations and one refinement instead of 20 and 2 cost +0.13 % inertia (mean of 4
-seeds) and save about 0.3 s.
+seeds) and save about 0.3 s. On a 2-core Xeon with AVX-512, OpenBLAS's SkylakeX kernels
+(:func:`lookalike._faiss.fast_coretype`) took a fit from 0.95 to 0.65 s on overlapping groups
+and 1.0 to 0.78 s on the mixture; the seeding is then half of it (0.33 s: 300 steps of a
+24 × 256 by 256 × 10k product, ~110 GFLOP/s a core). Running those products in bfloat16 through
+torch (AMX) cut the seeding to 0.25 s, but importing torch costs 1.05 s, so a fit in a fresh
+process would be slower: not used.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lookalike.config import cpu_flags
 from lookalike.errors import InvalidParameterError, PrecisionError
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -55,19 +56,6 @@ class GateResult:
     images_per_second: float
     cpu_class: str
     worst_delta: float
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags (empty where /proc/cpuinfo is unavailable)."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
 
 
 def cpu_class(flags: frozenset[str]) -> str:
