@@ -195,14 +195,17 @@ def test_single_queries_match_batched_rows_and_restore_the_thread_count(kind, in
 
     before = faiss.omp_get_max_threads()
     used = []
-    searched_by = "_routed_knn" if kind == "ivf" else "_knn"  # ivf also returns the query's cluster
-    real_knn = getattr(type(indexes[kind]), searched_by)
+    searched_by = ["_routed_many", "_routed_one"] if kind == "ivf" else ["_knn"]  # ivf also finds the own cluster
 
-    def spying_knn(self, *args, **kwargs):
-        used.append(faiss.omp_get_max_threads())
-        return real_knn(self, *args, **kwargs)
+    def spying(real):
+        def knn(self, *args, **kwargs):
+            used.append(faiss.omp_get_max_threads())
+            return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(indexes[kind]), searched_by, spying_knn)
+        return knn
+
+    for name in searched_by:
+        monkeypatch.setattr(type(indexes[kind]), name, spying(getattr(type(indexes[kind]), name)))
     calibrator = MatchCalibrator("logistic").fit(np.linspace(-1, 1, 40), np.linspace(-1, 1, 40) > 0.2)
     clusters = None if kind == "ivf" else ClusterRadii.from_data(data.X, data.X[:: len(data.X) // 8])
     near = data.X[:5] + 0.05 * np.random.default_rng(3).standard_normal(data.X[:5].shape).astype(np.float32)

@@ -189,29 +189,42 @@ class IVFIndex(VectorIndex):
         self, queries: np.ndarray, k: int, options: dict[str, int]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`knn_checked` without a selector that also returns each query's own cluster
-        (m,): the nearest probed centroid, found by the one coarse search FAISS needs anyway,
-        so a confidence score costs no second centroid search."""
-        nprobe = options.get("nprobe", self.nprobe)
-        if len(queries) != 1:
-            return self._routed_knn(queries, k, nprobe)
-        return on_one_thread(self._routed_knn, queries, k, nprobe)
+        (m,), its nearest centroid, for the confidence score.
 
-    def _routed_knn(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The coarse search, then the list scan (two FAISS calls, no Python between them
-        but the buffers: a single query spends a few microseconds here, on top of FAISS's)."""
+        One query: the coarse search FAISS needs anyway (its first probe is the own cluster),
+        then the list scan, on one thread. Several: FAISS's own ``search``, which splits the
+        queries over the threads with the coarse search and the scan of a slice together (a
+        separate ``search_preassigned`` call over all of them ran 1.7x slower: 54 against 32 ms
+        for 1,000 queries at nprobe 12 over 100k x 256), then a coarse search for one centroid
+        each (4 ms)."""
+        nprobe = min(int(options.get("nprobe", self.nprobe)), self.index_.nlist)
+        params = self._plain_params(nprobe)
+        if len(queries) != 1:
+            return self._routed_many(queries, k, params)
+        return on_one_thread(self._routed_one, queries, k, nprobe, params)
+
+    def _routed_many(
+        self, queries: np.ndarray, k: int, params: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Several queries (m, d): FAISS's search, then each query's nearest centroid."""
+        scores, labels = search_raw(self.index_, queries, k, params)
+        return scores, labels, search_raw(self._coarse(), queries, 1)[1][:, 0]
+
+    def _routed_one(
+        self, query: np.ndarray, k: int, nprobe: int, params: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One query (1, d): the coarse search, then the list scan (two FAISS calls, no Python
+        between them but the buffers; a few microseconds on top of FAISS's own)."""
         faiss = import_faiss()
-        index = self.index_
-        nprobe = min(int(nprobe), index.nlist)
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        m = len(queries)
-        centroid_d = np.empty((m, nprobe), dtype=np.float32)
-        probes = np.empty((m, nprobe), dtype=np.int64)
-        scores = np.empty((m, k), dtype=np.float32)
-        labels = np.empty((m, k), dtype=np.int64)
-        x, dq, iq = faiss.swig_ptr(queries), faiss.swig_ptr(centroid_d), faiss.swig_ptr(probes)
-        self._coarse().search_c(m, x, nprobe, dq, iq)
-        index.search_preassigned_c(
-            m, x, k, iq, dq, faiss.swig_ptr(scores), faiss.swig_ptr(labels), False, self._plain_params(nprobe)
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        centroid_d = np.empty((1, nprobe), dtype=np.float32)
+        probes = np.empty((1, nprobe), dtype=np.int64)
+        scores = np.empty((1, k), dtype=np.float32)
+        labels = np.empty((1, k), dtype=np.int64)
+        x, dq, iq = faiss.swig_ptr(query), faiss.swig_ptr(centroid_d), faiss.swig_ptr(probes)
+        self._coarse().search_c(1, x, nprobe, dq, iq)
+        self.index_.search_preassigned_c(
+            1, x, k, iq, dq, faiss.swig_ptr(scores), faiss.swig_ptr(labels), False, params
         )
         return scores, labels, probes[:, 0]
 
