@@ -93,6 +93,29 @@ def test_openvino_int8_model_is_cached_and_quantized_again_when_a_file_is_damage
     assert not [f for f in path.parent.iterdir() if f.name.startswith(".")]  # no work folder left behind
 
 
+def test_openvino_int8_keeps_the_first_last_and_depthwise_convolutions_float(reference):
+    from lookalike.embed import reduced_precision as rp
+
+    if not openvino_available():
+        pytest.skip("openvino is not installed")
+    import openvino as ov
+
+    spec, onnx_path, fp32, batch, _ = reference
+    model = ov.Core().read_model(str(rp.ensure_quantized(onnx_path, batch[:4], "openvino")))
+    convolutions = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
+
+    def int8(op: object) -> bool:  # NNCF puts a FakeQuantize on the activations it quantizes
+        return any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())
+
+    pointwise = [op for op in convolutions[1:-1] if op.get_type_name() == "Convolution"]
+    depthwise = [op for op in convolutions if op.get_type_name() == "GroupConvolution"]
+    assert not int8(convolutions[0]) and not int8(convolutions[-1])
+    assert depthwise and not any(int8(op) for op in depthwise)
+    assert pointwise and all(int8(op) for op in pointwise)
+    assert rp.float_precision("bf16") == "bf16" and rp.float_precision("fp32") == "f32"
+    assert rp.float_precision("int8") == ("bf16" if prec.runs_natively("bf16", prec.cpu_flags()) else "f32")
+
+
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_int8_library_calibrates_on_its_first_images(tmp_path, monkeypatch, reference, runtime):
     if runtime == "openvino" and not openvino_available():
