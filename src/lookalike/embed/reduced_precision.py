@@ -40,9 +40,10 @@ QUANT_FORMAT = 4
 """Bump when the quantization recipe changes, so old cached int8 models are not reused."""
 
 
-def calibration_fingerprint(images: np.ndarray) -> str:
-    """Hex SHA-256 of a calibration batch's shape and pixels (and the recipe version)."""
-    digest = hashlib.sha256(f"q{QUANT_FORMAT}:{images.shape}".encode())
+def calibration_fingerprint(images: np.ndarray, recipe: int = QUANT_FORMAT) -> str:
+    """Hex SHA-256 of a calibration batch's shape and pixels (and the quantization recipe's
+    version: a library records it, so a recipe change is detected, not mixed into its vectors)."""
+    digest = hashlib.sha256(f"q{recipe}:{images.shape}".encode())
     digest.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
     return digest.hexdigest()
 
