@@ -60,7 +60,7 @@ def load_calibration(folder: Path, fingerprint: str | None) -> np.ndarray:
 
     Raises :class:`BackboneError` when they are missing (nothing indexed yet) or altered.
     """
-    from lookalike.embed.reduced_precision import QUANT_FORMAT, calibration_fingerprint
+    from lookalike.embed.reduced_precision import calibration_fingerprint
 
     path = folder / CALIBRATION_NAME
     if fingerprint is None or not path.is_file():
@@ -70,17 +70,25 @@ def load_calibration(folder: Path, fingerprint: str | None) -> np.ndarray:
         )
     images = np.asarray(load_npy(path, mmap=False))
     found = calibration_fingerprint(images)
-    older = [r for r in range(1, QUANT_FORMAT) if calibration_fingerprint(images, r) == fingerprint]
-    if found != fingerprint and older:
-        raise BackboneError(
-            f"{folder}: its int8 vectors come from quantization recipe {older[0]}, and this lookalike "
-            f"quantizes with recipe {QUANT_FORMAT}, whose vectors differ, so new images and queries would not "
-            "match the stored ones: index the images into a new library (or open this one with the "
-            "lookalike version that made it)"
-        )
     if found != fingerprint:
+        _refuse_an_older_recipe(folder, images, fingerprint)
         raise BackboneError(
             f"{path}: calibration images changed (sha256 {found[:12]}…, the manifest records {fingerprint[:12]}…); "
             "restore the file, or rebuild the library"
         )
     return images
+
+
+def _refuse_an_older_recipe(folder: Path, images: np.ndarray, fingerprint: str) -> None:
+    """Raise :class:`BackboneError` if ``fingerprint`` is these images' under an older quantization
+    recipe: the library is intact, but its vectors came from a model this version no longer makes."""
+    from lookalike.embed.reduced_precision import QUANT_FORMAT, calibration_fingerprint
+
+    for recipe in range(QUANT_FORMAT - 1, 0, -1):
+        if calibration_fingerprint(images, recipe) == fingerprint:
+            raise BackboneError(
+                f"{folder}: its int8 vectors come from quantization recipe {recipe}, and this lookalike "
+                f"quantizes with recipe {QUANT_FORMAT}, whose vectors differ, so new images and queries would "
+                "not match the stored ones: index the images into a new library (or open this one with the "
+                "lookalike version that made it)"
+            )

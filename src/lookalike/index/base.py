@@ -143,8 +143,7 @@ class VectorIndex(ABC):
                     f"{unknown} do not apply to the '{self.kind}' index; it accepts "
                     f"{sorted(self.search_options) or 'no search options'}"
                 )
-            not_integer = type(value) is not int and (isinstance(value, bool) or not isinstance(value, (int, np.integer)))
-            if not_integer or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
             checked[name] = int(value)
         return checked

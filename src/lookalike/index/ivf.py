@@ -80,14 +80,14 @@ class IVFIndex(VectorIndex):
     def centroids_(self) -> np.ndarray:
         """The routing centroids: (K, d) float32."""
         self._check_fitted()
-        quantizer = import_faiss().downcast_index(self.index_.quantizer)
+        quantizer = import_faiss().downcast_index(self._coarse())
         return np.asarray(quantizer.reconstruct_n(0, self.index_.nlist))
 
     def assign(self, X: Any) -> np.ndarray:
         """The cluster (nearest centroid, squared L2) of each row of X (n, d): (n,) int64."""
         self._check_fitted()
         X = as_matrix(X, self.dim_, "vectors")
-        _, labels = self.index_.quantizer.search(X, 1)
+        _, labels = self._coarse().search(X, 1)
         return np.asarray(labels[:, 0].astype(np.int64))
 
     def list_ids(self, cluster: int) -> np.ndarray:
